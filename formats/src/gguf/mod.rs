@@ -1,0 +1,1 @@
+//! GGUF: reader and writer (owned by the GGUF work; see DESIGN.md).

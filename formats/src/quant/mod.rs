@@ -1,0 +1,1 @@
+//! Number formats: one module per block type, scalar reference encoders and decoders bit-exact with ggml.

@@ -1,0 +1,1 @@
+//! safetensors: sharded, memory-mapped reading and a streaming writer.
