@@ -1,5 +1,8 @@
 //! ossify: convert, quantize, inspect and verify gpt-oss checkpoints.
 
+mod checkpoint;
+mod gpt_oss;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
