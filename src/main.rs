@@ -1,7 +1,5 @@
-//! ossify: convert, quantize, inspect and verify gpt-oss checkpoints.
-
-mod checkpoint;
-mod gpt_oss;
+//! ossify: convert, quantize, inspect and verify gpt-oss checkpoints. This file only parses arguments and
+//! dispatches to `ossify::cli`.
 
 use std::process::ExitCode;
 
