@@ -78,7 +78,10 @@ impl DType {
 
     /// Parses a name as printed by [`DType::name`] (case-insensitive).
     pub fn from_name(name: &str) -> Option<DType> {
-        TABLE.iter().find(|r| r.4.eq_ignore_ascii_case(name)).map(|r| r.0)
+        TABLE
+            .iter()
+            .find(|r| r.4.eq_ignore_ascii_case(name))
+            .map(|r| r.0)
     }
 
     pub fn is_quantized(self) -> bool {
@@ -171,8 +174,14 @@ mod tests {
     #[test]
     fn sizes_match_gguf_py() {
         // GGML_QUANT_SIZES in gguf-py/gguf/constants.py
-        assert_eq!((DType::Mxfp4.block_size(), DType::Mxfp4.type_size()), (32, 17));
-        assert_eq!((DType::Q8_0.block_size(), DType::Q8_0.type_size()), (32, 34));
+        assert_eq!(
+            (DType::Mxfp4.block_size(), DType::Mxfp4.type_size()),
+            (32, 17)
+        );
+        assert_eq!(
+            (DType::Q8_0.block_size(), DType::Q8_0.type_size()),
+            (32, 34)
+        );
         assert_eq!(DType::Mxfp4.nbytes(64), Some(34));
         assert_eq!(DType::Mxfp4.nbytes(33), None);
         assert_eq!(DType::BF16.nbytes(3), Some(6));

@@ -47,10 +47,12 @@ impl<'a> TensorView<'a> {
                 self.dtype.block_size()
             ));
         }
-        let want = self
-            .dtype
-            .nbytes(n)
-            .ok_or_else(|| format!("tensor '{}': size of {:?} {} overflows", self.name, self.shape, self.dtype))?;
+        let want = self.dtype.nbytes(n).ok_or_else(|| {
+            format!(
+                "tensor '{}': size of {:?} {} overflows",
+                self.name, self.shape, self.dtype
+            )
+        })?;
         if want != self.bytes.len() {
             return Err(format!(
                 "tensor '{}': {} {:?} needs {} bytes but {} are stored",
