@@ -1,32 +1,13 @@
 //! Row decoders the kernels call on the fly: one row (or a span of a row) of stored weights to f32.
 //!
-//! The formulas are ggml's `dequantize_row_*` (ggml/src/ggml-quants.c) and transformers'
-//! `convert_moe_packed_tensors` for the HF/OpenAI MXFP4 pair. `ossify_formats::quant` is the home of the block
-//! codecs; these are the kernels' copies of the decode side only, kept to a shape the inner loops can use
-//! (no per-call checks: callers validate sizes once when they build a [`super::WeightMatrix`]).
+//! The formulas live in `ossify_formats::quant` (bit-exact with ggml's `dequantize_row_*` and with transformers'
+//! MXFP4 decode); this module only dispatches to the per-type functions without re-checking lengths on every
+//! row: callers validate sizes once, when they build a [`super::WeightMatrix`].
 
-use half::{bf16, f16};
+use ossify_formats::quant;
 use ossify_formats::DType;
 
-/// FP4 (E2M1) values doubled, so they are integers; ggml's `kvalues_mxfp4` (ggml-common.h).
-pub const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
-
-/// 2^(e - 128): the E8M0 scale halved, to pair with the doubled [`KVALUES_MXFP4`]. ggml's
-/// `GGML_E8M0_TO_FP32_HALF` (ggml-impl.h), subnormal results included.
-#[inline]
-pub fn e8m0_to_fp32_half(e: u8) -> f32 {
-    let bits: u32 = if e < 2 {
-        0x0020_0000u32 << e
-    } else {
-        (u32::from(e) - 1) << 23
-    };
-    f32::from_bits(bits)
-}
-
-#[inline]
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
-}
+pub use ossify_formats::quant::{e8m0_to_fp32_half, KVALUES_MXFP4};
 
 /// Whether [`decode_row`] can decode this type.
 pub fn is_decodable(dtype: DType) -> bool {
@@ -45,7 +26,8 @@ pub fn is_decodable(dtype: DType) -> bool {
 }
 
 /// Decodes `dst.len()` elements stored as `dtype` in `src` (ggml block layouts for block types).
-/// `src` must hold exactly `dtype.nbytes(dst.len())` bytes; a shorter `src` decodes a shorter prefix.
+/// `src` must hold exactly `dtype.nbytes(dst.len())` bytes.
+#[inline]
 pub fn decode_row(dtype: DType, src: &[u8], dst: &mut [f32]) {
     match dtype {
         DType::F32 => {
@@ -53,88 +35,14 @@ pub fn decode_row(dtype: DType, src: &[u8], dst: &mut [f32]) {
                 *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
             }
         }
-        DType::F16 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = f16::from_le_bytes([s[0], s[1]]).to_f32();
-            }
-        }
-        DType::BF16 => {
-            // bf16 is the top half of an f32: decoding is a shift.
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = f32::from_bits(u32::from(u16::from_le_bytes([s[0], s[1]])) << 16);
-            }
-        }
-        DType::Q8_0 => {
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(34)) {
-                let d = f16_at(b, 0);
-                for (yj, &q) in y.iter_mut().zip(&b[2..34]) {
-                    *yj = f32::from(q as i8) * d;
-                }
-            }
-        }
-        DType::Q4_0 => {
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(18)) {
-                let d = f16_at(b, 0);
-                let qs = &b[2..18];
-                for j in 0..16 {
-                    y[j] = (i32::from(qs[j] & 0x0f) - 8) as f32 * d;
-                    y[j + 16] = (i32::from(qs[j] >> 4) - 8) as f32 * d;
-                }
-            }
-        }
-        DType::Q4_1 => {
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(20)) {
-                let d = f16_at(b, 0);
-                let m = f16_at(b, 2);
-                let qs = &b[4..20];
-                for j in 0..16 {
-                    y[j] = f32::from(qs[j] & 0x0f) * d + m;
-                    y[j + 16] = f32::from(qs[j] >> 4) * d + m;
-                }
-            }
-        }
-        DType::Q5_0 => {
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(22)) {
-                let d = f16_at(b, 0);
-                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-                let qs = &b[6..22];
-                for j in 0..16 {
-                    let xh0 = ((qh >> j) << 4) & 0x10;
-                    let xh1 = (qh >> (j + 12)) & 0x10;
-                    let x0 = (u32::from(qs[j] & 0x0f) | xh0) as i32 - 16;
-                    let x1 = (u32::from(qs[j] >> 4) | xh1) as i32 - 16;
-                    y[j] = x0 as f32 * d;
-                    y[j + 16] = x1 as f32 * d;
-                }
-            }
-        }
-        DType::Q5_1 => {
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(24)) {
-                let d = f16_at(b, 0);
-                let m = f16_at(b, 2);
-                let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-                let qs = &b[8..24];
-                for j in 0..16 {
-                    let xh0 = ((qh >> j) << 4) & 0x10;
-                    let xh1 = (qh >> (j + 12)) & 0x10;
-                    let x0 = u32::from(qs[j] & 0x0f) | xh0;
-                    let x1 = u32::from(qs[j] >> 4) | xh1;
-                    y[j] = x0 as f32 * d + m;
-                    y[j + 16] = x1 as f32 * d + m;
-                }
-            }
-        }
-        DType::Mxfp4 => {
-            // ggml block_mxfp4: e (1 byte), qs[16]; element j in the low nibble of qs[j], j+16 in the high.
-            for (y, b) in dst.chunks_exact_mut(32).zip(src.chunks_exact(17)) {
-                let d = e8m0_to_fp32_half(b[0]);
-                let qs = &b[1..17];
-                for j in 0..16 {
-                    y[j] = f32::from(KVALUES_MXFP4[usize::from(qs[j] & 0x0f)]) * d;
-                    y[j + 16] = f32::from(KVALUES_MXFP4[usize::from(qs[j] >> 4)]) * d;
-                }
-            }
-        }
+        DType::F16 => quant::f16::dequantize_row_f16(src, dst),
+        DType::BF16 => quant::bf16::dequantize_row_bf16(src, dst),
+        DType::Q8_0 => quant::dequantize_row_q8_0(src, dst),
+        DType::Q4_0 => quant::dequantize_row_q4_0(src, dst),
+        DType::Q4_1 => quant::dequantize_row_q4_1(src, dst),
+        DType::Q5_0 => quant::dequantize_row_q5_0(src, dst),
+        DType::Q5_1 => quant::dequantize_row_q5_1(src, dst),
+        DType::Mxfp4 => quant::dequantize_row_mxfp4(src, dst),
         // Callers check `is_decodable` when they build a matrix; other types never reach here.
         _ => dst.fill(f32::NAN),
     }
@@ -142,17 +50,11 @@ pub fn decode_row(dtype: DType, src: &[u8], dst: &mut [f32]) {
 
 /// Decodes one row of the HF / OpenAI MXFP4 pair: `blocks` holds 16 bytes per 32 elements (element 2j in the
 /// low nibble of byte j, 2j+1 in the high nibble), `scales` one E8M0 byte per 32 elements.
+#[inline]
 pub fn decode_row_mxfp4_hf(blocks: &[u8], scales: &[u8], dst: &mut [f32]) {
-    for ((y, b), &e) in dst
-        .chunks_exact_mut(32)
-        .zip(blocks.chunks_exact(16))
-        .zip(scales)
-    {
-        let d = e8m0_to_fp32_half(e);
-        for j in 0..16 {
-            y[2 * j] = f32::from(KVALUES_MXFP4[usize::from(b[j] & 0x0f)]) * d;
-            y[2 * j + 1] = f32::from(KVALUES_MXFP4[usize::from(b[j] >> 4)]) * d;
-        }
+    if quant::dequantize_row_mxfp4_hf(blocks, scales, dst).is_err() {
+        // Sizes are validated when the matrix is built; a mismatch here would be a bug, and NaN shows it.
+        dst.fill(f32::NAN);
     }
 }
 
@@ -162,8 +64,8 @@ pub fn scalar_at(dtype: DType, src: &[u8], i: usize) -> f32 {
         DType::F32 => {
             f32::from_le_bytes([src[4 * i], src[4 * i + 1], src[4 * i + 2], src[4 * i + 3]])
         }
-        DType::F16 => f16_at(src, 2 * i),
-        DType::BF16 => bf16::from_le_bytes([src[2 * i], src[2 * i + 1]]).to_f32(),
+        DType::F16 => quant::fp16_to_fp32(u16::from_le_bytes([src[2 * i], src[2 * i + 1]])),
+        DType::BF16 => quant::bf16_to_fp32(u16::from_le_bytes([src[2 * i], src[2 * i + 1]])),
         _ => f32::NAN,
     }
 }
