@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::rope::Rope;
 use ossify::gpt_oss::{ForwardOptions, Model, NameLayout};
+use ossify_formats::DType;
 
 const MAX_DLOGIT: f64 = 1e-3;
 const MAX_MEAN_KL: f64 = 1e-6;
@@ -120,14 +121,31 @@ fn compare(reference: &[f32], ours: &[f32], vocab: usize) -> Metrics {
     m
 }
 
-/// Runs `ckpt` on every golden sequence and checks it against `reference/<reference>.seq<k>.<suffix>.npy`.
+/// Runs `ckpt` on every golden sequence and checks it against `golden/reference/<reference>.seq<k>.<suffix>.npy`.
 fn check(ckpt_path: &Path, reference: &str, suffix: &str, options: ForwardOptions) {
+    check_in(
+        &golden().join("reference"),
+        ckpt_path,
+        reference,
+        suffix,
+        options,
+    )
+}
+
+/// Like [`check`], with the reference logits in `ref_dir`.
+fn check_in(
+    ref_dir: &Path,
+    ckpt_path: &Path,
+    reference: &str,
+    suffix: &str,
+    options: ForwardOptions,
+) {
     let ckpt = Checkpoint::open(ckpt_path, None)
         .unwrap_or_else(|e| panic!("{}: {e:#}", ckpt_path.display()));
     let model = Model::new(&ckpt, options).unwrap_or_else(|e| panic!("{e:#}"));
     let vocab = model.config().vocab_size;
     for (k, toks) in sequences().iter().enumerate() {
-        let refp = golden().join(format!("reference/{reference}.seq{k}.{suffix}.npy"));
+        let refp = ref_dir.join(format!("{reference}.seq{k}.{suffix}.npy"));
         let (shape, want) = read_npy_f32(&refp);
         assert_eq!(shape, [toks.len(), vocab]);
         let got = model.forward(toks).unwrap();
@@ -135,7 +153,7 @@ fn check(ckpt_path: &Path, reference: &str, suffix: &str, options: ForwardOption
         println!(
             "{} ({:?}) seq{k} vs {}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{} agree",
             ckpt_path
-                .strip_prefix(golden())
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
                 .unwrap_or(ckpt_path)
                 .display(),
             model.layout(),
@@ -205,6 +223,46 @@ fn gguf_from_llama_cpp_matches_transformers() {
             ForwardOptions::default(),
         );
     }
+}
+
+/// Quantized GGUFs (gguf-py's quantizers; llama.cpp's converter for tiny.q8_0) against transformers run on the
+/// weights as gguf-py decodes them (tests/data/forward/make_quant_refs.py).
+#[test]
+fn quantized_gguf_matches_transformers_on_decoded_weights() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
+    for (ty, dtype) in [
+        ("q8_0", DType::Q8_0),
+        ("q4_0", DType::Q4_0),
+        ("q4_1", DType::Q4_1),
+        ("q5_0", DType::Q5_0),
+        ("q5_1", DType::Q5_1),
+        ("mxfp4", DType::Mxfp4),
+    ] {
+        let path = data.join(format!("tiny-bf16.{ty}.gguf"));
+        let ckpt = Checkpoint::open(&path, None).unwrap();
+        // The fixture really holds the type under test, experts included.
+        for name in [
+            "blk.0.attn_q.weight",
+            "blk.0.ffn_gate_exps.weight",
+            "output.weight",
+        ] {
+            assert_eq!(ckpt.tensor(name).unwrap().dtype, dtype, "{name} in {ty}");
+        }
+        check_in(
+            &data,
+            &path,
+            &format!("tiny-bf16.{ty}"),
+            "logits",
+            ForwardOptions::default(),
+        );
+    }
+    check_in(
+        &data,
+        &golden().join("llamacpp/tiny.q8_0.gguf"),
+        "tiny.q8_0",
+        "logits",
+        ForwardOptions::default(),
+    );
 }
 
 #[test]
