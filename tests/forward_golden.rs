@@ -388,6 +388,18 @@ fn kv_cache_and_batching_agree_with_one_pass() {
     }
     s.reset();
     assert_eq!(s.n_past(), 0);
+
+    // Scoring only a suffix, a batch at a time, gives the same rows.
+    let mut s = model.session();
+    let mut seen = Vec::new();
+    s.eval_each(&toks[..20], 12, |i, row| {
+        assert_eq!(row, &full[i * vocab..(i + 1) * vocab]);
+        seen.push(i);
+    })
+    .unwrap();
+    assert_eq!(seen, (12..20).collect::<Vec<_>>());
+    let last = s.eval_last(&toks[20..]).unwrap();
+    assert_eq!(last, &full[(toks.len() - 1) * vocab..]);
 }
 
 #[test]

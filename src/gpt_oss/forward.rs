@@ -254,20 +254,51 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(out)
     }
 
-    /// Appends `tokens` and returns the logits of the last one only.
+    /// Appends `tokens` and returns the logits of the last one only (the unembedding runs for it alone).
     pub fn eval_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut last = Vec::new();
+        let n = tokens.len();
+        self.eval_each(tokens, n.saturating_sub(1), |_, row| {
+            last.clear();
+            last.extend_from_slice(row)
+        })?;
+        Ok(last)
+    }
+
+    /// Appends `tokens` and calls `f(i, logits)` for every `i >= first_scored` (index into `tokens`), a batch at
+    /// a time: memory holds one batch of logits, and tokens before `first_scored` skip the unembedding. This is
+    /// what chunked perplexity needs (score only the second half of each chunk).
+    pub fn eval_each(
+        &mut self,
+        tokens: &[u32],
+        first_scored: usize,
+        mut f: impl FnMut(usize, &[f32]),
+    ) -> Result<()> {
         let v = self.model.config.vocab_size;
-        let all = self.eval(tokens)?;
-        Ok(all[all.len().saturating_sub(v)..].to_vec())
+        let bs = self.model.options.batch_size.max(1);
+        for (b, chunk) in tokens.chunks(bs).enumerate() {
+            let start = b * bs;
+            let from = first_scored.saturating_sub(start).min(chunk.len());
+            let logits = self.model.pool.install(|| self.step(chunk, None, from))?;
+            for (k, row) in logits.chunks_exact(v.max(1)).enumerate() {
+                f(start + from + k, row);
+            }
+        }
+        Ok(())
     }
 
     fn eval_inner(&mut self, tokens: &[u32], trace: Option<&mut Trace>) -> Result<Vec<f32>> {
         let model = self.model;
-        model.pool.install(|| self.step(tokens, trace))
+        model.pool.install(|| self.step(tokens, trace, 0))
     }
 
-    /// One batch through every layer.
-    fn step(&mut self, tokens: &[u32], mut trace: Option<&mut Trace>) -> Result<Vec<f32>> {
+    /// One batch through every layer; logits for `tokens[logits_from..]`.
+    fn step(
+        &mut self,
+        tokens: &[u32],
+        mut trace: Option<&mut Trace>,
+        logits_from: usize,
+    ) -> Result<Vec<f32>> {
         let m = self.model;
         let cfg = &m.config;
         let w = &m.weights;
@@ -344,9 +375,11 @@ impl<'m, 'a> Session<'m, 'a> {
         }
         self.n_past += t_n;
 
-        rms_norm(&x, &w.output_norm, eps, &mut xn);
-        let mut logits = vec![0f32; t_n * v_n];
-        matmul(&w.output, &xn, t_n, &mut logits).context("unembedding")?;
+        let scored = t_n - logits_from.min(t_n);
+        let xs = &x[(t_n - scored) * h..];
+        rms_norm(xs, &w.output_norm, eps, &mut xn[..scored * h]);
+        let mut logits = vec![0f32; scored * v_n];
+        matmul(&w.output, &xn[..scored * h], scored, &mut logits).context("unembedding")?;
         Ok(logits)
     }
 }

@@ -217,6 +217,8 @@ fn check_len(have: usize, rows: usize, row_bytes: usize, what: &str) -> Result<(
 
 /// Rows each parallel task decodes at once (normal orientation); its scratch is `ROWS_PER_TASK * cols` f32.
 const ROWS_PER_TASK: usize = 8;
+/// Tokens whose activations one pass over the weights serves (prefill); a tile of a 2880-wide model is 720 KiB.
+const TOKENS_PER_TILE: usize = 64;
 /// Output features each parallel task owns in the transposed orientation.
 const COLS_PER_TASK: usize = 64;
 
@@ -286,30 +288,37 @@ pub fn matmul(
         );
         return Ok(());
     }
-    // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ ([rows, n_tokens]), decodes them once and dots
-    // them with every token; yᵀ is transposed into y at the end.
-    let mut yt = vec![0f32; w.rows * n_tokens];
-    yt.par_chunks_mut(ROWS_PER_TASK * n_tokens)
-        .enumerate()
-        .for_each_init(
-            || vec![0f32; ROWS_PER_TASK * cols],
-            |scratch, (ci, yts)| {
-                let nr = yts.len() / n_tokens;
-                for k in 0..nr {
-                    let r = ci * ROWS_PER_TASK + k;
-                    w.decode_stored_row(
-                        w.first + r * w.step,
-                        &mut scratch[k * cols..(k + 1) * cols],
-                    );
-                }
-                for (t, xt) in x.chunks_exact(cols).enumerate() {
+    // Several tokens, in tiles of TOKENS_PER_TILE (bounds the temporary and keeps the tile's activations in
+    // cache): each task owns ROWS_PER_TASK rows of yᵀ ([rows, tile]), decodes them once per tile and dots them
+    // with every token of the tile; yᵀ is transposed into y.
+    let tile_max = n_tokens.min(TOKENS_PER_TILE);
+    let mut yt = vec![0f32; w.rows * tile_max];
+    for (tile, xs) in x.chunks(TOKENS_PER_TILE * cols).enumerate() {
+        let nt = xs.len() / cols;
+        let yt = &mut yt[..w.rows * nt];
+        yt.par_chunks_mut(ROWS_PER_TASK * nt)
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; ROWS_PER_TASK * cols],
+                |scratch, (ci, yts)| {
+                    let nr = yts.len() / nt;
                     for k in 0..nr {
-                        yts[k * n_tokens + t] = dot(&scratch[k * cols..(k + 1) * cols], xt);
+                        let r = ci * ROWS_PER_TASK + k;
+                        w.decode_stored_row(
+                            w.first + r * w.step,
+                            &mut scratch[k * cols..(k + 1) * cols],
+                        );
                     }
-                }
-            },
-        );
-    transpose_into(&yt, w.rows, n_tokens, y);
+                    for (t, xt) in xs.chunks_exact(cols).enumerate() {
+                        for k in 0..nr {
+                            yts[k * nt + t] = dot(&scratch[k * cols..(k + 1) * cols], xt);
+                        }
+                    }
+                },
+            );
+        let t0 = tile * TOKENS_PER_TILE;
+        transpose_into(yt, w.rows, nt, &mut y[t0 * w.rows..(t0 + nt) * w.rows]);
+    }
     Ok(())
 }
 

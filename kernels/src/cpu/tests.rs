@@ -83,7 +83,7 @@ fn matmul_agrees_with_scalar_twin_for_every_type() {
     for dtype in ALL {
         let bytes = random_matrix(&mut rng, dtype, rows, cols);
         let w = WeightMatrix::new(dtype, &bytes, rows, cols).unwrap();
-        for n_tokens in [1, 3, 17] {
+        for n_tokens in [1, 3, 17, 150] {
             let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
             let mut y = vec![0f32; n_tokens * rows];
             let mut y_ref = vec![0f32; n_tokens * rows];
