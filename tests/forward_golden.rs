@@ -409,3 +409,42 @@ fn out_of_vocabulary_token_is_an_error() {
     let err = model.forward(&[1, 100_000]).unwrap_err();
     assert!(format!("{err:#}").contains("100000"), "{err:#}");
 }
+
+/// Past 8192 positions (YaRN's long range, the sliding ring wrapped a thousand times): the last positions of an
+/// 8200-token sequence match transformers (tests/data/forward/make_quant_refs.py `long`).
+#[test]
+fn long_context_matches_transformers() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
+    let toks: Vec<u32> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("long.tokens.json")).unwrap())
+            .unwrap();
+    let (shape, want) = read_npy_f32(&data.join("long.tail.logits.npy"));
+    assert!(toks.len() > 8192);
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    let opts = ForwardOptions {
+        context: toks.len(),
+        ..ForwardOptions::default()
+    };
+    let model = Model::new(&ckpt, opts).unwrap();
+    let vocab = model.config().vocab_size;
+    assert_eq!(shape[1], vocab);
+    let first = toks.len() - shape[0];
+    let mut got = Vec::new();
+    model
+        .session()
+        .eval_each(&toks, first, |_, row| got.extend_from_slice(row))
+        .unwrap();
+    let m = compare(&want, &got, vocab);
+    println!(
+        "{} tokens, last {}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{} agree",
+        toks.len(),
+        shape[0],
+        m.max_dlogit,
+        m.mean_kl,
+        m.top1_checked - m.top1_mismatch,
+        m.top1_checked
+    );
+    assert!(m.max_dlogit <= MAX_DLOGIT, "max |Δlogit| {}", m.max_dlogit);
+    assert!(m.mean_kl <= MAX_MEAN_KL, "mean KL {}", m.mean_kl);
+    assert_eq!(m.top1_mismatch, 0);
+}
