@@ -218,3 +218,66 @@ fn decoders_follow_ggml_formulas() {
     decode_row(DType::Q5_1, &b, &mut y);
     assert_eq!((y[0], y[15], y[31]), (0.25, 0.25, 15.75));
 }
+
+/// The AVX2 fused decode-and-dot kernels against their scalar twins (decode, then `dot_scalar`).
+#[test]
+fn avx2_kernels_agree_with_scalar_twins() {
+    use super::decode::decode_row_mxfp4_hf;
+    use super::simd::Avx2;
+    let mut rng = Rng(99);
+    let Some(s) = Avx2::detect() else {
+        // No AVX2 here: the dispatching entry points fall back to the scalar twin exactly.
+        let a: Vec<f32> = (0..100).map(|_| rng.f32()).collect();
+        assert_eq!(dot(&a, &a), dot_scalar(&a, &a));
+        return;
+    };
+    println!("AVX2+FMA kernels under test");
+    for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 2880] {
+        let a: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        assert_close(
+            &[s.dot(&a, &b)],
+            &[dot_scalar(&a, &b)],
+            1e-5,
+            &format!("dot n={n}"),
+        );
+
+        let bf: Vec<u8> = a
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        let mut dec = vec![0f32; n];
+        decode_row(DType::BF16, &bf, &mut dec);
+        assert_close(
+            &[s.dot_bf16(&bf, &b)],
+            &[dot_scalar(&dec, &b)],
+            1e-5,
+            &format!("bf16 n={n}"),
+        );
+    }
+    for cols in [32usize, 64, 2880] {
+        let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+        let mut dec = vec![0f32; cols];
+        // HF pair
+        let blocks = rng.bytes(cols / 2);
+        let scales: Vec<u8> = (0..cols / 32)
+            .map(|_| 118 + (rng.next_u64() % 16) as u8)
+            .collect();
+        decode_row_mxfp4_hf(&blocks, &scales, &mut dec);
+        assert_close(
+            &[s.dot_mxfp4_hf(&blocks, &scales, &x)],
+            &[dot_scalar(&dec, &x)],
+            1e-5,
+            &format!("mxfp4 hf cols={cols}"),
+        );
+        // ggml blocks
+        let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
+        decode_row(DType::Mxfp4, &row, &mut dec);
+        assert_close(
+            &[s.dot_mxfp4_ggml(&row, &x)],
+            &[dot_scalar(&dec, &x)],
+            1e-5,
+            &format!("mxfp4 ggml cols={cols}"),
+        );
+    }
+}
