@@ -356,10 +356,21 @@ pub fn matmul(
                             &mut scratch[k * cols..(k + 1) * cols],
                         );
                     }
+                    let row = |k: usize| &scratch[k * cols..(k + 1) * cols];
                     for (t, xt) in xs.chunks_exact(cols).enumerate() {
-                        for k in 0..nr {
-                            yts[k * nt + t] =
-                                dot_with(simd, &scratch[k * cols..(k + 1) * cols], xt);
+                        let mut k = 0;
+                        if let Some(s) = simd {
+                            while k + 4 <= nr {
+                                let d =
+                                    s.dot4([row(k), row(k + 1), row(k + 2), row(k + 3)], xt, cols);
+                                for (j, v) in d.into_iter().enumerate() {
+                                    yts[(k + j) * nt + t] = v;
+                                }
+                                k += 4;
+                            }
+                        }
+                        for k in k..nr {
+                            yts[k * nt + t] = dot_with(simd, row(k), xt);
                         }
                     }
                 },

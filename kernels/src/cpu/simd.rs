@@ -79,6 +79,33 @@ mod x86 {
         total
     }
 
+    /// Four dots sharing one activation: `[r0·x, r1·x, r2·x, r3·x]` over `n` elements, each `x` load reused
+    /// four times (the prefill micro-kernel). Every `r` and `x` must hold at least `n` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4(r: [&[f32]; 4], x: &[f32], n: usize) -> [f32; 4] {
+        let n = r.iter().fold(n.min(x.len()), |m, ri| m.min(ri.len()));
+        let p = [r[0].as_ptr(), r[1].as_ptr(), r[2].as_ptr(), r[3].as_ptr()];
+        let px = x.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: i + 8 <= n <= every slice's length.
+        while i + 8 <= n {
+            let xv = _mm256_loadu_ps(px.add(i));
+            for k in 0..4 {
+                acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(p[k].add(i)), xv, acc[k]);
+            }
+            i += 8;
+        }
+        let mut out = [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])];
+        while i < n {
+            for k in 0..4 {
+                out[k] += r[k][i] * x[i];
+            }
+            i += 1;
+        }
+        out
+    }
+
     /// 16 bytes of nibbles -> (low-nibble values, high-nibble values) as FP4 codes doubled (i8).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -183,6 +210,18 @@ impl Avx2 {
         }
         #[cfg(not(target_arch = "x86_64"))]
         super::matmul::dot_scalar(a, b)
+    }
+
+    /// `[r0·x, r1·x, r2·x, r3·x]` over `n` elements.
+    #[inline]
+    pub fn dot4(self, r: [&[f32]; 4], x: &[f32], n: usize) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot4(r, x, n)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        r.map(|ri| super::matmul::dot_scalar(&ri[..n], &x[..n]))
     }
 
     /// HF / OpenAI MXFP4 row · x. Lengths: `blocks` 16 per block, `scales` 1 per block, `x` 32 per block.
