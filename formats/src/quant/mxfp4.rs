@@ -209,12 +209,18 @@ pub fn quantize_block_mxfp4_mse(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>
     best
 }
 
-/// Encodes whole blocks with the MSE rule (see [`quantize_block_mxfp4_mse`]). `importance`, when given, holds one
-/// non-negative weight per element of `src` (e.g. an importance matrix's per-column values repeated per row).
+/// Encodes whole blocks with the MSE rule (see [`quantize_block_mxfp4_mse`]).
+///
+/// `importance`, when given, holds non-negative weights, one per column: its length is a multiple of 32 that
+/// divides `src.len()`, and it repeats over `src` (so one row's importance, e.g. an importance matrix's
+/// per-input-channel values, serves any number of rows passed at once; a length equal to `src.len()` gives one
+/// weight per element).
 pub fn quantize_row_mxfp4_mse(src: &[f32], importance: Option<&[f32]>, dst: &mut [u8]) {
     debug_assert_eq!(src.len() / QK_MXFP4 * BlockMxfp4::SIZE, dst.len());
-    debug_assert!(importance.map_or(true, |w| w.len() == src.len()));
-    let mut weights = importance.map(|w| w.chunks_exact(QK_MXFP4));
+    debug_assert!(importance.map_or(true, |w| w.len() % QK_MXFP4 == 0
+        && !w.is_empty()
+        && src.len() % w.len() == 0));
+    let mut weights = importance.map(|w| w.chunks_exact(QK_MXFP4).cycle());
     for (x, o) in src
         .chunks_exact(QK_MXFP4)
         .zip(dst.chunks_exact_mut(BlockMxfp4::SIZE))
