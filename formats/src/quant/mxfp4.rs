@@ -139,12 +139,13 @@ fn nearest_code_mids(x: f32, mids: &[f32; 7]) -> u8 {
 
 /// Same result as [`best_index_mxfp4`] (ggml's 16-way search), by comparing |x| with the 7 midpoints.
 ///
-/// Why it is the same: for |x| between magnitudes lo*d and hi*d, ggml's two errors |x| - lo*d and hi*d - |x| are
-/// computed exactly (Sterbenz: lo*d >= |x|/2 for every bracket but lo = 0, where the first error is |x| itself
-/// and the second, though rounded, stays above d/2 > |x| whenever it matters), so ggml picks hi exactly when |x|
-/// is strictly above the midpoint, which is exact too. Every other candidate is farther, and rounding is
-/// monotone. (From exponent 253 on, where ggml's products overflow, we run ggml's search itself.) ggml's "lowest index wins ties" means the smaller magnitude on both sides of zero and code 0 (not 8)
-/// for zero. `best_index_matches_reference` checks this at every exponent, tie point and float neighbour.
+/// Why it is the same: every k*d is exact. For |x| between magnitudes lo*d and hi*d, ggml's errors |x| - lo*d and
+/// hi*d - |x| are exact by Sterbenz's lemma (lo*d >= |x|/2), except for lo = 0 where the first is |x| itself and
+/// the second, when rounded, is still >= d/2 >= |x|. So ggml picks hi exactly when |x| is strictly above the
+/// (exact) midpoint. Farther candidates are strictly worse, rounding being monotone. ggml's "lowest index wins
+/// ties" means the smaller magnitude on both sides of zero, and code 0 (not 8) for zero. From exponent 253 on,
+/// where ggml's products overflow, we run ggml's search itself. `best_index_matches_reference` checks all this at
+/// every exponent, tie point and float neighbour.
 #[inline]
 pub fn nearest_code_mxfp4(x: f32, d: f32) -> u8 {
     nearest_code_mids(x, &scaled_mids(d))
