@@ -218,6 +218,9 @@ def main():
                         65520, 1e10, -0.0, 0.0, 1.0])
         nan_bits = np.array([0x7F800001, 0xFFC00001, 0x7FFFFFFF, 0x7FA00000], np.uint32).view(np.float32)
         specials = np.concatenate([specials, nan_bits]).astype("<f4")
+        # and 4096 random bit patterns (all exponents, NaNs included)
+        specials = np.concatenate([specials, rng.integers(0, 1 << 32, 4096, dtype=np.uint32).view(np.float32)])
+        specials = specials.astype("<f4")
         write("specials.f32", specials.tobytes())
         for tname in ("f16", "bf16"):
             write(f"{tname}.specials.bin", run_c(tool, "quantize", tname, specials.tobytes()))
