@@ -375,10 +375,10 @@ fn constants_match_gguf_py() {
 
 /// Content gguf-py's writer cannot produce (empty arrays, empty nested arrays) and every tensor type, for
 /// check_gguf_py.py to read with GGUFReader.
-fn extra_content() -> (
-    Vec<(String, MetaValue)>,
-    Vec<(String, DType, Vec<usize>, Vec<u8>)>,
-) {
+/// name, type, shape, bytes
+type OwnedTensor = (String, DType, Vec<usize>, Vec<u8>);
+
+fn extra_content() -> (Vec<(String, MetaValue)>, Vec<OwnedTensor>) {
     let kv = vec![
         (
             c::GENERAL_ARCHITECTURE.to_owned(),
@@ -443,10 +443,7 @@ fn extra_content() -> (
     (kv, tensors)
 }
 
-fn sidecar_json(
-    kv: &[(String, MetaValue)],
-    tensors: &[(String, DType, Vec<usize>, Vec<u8>)],
-) -> Value {
+fn sidecar_json(kv: &[(String, MetaValue)], tensors: &[OwnedTensor]) -> Value {
     json!({
         "made_by": "ossify GgufWriter (formats/tests/gguf_interop.rs)",
         "alignment": 32,
