@@ -271,3 +271,29 @@ fn output_refuses_wrong_writes_and_early_finish() {
     assert!(!target.exists());
     assert!(!dir.path().join("w.gguf.partial").exists());
 }
+
+#[test]
+fn nesting_limit_is_the_same_for_writer_and_reader() {
+    let nest = |levels: usize| {
+        let mut a = MetaArray::U8(vec![1]);
+        for _ in 1..levels {
+            a = MetaArray::Array(vec![a]);
+        }
+        MetaValue::Array(a)
+    };
+    let mut w = GgufWriter::new();
+    assert!(matches!(
+        w.add_kv("deep", nest(5)),
+        Err(GgufError::ArrayTooDeep { .. })
+    ));
+    w.add_kv("deep", nest(4)).unwrap();
+    let f = GgufFile::from_bytes(w.header_bytes()).unwrap();
+    assert_eq!(f.get("deep"), Some(&nest(4)));
+}
+
+#[test]
+fn handles_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<GgufFile>();
+    send_sync::<ossify_formats::gguf::GgufOutput>();
+}
