@@ -695,7 +695,10 @@ def reference_outputs(tokens: dict) -> dict:
             facts["hidden_last_is_prenorm"] = last_prenorm
             twin_logits[(name, k)] = logits
             if name == "tiny-bf16":
-                continue  # same function as tiny (checked below); its outputs are tiny's, not stored twice
+                # same function as tiny (checked below): only its logits are stored, for tests that look them up
+                # by checkpoint name; its hidden states are tiny's
+                np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
+                continue
             np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.hidden.npy", hidden.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.attn_resid.npy", extra["attn_resid"].astype(np.float32))
