@@ -695,7 +695,10 @@ def reference_outputs(tokens: dict) -> dict:
             facts["hidden_last_is_prenorm"] = last_prenorm
             twin_logits[(name, k)] = logits
             if name == "tiny-bf16":
-                continue  # same function as tiny (checked below); its outputs are tiny's, not stored twice
+                # same function as tiny (checked below): only its logits are stored, for tests that look them up
+                # by checkpoint name; its hidden states are tiny's
+                np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
+                continue
             np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.hidden.npy", hidden.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.attn_resid.npy", extra["attn_resid"].astype(np.float32))
@@ -856,8 +859,37 @@ def llamacpp_logits(tokens: dict) -> dict:
                 "top1_vs_transformers_yarn_truncate": top1,
             }
     results["explained"] = explain_llamacpp_mxfp4(tokens)
+    results["tokenization_equal"] = llamacpp_tokenize_check()
     write_json(LLAMACPP / "logits_vs_transformers.json", results)
     return results
+
+
+TOKENIZER_PROBE = "Hello   world!!\n\n  123456 don't I'M ok\t\tß文字 🚀 <|start|>x<|end|>"
+
+
+def llamacpp_tokenize_check() -> dict:
+    """llama.cpp, told the pre-tokenizer is gpt-4o, must split text exactly as tokenizer.json does."""
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(TINY / "tokenizer.json"))
+    mparams = llama_cpp.llama_model_default_params()
+    mparams.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(LLAMACPP / "tiny.f32.gguf").encode(), mparams)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    out = {}
+    for i, text in enumerate((TEXT_SEQ0, TEXT_SEQ1, CORPUS, TOKENIZER_PROBE)):
+        raw = text.encode()
+        buf = (llama_cpp.llama_token * 4096)()
+        n = llama_cpp.llama_tokenize(vocab, raw, len(raw), buf, 4096, False, True)  # no BOS, parse specials
+        ours = tok.encode(text, add_special_tokens=False).ids
+        same = list(buf[:n]) == ours
+        print(f"  llama.cpp tokenization of text {i} ({len(ours)} tokens) equals tokenizers': {same}")
+        out[f"text{i}"] = same
+        if not same:
+            raise SystemExit("llama.cpp's gpt-4o pre-tokenizer splits the golden vocabulary differently")
+    llama_cpp.llama_model_free(model)
+    return out
 
 
 def q8_0_roundtrip(x: torch.Tensor) -> torch.Tensor:
