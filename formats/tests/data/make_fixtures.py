@@ -26,7 +26,7 @@ import gguf
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFValueType as V
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # output folder; `--out DIR` changes it
 ARCH = "gpt-oss"
 
 
@@ -228,6 +228,8 @@ def constants():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        HERE = Path(sys.argv[2])
     print(f"gguf-py {gguf_version()} from {gguf.__file__}", file=sys.stderr)
     mixed()
     aligned64()
