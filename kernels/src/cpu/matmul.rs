@@ -357,20 +357,31 @@ pub fn matmul(
                         );
                     }
                     let row = |k: usize| &scratch[k * cols..(k + 1) * cols];
-                    for (t, xt) in xs.chunks_exact(cols).enumerate() {
-                        let mut k = 0;
-                        if let Some(s) = simd {
+                    let xrow = |t: usize| &xs[t * cols..(t + 1) * cols];
+                    let mut t = 0;
+                    // Two tokens against four rows at a time, then the leftovers one by one.
+                    if let Some(s) = simd {
+                        while t + 2 <= nt {
+                            let mut k = 0;
                             while k + 4 <= nr {
-                                let d =
-                                    s.dot4([row(k), row(k + 1), row(k + 2), row(k + 3)], xt, cols);
-                                for (j, v) in d.into_iter().enumerate() {
-                                    yts[(k + j) * nt + t] = v;
+                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
+                                let d = s.dot4x2(rows, [xrow(t), xrow(t + 1)], cols);
+                                for j in 0..4 {
+                                    yts[(k + j) * nt + t] = d[0][j];
+                                    yts[(k + j) * nt + t + 1] = d[1][j];
                                 }
                                 k += 4;
                             }
+                            for k in k..nr {
+                                yts[k * nt + t] = s.dot(row(k), xrow(t));
+                                yts[k * nt + t + 1] = s.dot(row(k), xrow(t + 1));
+                            }
+                            t += 2;
                         }
-                        for k in k..nr {
-                            yts[k * nt + t] = dot_with(simd, row(k), xt);
+                    }
+                    for t in t..nt {
+                        for k in 0..nr {
+                            yts[k * nt + t] = dot_with(simd, row(k), xrow(t));
                         }
                     }
                 },

@@ -106,6 +106,41 @@ mod x86 {
         out
     }
 
+    /// Four rows against two activations: `out[j][k] = r[k] · x[j]` over `n` elements; 8 independent
+    /// accumulators, and 6 loads per 8 FMAs (the prefill micro-kernel when two or more tokens share the rows).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4x2(r: [&[f32]; 4], x: [&[f32]; 2], n: usize) -> [[f32; 4]; 2] {
+        let n = r.iter().chain(x.iter()).fold(n, |m, s| m.min(s.len()));
+        let p = [r[0].as_ptr(), r[1].as_ptr(), r[2].as_ptr(), r[3].as_ptr()];
+        let (px0, px1) = (x[0].as_ptr(), x[1].as_ptr());
+        let mut a0 = [_mm256_setzero_ps(); 4];
+        let mut a1 = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: i + 8 <= n <= every slice's length.
+        while i + 8 <= n {
+            let x0 = _mm256_loadu_ps(px0.add(i));
+            let x1 = _mm256_loadu_ps(px1.add(i));
+            for k in 0..4 {
+                let w = _mm256_loadu_ps(p[k].add(i));
+                a0[k] = _mm256_fmadd_ps(w, x0, a0[k]);
+                a1[k] = _mm256_fmadd_ps(w, x1, a1[k]);
+            }
+            i += 8;
+        }
+        let mut out = [
+            [hsum(a0[0]), hsum(a0[1]), hsum(a0[2]), hsum(a0[3])],
+            [hsum(a1[0]), hsum(a1[1]), hsum(a1[2]), hsum(a1[3])],
+        ];
+        while i < n {
+            for k in 0..4 {
+                out[0][k] += r[k][i] * x[0][i];
+                out[1][k] += r[k][i] * x[1][i];
+            }
+            i += 1;
+        }
+        out
+    }
+
     /// 16 bytes of nibbles -> (low-nibble values, high-nibble values) as FP4 codes doubled (i8).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -222,6 +257,18 @@ impl Avx2 {
         }
         #[cfg(not(target_arch = "x86_64"))]
         r.map(|ri| super::matmul::dot_scalar(&ri[..n], &x[..n]))
+    }
+
+    /// `out[j][k] = r[k] · x[j]` over `n` elements.
+    #[inline]
+    pub fn dot4x2(self, r: [&[f32]; 4], x: [&[f32]; 2], n: usize) -> [[f32; 4]; 2] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot4x2(r, x, n)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        x.map(|xj| r.map(|ri| super::matmul::dot_scalar(&ri[..n], &xj[..n])))
     }
 
     /// HF / OpenAI MXFP4 row · x. Lengths: `blocks` 16 per block, `scales` 1 per block, `x` 32 per block.
