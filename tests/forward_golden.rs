@@ -281,6 +281,15 @@ fn yarn_truncate_matches_transformers_with_rounded_bounds() {
         &golden().join("tiny-bf16-noisy"),
         "tiny-bf16-noisy",
         "logits-yarn-truncate",
+        opts.clone(),
+    );
+    // llama.cpp's own F32 path (all-F32 GGUF, so no activation quantization) rounds the bounds too: with
+    // --yarn-truncate ossify matches the logits llama.cpp computed.
+    check_in(
+        &golden().join("llamacpp"),
+        &golden().join("llamacpp/tiny-bf16.f32.gguf"),
+        "tiny-bf16.f32",
+        "logits",
         opts,
     );
 }
