@@ -152,7 +152,7 @@ impl Trace {
     pub fn first_divergence(&self, reference: &Trace, threshold: f64) -> Option<Divergence> {
         self.relative_errors(reference)
             .into_iter()
-            .find(|d| !(d.relative_error <= threshold))
+            .find(|d| d.relative_error.is_nan() || d.relative_error > threshold)
     }
 
     /// The first (layer, sub-block) whose output holds a NaN or an infinity.
