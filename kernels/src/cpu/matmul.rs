@@ -154,7 +154,34 @@ impl<'a> WeightMatrix<'a> {
         self.transposed
     }
 
-    /// Decodes logical row `r` into `dst[..cols]` (row-major storage only).
+    /// Decodes stored row `line` into `dst[..cols]` (row-major storage only), MXFP4 through AVX2 when there.
+    #[inline]
+    fn decode_stored_row_with(&self, simd: Option<Avx2>, line: usize, dst: &mut [f32]) {
+        if let Some(s) = simd {
+            match self.storage {
+                Storage::Mxfp4Pair { blocks, scales } => {
+                    let (b, sc) = (self.cols / 2, self.cols / 32);
+                    return s.decode_mxfp4_hf(
+                        &blocks[line * b..(line + 1) * b],
+                        &scales[line * sc..(line + 1) * sc],
+                        dst,
+                    );
+                }
+                Storage::Ggml {
+                    dtype: DType::Mxfp4,
+                    bytes,
+                    row_bytes,
+                } => {
+                    return s
+                        .decode_mxfp4_ggml(&bytes[line * row_bytes..(line + 1) * row_bytes], dst)
+                }
+                Storage::Ggml { .. } => {}
+            }
+        }
+        self.decode_stored_row(line, dst)
+    }
+
+    /// Decodes stored row `line` into `dst[..cols]` (row-major storage only): the scalar reference decoders.
     #[inline]
     fn decode_stored_row(&self, line: usize, dst: &mut [f32]) {
         match self.storage {
@@ -351,7 +378,8 @@ pub fn matmul(
                     let nr = yts.len() / nt;
                     for k in 0..nr {
                         let r = ci * ROWS_PER_TASK + k;
-                        w.decode_stored_row(
+                        w.decode_stored_row_with(
+                            simd,
                             w.first + r * w.step,
                             &mut scratch[k * cols..(k + 1) * cols],
                         );

@@ -284,3 +284,25 @@ fn avx2_kernels_agree_with_scalar_twins() {
         );
     }
 }
+
+/// The AVX2 MXFP4 decoders give exactly the scalar decoders' floats (the values are exact in f32).
+#[test]
+fn avx2_mxfp4_decoders_are_exact() {
+    use super::decode::decode_row_mxfp4_hf;
+    use super::simd::Avx2;
+    let Some(s) = Avx2::detect() else {
+        return;
+    };
+    let mut rng = Rng(5);
+    let cols = 2880;
+    let blocks = rng.bytes(cols / 2);
+    let scales: Vec<u8> = (0..cols / 32).map(|_| rng.next_u64() as u8).collect();
+    let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+    decode_row_mxfp4_hf(&blocks, &scales, &mut a);
+    s.decode_mxfp4_hf(&blocks, &scales, &mut b);
+    assert_eq!(a, b);
+    let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
+    decode_row(DType::Mxfp4, &row, &mut a);
+    s.decode_mxfp4_ggml(&row, &mut b);
+    assert_eq!(a, b);
+}
