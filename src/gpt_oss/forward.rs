@@ -14,9 +14,16 @@
 //! let model = Model::new(&checkpoint, ForwardOptions::default())?;
 //! let logits = model.forward(&tokens)?;            // [T, vocab], row-major
 //! let mut s = model.session();                      // incremental decode with a KV cache
-//! let l = s.eval(&prompt)?; let next = s.eval(&[tok])?;
+//! let l = s.eval(&prompt)?; let next = s.eval_last(&[tok])?;
+//! s.eval_each(&chunk, chunk.len() / 2, |i, row| score(i, row))?;   // perplexity: one batch of logits at a time
 //! let trace = model.forward_traced(&tokens)?;       // residual stream after each sub-block
+//! let first = trace.first_divergence(&reference_trace, 1e-3);      // where two models part
+//! let bad = trace.first_non_finite();                              // first layer that made a NaN / Inf
 //! ```
+//!
+//! Memory: weight matrices are views over the mapped files (never copied; 1-D tensors are decoded, a few
+//! hundred KB per layer); full-attention layers keep every position's keys and values, sliding layers only
+//! the last `sliding_window` (a ring); activations are sized to one batch (`ForwardOptions::batch_size`).
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
