@@ -48,10 +48,17 @@ pub struct ByteLevelBpe {
 impl ByteLevelBpe {
     pub fn from_vocab(vocab: &GgufVocab) -> Result<ByteLevelBpe> {
         if vocab.model != "gpt2" {
-            bail!("tokenizer model {:?} is not byte-level BPE (\"gpt2\")", vocab.model);
+            bail!(
+                "tokenizer model {:?} is not byte-level BPE (\"gpt2\")",
+                vocab.model
+            );
         }
         if vocab.tokens.len() != vocab.token_types.len() {
-            bail!("{} tokens but {} token types", vocab.tokens.len(), vocab.token_types.len());
+            bail!(
+                "{} tokens but {} token types",
+                vocab.tokens.len(),
+                vocab.token_types.len()
+            );
         }
         let regex = compile(pre_regex(&vocab.pre)?)?;
         let mut token_ids = HashMap::with_capacity(vocab.tokens.len());
@@ -77,7 +84,14 @@ impl ByteLevelBpe {
             let rank = u32::try_from(rank).map_err(|_| anyhow!("too many merges"))?;
             merge_ranks.entry(m.clone()).or_insert(rank);
         }
-        Ok(ByteLevelBpe { regex, token_ids, merge_ranks, byte_chars: bytes_to_unicode(), control, user_defined })
+        Ok(ByteLevelBpe {
+            regex,
+            token_ids,
+            merge_ranks,
+            byte_chars: bytes_to_unicode(),
+            control,
+            user_defined,
+        })
     }
 
     /// Token ids for `text`. Control tokens written in the text (`<|start|>`) become their ids only with
@@ -95,12 +109,19 @@ impl ByteLevelBpe {
 
     fn split_special<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Part<'t>> {
         let mut hits: Vec<(usize, usize, u32)> = Vec::new();
-        let specials = self.user_defined.iter().chain(if parse_special { &self.control[..] } else { &[] });
+        let specials = self.user_defined.iter().chain(if parse_special {
+            &self.control[..]
+        } else {
+            &[]
+        });
         for (s, id) in specials {
             if s.is_empty() {
                 continue;
             }
-            hits.extend(text.match_indices(s.as_str()).map(|(at, m)| (at, m.len(), *id)));
+            hits.extend(
+                text.match_indices(s.as_str())
+                    .map(|(at, m)| (at, m.len(), *id)),
+            );
         }
         // leftmost first, longest first at the same place
         hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -139,8 +160,10 @@ impl ByteLevelBpe {
     }
 
     fn encode_piece(&self, piece: &str, out: &mut Vec<u32>) -> Result<()> {
-        let mut symbols: Vec<String> =
-            piece.bytes().map(|b| self.byte_chars[usize::from(b)].to_string()).collect();
+        let mut symbols: Vec<String> = piece
+            .bytes()
+            .map(|b| self.byte_chars[usize::from(b)].to_string())
+            .collect();
         let mut key = String::new();
         loop {
             let mut best: Option<(u32, usize)> = None;
@@ -151,7 +174,7 @@ impl ByteLevelBpe {
                 key.push(' ');
                 key.push_str(r);
                 if let Some(&rank) = self.merge_ranks.get(key.as_str()) {
-                    if best.is_none_or(|(r, _)| rank < r) {
+                    if best.map_or(true, |(r, _)| rank < r) {
                         best = Some((rank, i));
                     }
                 }
@@ -166,10 +189,9 @@ impl ByteLevelBpe {
                 None => {
                     // a symbol the vocabulary lacks: fall back to its single bytes, as llama.cpp does
                     for c in s.chars() {
-                        let id = self
-                            .token_ids
-                            .get(&c.to_string())
-                            .ok_or_else(|| anyhow!("the vocabulary has no token for byte symbol {c:?}"))?;
+                        let id = self.token_ids.get(&c.to_string()).ok_or_else(|| {
+                            anyhow!("the vocabulary has no token for byte symbol {c:?}")
+                        })?;
                         out.push(*id);
                     }
                 }

@@ -18,6 +18,6 @@ pub use bpe::{bytes_to_token_string, bytes_to_unicode, ByteLevelBpe};
 pub use pre::{chkhsh, detect_pre, pre_regex, CHKTXT, O200K_PATTERN, PRE_GPT4O};
 pub use text::TextTokenizer;
 pub use vocab::{
-    does_token_look_special, GgufVocab, SpecialToken, TokenType, GPT_OSS_NAMED_SPECIALS, GPT_OSS_VOCAB_SIZE,
-    O200K_BASE_RANKS,
+    does_token_look_special, GgufVocab, SpecialToken, TokenType, GPT_OSS_NAMED_SPECIALS,
+    GPT_OSS_VOCAB_SIZE, O200K_BASE_RANKS,
 };

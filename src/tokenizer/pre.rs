@@ -36,8 +36,10 @@ pub const PRE_GPT4O: &str = "gpt-4o";
 
 /// chkhsh -> `tokenizer.ggml.pre`, the entries of llama.cpp's `get_vocab_base_pre` that ossify needs
 /// (ref: https://huggingface.co/Xenova/gpt-4o; the same ids come out of gpt-oss's o200k_harmony).
-const KNOWN_CHKHSH: &[(&str, &str)] =
-    &[("ccc2ef013c104be7bae2965776d611e1d7a8a2a9c547dd93a682c9a9fc80352e", PRE_GPT4O)];
+const KNOWN_CHKHSH: &[(&str, &str)] = &[(
+    "ccc2ef013c104be7bae2965776d611e1d7a8a2a9c547dd93a682c9a9fc80352e",
+    PRE_GPT4O,
+)];
 
 /// sha256 of Python's `str(ids)` ("[1, 2, 3]"), as llama.cpp hashes `tokenizer.encode(chktxt)`.
 pub fn chkhsh(ids: &[u32]) -> String {
@@ -63,7 +65,10 @@ pub fn detect_pre(
     if let Some((_, name)) = KNOWN_CHKHSH.iter().find(|(h, _)| *h == hash) {
         return Ok((*name).to_string());
     }
-    if split_regexes(tokenizer_json.get("pre_tokenizer")).iter().any(|r| r == O200K_PATTERN) {
+    if split_regexes(tokenizer_json.get("pre_tokenizer"))
+        .iter()
+        .any(|r| r == O200K_PATTERN)
+    {
         return Ok(PRE_GPT4O.to_string());
     }
     bail!(
@@ -84,7 +89,11 @@ fn split_regexes(pre: Option<&serde_json::Value>) -> Vec<String> {
                 }
             }
             Some("Split") => {
-                if let Some(r) = v.get("pattern").and_then(|p| p.get("Regex")).and_then(|r| r.as_str()) {
+                if let Some(r) = v
+                    .get("pattern")
+                    .and_then(|p| p.get("Regex"))
+                    .and_then(|r| r.as_str())
+                {
                     out.push(r.to_string());
                 }
             }
@@ -98,7 +107,9 @@ fn split_regexes(pre: Option<&serde_json::Value>) -> Vec<String> {
 pub fn pre_regex(pre: &str) -> Result<&'static str> {
     match pre {
         PRE_GPT4O => Ok(O200K_PATTERN),
-        other => bail!("pre-tokenizer {other:?} is not supported for tokenizing text (only {PRE_GPT4O:?})"),
+        other => bail!(
+            "pre-tokenizer {other:?} is not supported for tokenizing text (only {PRE_GPT4O:?})"
+        ),
     }
 }
 

@@ -24,13 +24,22 @@ pub enum TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_tokenizer_json(path: &Path) -> Result<TextTokenizer> {
-        let tokenizer = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| anyhow!("{}: the tokenizers library cannot load it: {e}", path.display()))?;
-        Ok(TextTokenizer::HuggingFace { tokenizer: Box::new(tokenizer), plain: OnceLock::new() })
+        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| {
+            anyhow!(
+                "{}: the tokenizers library cannot load it: {e}",
+                path.display()
+            )
+        })?;
+        Ok(TextTokenizer::HuggingFace {
+            tokenizer: Box::new(tokenizer),
+            plain: OnceLock::new(),
+        })
     }
 
     pub fn from_gguf_vocab(vocab: &GgufVocab) -> Result<TextTokenizer> {
-        Ok(TextTokenizer::Gguf(Box::new(ByteLevelBpe::from_vocab(vocab)?)))
+        Ok(TextTokenizer::Gguf(Box::new(ByteLevelBpe::from_vocab(
+            vocab,
+        )?)))
     }
 
     pub fn o200k_harmony() -> Result<TextTokenizer> {
@@ -72,7 +81,9 @@ impl TextTokenizer {
                         t
                     })
                 };
-                let enc = tok.encode(text, false).map_err(|e| anyhow!("tokenizing text: {e}"))?;
+                let enc = tok
+                    .encode(text, false)
+                    .map_err(|e| anyhow!("tokenizing text: {e}"))?;
                 Ok(enc.get_ids().to_vec())
             }
             TextTokenizer::Gguf(bpe) => bpe.encode(text, parse_special),

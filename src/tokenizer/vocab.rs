@@ -156,7 +156,10 @@ impl GgufVocab {
 
     /// The id of a token string, if the vocabulary has it.
     pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.tokens.iter().position(|t| t == token).and_then(|i| u32::try_from(i).ok())
+        self.tokens
+            .iter()
+            .position(|t| t == token)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// Build the vocabulary from a Hugging Face checkpoint folder: tokenizer.json (required), and where present
@@ -166,11 +169,15 @@ impl GgufVocab {
         let tj_path = dir.join("tokenizer.json");
         let origin = tj_path.display().to_string();
         let bytes = fs::read(&tj_path).with_context(|| format!("reading {origin}"))?;
-        let tj: Value = serde_json::from_slice(&bytes).with_context(|| format!("parsing {origin}"))?;
+        let tj: Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("parsing {origin}"))?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| anyhow!("{origin}: the tokenizers library cannot load it: {e}"))?;
 
-        let mut v = GgufVocab { model: "gpt2".into(), ..GgufVocab::default() };
+        let mut v = GgufVocab {
+            model: "gpt2".into(),
+            ..GgufVocab::default()
+        };
         v.base_vocab(&tokenizer, vocab_size, &origin)?;
         v.pre = detect_pre(&tokenizer, &tj, &origin)?;
         v.special_vocab(dir, &tj, &origin)?;
@@ -178,7 +185,12 @@ impl GgufVocab {
     }
 
     /// `get_vocab_base`: tokens by id, padding and token types.
-    fn base_vocab(&mut self, tokenizer: &tokenizers::Tokenizer, vocab_size: usize, origin: &str) -> Result<()> {
+    fn base_vocab(
+        &mut self,
+        tokenizer: &tokenizers::Tokenizer,
+        vocab_size: usize,
+        origin: &str,
+    ) -> Result<()> {
         let vocab = tokenizer.get_vocab(true);
         let max_id = vocab.values().copied().max().unwrap_or(0);
         if usize::try_from(max_id).map_or(true, |m| m >= vocab_size) {
@@ -192,7 +204,8 @@ impl GgufVocab {
             }
         }
         let added = tokenizer.get_added_tokens_decoder();
-        let added_contents: std::collections::HashSet<&str> = added.values().map(|t| t.content.as_str()).collect();
+        let added_contents: std::collections::HashSet<&str> =
+            added.values().map(|t| t.content.as_str()).collect();
         self.tokens = Vec::with_capacity(vocab_size);
         self.token_types = Vec::with_capacity(vocab_size);
         for (i, tok) in by_id.into_iter().enumerate() {
@@ -204,7 +217,10 @@ impl GgufVocab {
             let ty = if added_contents.contains(tok.as_str()) {
                 // llama.cpp re-encodes/decodes non-normalized added tokens; for byte-level BPE added tokens that
                 // round trip is the identity, so it is not repeated here.
-                let special = u32::try_from(i).ok().and_then(|id| added.get(&id)).is_some_and(|t| t.special);
+                let special = u32::try_from(i)
+                    .ok()
+                    .and_then(|id| added.get(&id))
+                    .is_some_and(|t| t.special);
                 if special || does_token_look_special(&tok) {
                     TokenType::Control
                 } else {
@@ -243,9 +259,10 @@ impl GgufVocab {
 
         let tc_path = dir.join("tokenizer_config.json");
         let mut tc: Option<serde_json::Map<String, Value>> = if tc_path.is_file() {
-            let text = fs::read(&tc_path).with_context(|| format!("reading {}", tc_path.display()))?;
-            let v: Value =
-                serde_json::from_slice(&text).with_context(|| format!("parsing {}", tc_path.display()))?;
+            let text =
+                fs::read(&tc_path).with_context(|| format!("reading {}", tc_path.display()))?;
+            let v: Value = serde_json::from_slice(&text)
+                .with_context(|| format!("parsing {}", tc_path.display()))?;
             match v {
                 Value::Object(m) => Some(m),
                 _ => bail!("{}: not a JSON object", tc_path.display()),
@@ -255,7 +272,10 @@ impl GgufVocab {
         };
 
         let tc_str = |tc: &Option<serde_json::Map<String, Value>>, key: &str| -> Option<Value> {
-            tc.as_ref().and_then(|m| m.get(key)).filter(|v| truthy(v)).cloned()
+            tc.as_ref()
+                .and_then(|m| m.get(key))
+                .filter(|v| truthy(v))
+                .cloned()
         };
         let special_bos = tc_str(&tc, "bos_token");
         let special_cls = tc_str(&tc, "cls_token");
@@ -295,7 +315,11 @@ impl GgufVocab {
                     }
                     Some("TemplateProcessing") => {
                         // the simple case only: a template that starts with bos / ends with eos
-                        let single = p.get("single").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+                        let single = p
+                            .get("single")
+                            .and_then(|s| s.as_array())
+                            .cloned()
+                            .unwrap_or_default();
                         if single.len() > 1 {
                             let id_of = |v: Option<&Value>| {
                                 v.and_then(|t| t.get("SpecialToken"))
@@ -304,13 +328,14 @@ impl GgufVocab {
                                     .map(str::to_string)
                             };
                             if let Some(first) = id_of(single.first()) {
-                                let is = [&special_bos, &special_cls]
-                                    .iter()
-                                    .any(|s| s.as_ref().and_then(|v| v.as_str()) == Some(first.as_str()));
+                                let is = [&special_bos, &special_cls].iter().any(|s| {
+                                    s.as_ref().and_then(|v| v.as_str()) == Some(first.as_str())
+                                });
                                 self.set_add(SpecialToken::Bos, is);
                             }
                             if let Some(last) = id_of(single.last()) {
-                                let is = special_eos.as_ref().and_then(|v| v.as_str()) == Some(last.as_str());
+                                let is = special_eos.as_ref().and_then(|v| v.as_str())
+                                    == Some(last.as_str());
                                 self.set_add(SpecialToken::Eos, is);
                             }
                         }
@@ -334,16 +359,20 @@ impl GgufVocab {
                     },
                     _ => continue,
                 };
-                let id = added_tokens.iter().find(|(c, _)| *c == content).map(|(_, id)| id.clone());
+                let id = added_tokens
+                    .iter()
+                    .find(|(c, _)| *c == content)
+                    .map(|(_, id)| id.clone());
                 self.set_special(kind, id.as_ref(), origin)?;
             }
         }
 
         let cfg_path = dir.join("config.json");
         if cfg_path.is_file() {
-            let text = fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
-            let cfg: Value =
-                serde_json::from_slice(&text).with_context(|| format!("parsing {}", cfg_path.display()))?;
+            let text =
+                fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
+            let cfg: Value = serde_json::from_slice(&text)
+                .with_context(|| format!("parsing {}", cfg_path.display()))?;
             let origin = cfg_path.display().to_string();
             for kind in SpecialToken::ALL {
                 let key = format!("{}_token_id", kind.name());
@@ -359,14 +388,20 @@ impl GgufVocab {
 
     /// `SpecialVocab._set_special_token`: integers only, first one wins, negative ids are an error.
     fn set_special(&mut self, kind: SpecialToken, id: Option<&Value>, origin: &str) -> Result<()> {
-        let Some(n) = id.and_then(|v| v.as_i64()) else { return Ok(()) };
+        let Some(n) = id.and_then(|v| v.as_i64()) else {
+            return Ok(());
+        };
         if n < 0 {
-            bail!("{origin}: invalid value for special token type {}: {n}", kind.name());
+            bail!(
+                "{origin}: invalid value for special token type {}: {n}",
+                kind.name()
+            );
         }
         if self.special_order.contains(&kind) {
             return Ok(());
         }
-        let id = u32::try_from(n).map_err(|_| anyhow!("{origin}: {} token id {n} is too large", kind.name()))?;
+        let id = u32::try_from(n)
+            .map_err(|_| anyhow!("{origin}: {} token id {n} is too large", kind.name()))?;
         self.special_order.push(kind);
         if let Some(slot) = self.special_slot(kind) {
             *slot = Some(id);
@@ -406,7 +441,12 @@ impl GgufVocab {
                 }
             }
             Some("Sequence") => {
-                for inner in n.get("normalizers").and_then(|v| v.as_array()).into_iter().flatten() {
+                for inner in n
+                    .get("normalizers")
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     self.parse_normalizer(inner);
                 }
             }
@@ -440,8 +480,12 @@ fn read_merges(merges: Option<&Value>, origin: &str) -> Result<Vec<String>> {
             (false, Value::String(s)) => out.push(s.clone()),
             (true, Value::Array(pair)) if pair.len() == 2 => {
                 let part = |p: &Value| -> Result<String> {
-                    let s = p.as_str().ok_or_else(|| anyhow!("{origin}: merge {i} has a non-string part"))?;
-                    Ok(s.chars().map(|c| if c == ' ' { '\u{0120}' } else { c }).collect())
+                    let s = p
+                        .as_str()
+                        .ok_or_else(|| anyhow!("{origin}: merge {i} has a non-string part"))?;
+                    Ok(s.chars()
+                        .map(|c| if c == ' ' { '\u{0120}' } else { c })
+                        .collect())
                 };
                 out.push(format!("{} {}", part(&pair[0])?, part(&pair[1])?));
             }
@@ -459,8 +503,11 @@ fn read_chat_template(dir: &Path, tc: &serde_json::Map<String, Value>) -> Result
         Some(fs::read_to_string(&jinja).with_context(|| format!("reading {}", jinja.display()))?)
     } else if json.is_file() {
         let text = fs::read(&json).with_context(|| format!("reading {}", json.display()))?;
-        let v: Value = serde_json::from_slice(&text).with_context(|| format!("parsing {}", json.display()))?;
-        v.get("chat_template").and_then(|t| t.as_str()).map(str::to_string)
+        let v: Value =
+            serde_json::from_slice(&text).with_context(|| format!("parsing {}", json.display()))?;
+        v.get("chat_template")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
     } else {
         None
     };
@@ -468,7 +515,8 @@ fn read_chat_template(dir: &Path, tc: &serde_json::Map<String, Value>) -> Result
         Some(Value::String(s)) => Some(s.clone()),
         // a list of named templates: keep the default one (named ones are not written; see special_vocab)
         Some(Value::Array(list)) => list.iter().find_map(|t| {
-            (t.get("name")?.as_str()? == "default").then(|| t.get("template")?.as_str().map(str::to_string))?
+            (t.get("name")?.as_str()? == "default")
+                .then(|| t.get("template")?.as_str().map(str::to_string))?
         }),
         Some(Value::Null) | None => alt,
         Some(_) => None,
@@ -510,21 +558,36 @@ impl GgufVocab {
     /// then by the parts' ranks); special ids as its tokenizer_config.json / config.json give them
     /// (bos <|startoftext|>, eos <|return|>, pad <|endoftext|>); no chat template (tiktoken-rs has none).
     pub fn from_o200k_harmony(vocab_size: usize) -> Result<GgufVocab> {
-        let last_special = GPT_OSS_NAMED_SPECIALS.iter().map(|(_, id)| *id).max().unwrap_or(0);
+        let last_special = GPT_OSS_NAMED_SPECIALS
+            .iter()
+            .map(|(_, id)| *id)
+            .max()
+            .unwrap_or(0);
         if usize::try_from(last_special).map_or(true, |m| m >= vocab_size) {
-            bail!("vocab_size {vocab_size} is too small for gpt-oss's special token {last_special}");
+            bail!(
+                "vocab_size {vocab_size} is too small for gpt-oss's special token {last_special}"
+            );
         }
         let bpe = tiktoken_rs::o200k_harmony().context("loading tiktoken-rs's o200k_harmony")?;
         let mut ranks: Vec<Vec<u8>> = Vec::with_capacity(O200K_BASE_RANKS as usize);
         for r in 0..O200K_BASE_RANKS {
-            let bytes = bpe.decode_bytes(&[r]).map_err(|e| anyhow!("o200k_harmony has no rank {r}: {e:?}"))?;
+            let bytes = bpe
+                .decode_bytes(&[r])
+                .map_err(|e| anyhow!("o200k_harmony has no rank {r}: {e:?}"))?;
             ranks.push(bytes);
         }
-        let rank_of: HashMap<&[u8], u32> =
-            ranks.iter().enumerate().map(|(i, b)| (b.as_slice(), i as u32)).collect();
+        let rank_of: HashMap<&[u8], u32> = ranks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.as_slice(), i as u32))
+            .collect();
         let table = bytes_to_unicode();
 
-        let mut v = GgufVocab { model: "gpt2".into(), pre: PRE_GPT4O.into(), ..GgufVocab::default() };
+        let mut v = GgufVocab {
+            model: "gpt2".into(),
+            pre: PRE_GPT4O.into(),
+            ..GgufVocab::default()
+        };
         v.tokens = Vec::with_capacity(vocab_size);
         v.token_types = Vec::with_capacity(vocab_size);
         for bytes in &ranks {
@@ -558,7 +621,12 @@ impl GgufVocab {
             .map(|(l, r)| format!("{} {}", v.tokens[l as usize], v.tokens[r as usize]))
             .collect();
 
-        let id = |name: &str| GPT_OSS_NAMED_SPECIALS.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
+        let id = |name: &str| {
+            GPT_OSS_NAMED_SPECIALS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, i)| *i)
+        };
         v.bos_token_id = id("<|startoftext|>");
         v.eos_token_id = id("<|return|>");
         v.padding_token_id = id("<|endoftext|>");
