@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Result};
 
 use super::pre::{compile, pre_regex};
-use super::vocab::{GgufVocab, TokenType};
+use super::vocab::{token_type_from_i32, GgufVocab, TokenType};
 
 /// GPT-2's byte -> printable char table (`bytes_to_unicode` in GPT-2 / transformers / llama.cpp's unicode.cpp).
 pub fn bytes_to_unicode() -> [char; 256] {
@@ -66,7 +66,7 @@ impl ByteLevelBpe {
         let mut user_defined = Vec::new();
         for (id, (tok, &ty)) in vocab.tokens.iter().zip(&vocab.token_types).enumerate() {
             let id = u32::try_from(id).map_err(|_| anyhow!("vocabulary larger than u32 ids"))?;
-            match TokenType::from_i32(ty) {
+            match token_type_from_i32(ty) {
                 Some(TokenType::Control) => control.push((tok.clone(), id)),
                 Some(TokenType::UserDefined) => user_defined.push((tok.clone(), id)),
                 Some(TokenType::Unused) => continue,

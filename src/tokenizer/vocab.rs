@@ -13,30 +13,20 @@ use serde_json::Value;
 use super::bpe::{bytes_to_token_string, bytes_to_unicode};
 use super::pre::{detect_pre, PRE_GPT4O};
 
-/// gguf-py `TokenType` (llama.cpp `llama_token_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum TokenType {
-    Normal = 1,
-    Unknown = 2,
-    Control = 3,
-    UserDefined = 4,
-    Unused = 5,
-    Byte = 6,
-}
+pub use ossify_formats::gguf::constants::TokenType;
 
-impl TokenType {
-    pub fn from_i32(v: i32) -> Option<TokenType> {
-        Some(match v {
-            1 => TokenType::Normal,
-            2 => TokenType::Unknown,
-            3 => TokenType::Control,
-            4 => TokenType::UserDefined,
-            5 => TokenType::Unused,
-            6 => TokenType::Byte,
-            _ => return None,
-        })
-    }
+/// The `TokenType` of a `tokenizer.ggml.token_type` value.
+pub fn token_type_from_i32(v: i32) -> Option<TokenType> {
+    [
+        TokenType::Normal,
+        TokenType::Unknown,
+        TokenType::Control,
+        TokenType::UserDefined,
+        TokenType::Unused,
+        TokenType::Byte,
+    ]
+    .into_iter()
+    .find(|t| *t as i32 == v)
 }
 
 /// The special token kinds gguf-py's `SpecialVocab` looks for, in its order
