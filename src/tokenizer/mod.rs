@@ -12,14 +12,17 @@
 mod bpe;
 mod gguf_meta;
 mod pre;
+mod pre_hashes;
 mod text;
 mod vocab;
 
 pub use bpe::{bytes_to_token_string, bytes_to_unicode, ByteLevelBpe};
 pub use gguf_meta::{add_flag_key, special_id_key};
-pub use pre::{chkhsh, detect_pre, pre_regex, CHKTXT, O200K_PATTERN, PRE_GPT4O};
+pub use pre::{
+    chkhsh, detect_pre, llama_cpp_pre_name, pre_regex, CHKTXT, O200K_PATTERN, PRE_GPT4O,
+};
 pub use text::TextTokenizer;
 pub use vocab::{
-    does_token_look_special, token_type_from_i32, GgufVocab, SpecialToken, TokenType,
-    GPT_OSS_NAMED_SPECIALS, GPT_OSS_VOCAB_SIZE, O200K_BASE_RANKS,
+    does_token_look_special, tiktoken_ranks, tiktoken_ranks_to_bpe, token_type_from_i32, GgufVocab,
+    SpecialToken, TokenType, GPT_OSS_NAMED_SPECIALS, GPT_OSS_VOCAB_SIZE, O200K_BASE_RANKS,
 };
