@@ -101,3 +101,17 @@ fn long_pieces_match_tiktoken() {
         .unwrap();
     assert_eq!(ours, reference);
 }
+
+#[test]
+fn decode_inverts_encode_for_all_three() {
+    let text = "Grüße 🦙 <|start|>user<|message|>你好, world!\n\t  x";
+    let vocab = GgufVocab::from_o200k_harmony(201_088).unwrap();
+    for tok in [
+        TextTokenizer::o200k_harmony().unwrap(),
+        TextTokenizer::from_gguf_vocab(&vocab).unwrap(),
+        TextTokenizer::from_tokenizer_json(&data().join("tiny/tokenizer.json")).unwrap(),
+    ] {
+        let ids = tok.encode(text, true).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text, "{}", tok.describe());
+    }
+}

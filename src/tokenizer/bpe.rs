@@ -44,6 +44,10 @@ pub struct ByteLevelBpe {
     /// "left right" (the merge as the GGUF stores it) -> rank; looked up with a reused buffer
     merge_ranks: HashMap<String, u32>,
     byte_chars: [char; 256],
+    /// for decoding: token strings by id, which ids are byte-level text, and the byte of each byte-level char
+    tokens: Vec<String>,
+    byte_level: Vec<bool>,
+    char_bytes: HashMap<char, u8>,
     /// user-defined tokens (always matched in text) and control tokens (matched only when asked), as llama.cpp
     /// does; leftmost-longest
     user_defined: Specials,
@@ -122,6 +126,17 @@ impl ByteLevelBpe {
             token_ids,
             merge_ranks,
             byte_chars: bytes_to_unicode(),
+            tokens: vocab.tokens.clone(),
+            byte_level: vocab
+                .token_types
+                .iter()
+                .map(|&t| matches!(token_type_from_i32(t), Some(TokenType::Normal)))
+                .collect(),
+            char_bytes: bytes_to_unicode()
+                .iter()
+                .zip(0..=255u8)
+                .map(|(&c, b)| (c, b))
+                .collect(),
             user_defined: Specials::new(user_defined)?,
             with_control,
         })
@@ -135,6 +150,32 @@ impl ByteLevelBpe {
             match part {
                 Part::Special(id) => out.push(id),
                 Part::Text(t) => self.encode_ordinary(t, &mut out)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes of `ids`: normal tokens decoded from GPT-2's byte alphabet, control and user-defined tokens
+    /// as their text.
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for &id in ids {
+            let i = id as usize;
+            let tok = self.tokens.get(i).ok_or_else(|| {
+                anyhow!(
+                    "token id {id} is outside the vocabulary of {} tokens",
+                    self.tokens.len()
+                )
+            })?;
+            if self.byte_level.get(i).copied().unwrap_or(false) {
+                for c in tok.chars() {
+                    match self.char_bytes.get(&c) {
+                        Some(&b) => out.push(b),
+                        None => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+                    }
+                }
+            } else {
+                out.extend_from_slice(tok.as_bytes());
             }
         }
         Ok(out)

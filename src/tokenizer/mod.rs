@@ -3,8 +3,11 @@
 //! - [`GgufVocab`]: the `tokenizer.*` metadata llama.cpp's converter writes for gpt-oss, built from a checkpoint's
 //!   tokenizer.json (+ tokenizer_config.json, chat_template.jinja, config.json) or from tiktoken-rs's
 //!   o200k_harmony when a checkpoint has no tokenizer.json.
-//! - [`TextTokenizer`]: text -> ids from tokenizer.json (the `tokenizers` crate), from a GGUF vocabulary (our
-//!   byte-level BPE, [`ByteLevelBpe`]) or from o200k_harmony (tiktoken-rs).
+//! - [`GgufVocab::to_metadata`] / [`GgufVocab::from_gguf`]: those keys, in llama.cpp's order and types, to and
+//!   from a GGUF file.
+//! - [`TextTokenizer`]: text <-> ids from tokenizer.json (the `tokenizers` crate), from a GGUF vocabulary (our
+//!   byte-level BPE, [`ByteLevelBpe`]) or from o200k_harmony (tiktoken-rs); [`TextTokenizer::for_checkpoint`]
+//!   picks the one a checkpoint path has.
 //!
 //! Tests pin every piece to llama.cpp's converter, the Python `tokenizers` library and tiktoken
 //! (tests/tokenizer_*.rs, fixtures and the script that made them in tests/data/tokenizer/).
