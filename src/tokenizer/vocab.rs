@@ -508,7 +508,8 @@ fn read_chat_template(dir: &Path, tc: &serde_json::Map<String, Value>) -> Result
             (t.get("name")?.as_str()? == "default")
                 .then(|| t.get("template")?.as_str().map(str::to_string))?
         }),
-        Some(Value::Null) | None => alt,
+        // `tokenizer_config.get("chat_template", alt)`: an explicit null is kept (no template)
+        None => alt,
         Some(_) => None,
     })
 }
