@@ -10,7 +10,11 @@ use ossify::cli;
 use ossify::plan::OutType;
 
 #[derive(Parser, Debug)]
-#[command(name = "ossify", version, about = "Convert, quantize, inspect and verify OpenAI gpt-oss checkpoints")]
+#[command(
+    name = "ossify",
+    version,
+    about = "Convert, quantize, inspect and verify OpenAI gpt-oss checkpoints"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,13 +119,15 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
         })?,
-        Command::InspectWeights(a) => cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
-            path: a.path,
-            stats: a.stats,
-            layout: a.layout.map(Into::into),
-            threads: a.threads,
-            json: a.json,
-        })?,
+        Command::InspectWeights(a) => {
+            cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
+                path: a.path,
+                stats: a.stats,
+                layout: a.layout.map(Into::into),
+                threads: a.threads,
+                json: a.json,
+            })?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

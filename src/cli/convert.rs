@@ -202,16 +202,19 @@ pub fn metadata(ckpt: &Checkpoint, plan: &Plan) -> Result<Vec<(String, MetaValue
             MetaValue::String(ARCH_GPT_OSS.into()),
         ),
         (k::GENERAL_TYPE.into(), MetaValue::String("model".into())),
+        (k::GENERAL_NAME.into(), MetaValue::String(model_name(ckpt))),
         (
-            k::GENERAL_NAME.into(),
-            MetaValue::String(model_name(ckpt)),
+            a(k::LLM_BLOCK_COUNT),
+            u32v(c.num_hidden_layers, "num_hidden_layers")?,
         ),
-        (a(k::LLM_BLOCK_COUNT), u32v(c.num_hidden_layers, "num_hidden_layers")?),
         (
             a(k::LLM_CONTEXT_LENGTH),
             u32v(c.max_position_embeddings, "max_position_embeddings")?,
         ),
-        (a(k::LLM_EMBEDDING_LENGTH), u32v(c.hidden_size, "hidden_size")?),
+        (
+            a(k::LLM_EMBEDDING_LENGTH),
+            u32v(c.hidden_size, "hidden_size")?,
+        ),
         (
             a(k::LLM_FEED_FORWARD_LENGTH),
             u32v(c.intermediate_size, "intermediate_size")?,
@@ -230,7 +233,10 @@ pub fn metadata(ckpt: &Checkpoint, plan: &Plan) -> Result<Vec<(String, MetaValue
         kv.push((a(k::ROPE_SCALING_FACTOR), MetaValue::F32(r.factor as f32)));
         kv.push((
             a(k::ROPE_SCALING_ORIG_CTX_LEN),
-            u32v(r.original_max_position_embeddings, "original_max_position_embeddings")?,
+            u32v(
+                r.original_max_position_embeddings,
+                "original_max_position_embeddings",
+            )?,
         ));
         kv.push((
             a(k::ROPE_SCALING_YARN_BETA_FAST),
@@ -246,7 +252,10 @@ pub fn metadata(ckpt: &Checkpoint, plan: &Plan) -> Result<Vec<(String, MetaValue
         a(k::ATTENTION_LAYERNORM_RMS_EPS),
         MetaValue::F32(c.rms_norm_eps as f32),
     ));
-    kv.push((a(k::EXPERT_COUNT), u32v(c.num_local_experts, "num_local_experts")?));
+    kv.push((
+        a(k::EXPERT_COUNT),
+        u32v(c.num_local_experts, "num_local_experts")?,
+    ));
     kv.push((
         a(k::EXPERT_USED_COUNT),
         u32v(c.num_experts_per_tok, "num_experts_per_tok")?,

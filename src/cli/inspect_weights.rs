@@ -63,7 +63,13 @@ impl Architecture {
             layer_types: c
                 .layer_types
                 .iter()
-                .map(|t| if *t == AttentionKind::Sliding { 'S' } else { 'F' })
+                .map(|t| {
+                    if *t == AttentionKind::Sliding {
+                        'S'
+                    } else {
+                        'F'
+                    }
+                })
                 .collect(),
             rope_theta: c.rope_theta,
             rope_scaling: c.rope_scaling.as_ref().map(|r| {
@@ -156,7 +162,11 @@ fn inspect_safetensors_file(path: &Path, opts: &InspectOptions) -> Result<Report
         }
         _ => ("safetensors".to_string(), None),
     };
-    let views: Vec<TensorView<'_>> = model.entries().iter().filter_map(|e| model.view(e)).collect();
+    let views: Vec<TensorView<'_>> = model
+        .entries()
+        .iter()
+        .filter_map(|e| model.view(e))
+        .collect();
     let files = vec![file_label(path); views.len()];
     let rows = table(&views, &files, opts)?;
     Ok(Report {
@@ -174,7 +184,11 @@ fn file_label(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn table(views: &[TensorView<'_>], files: &[String], opts: &InspectOptions) -> Result<Vec<TensorRow>> {
+fn table(
+    views: &[TensorView<'_>],
+    files: &[String],
+    opts: &InspectOptions,
+) -> Result<Vec<TensorRow>> {
     let stats: Vec<Option<TensorStats>> = if opts.stats {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
@@ -282,7 +296,11 @@ impl Acc {
             min: if has { self.min } else { 0.0 },
             max: if has { self.max } else { 0.0 },
             mean: self.mean,
-            std: if has { (self.m2 / self.n as f64).sqrt() } else { 0.0 },
+            std: if has {
+                (self.m2 / self.n as f64).sqrt()
+            } else {
+                0.0
+            },
             nan: self.nan,
             inf: self.inf,
             scale_exponents: None,
@@ -298,7 +316,8 @@ fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStat
     let ctx = || format!("tensor '{}'", v.name);
     // HF / original MXFP4 pairs: decode blocks with their scales; the scales tensor reports its histogram.
     if v.dtype == DType::U8 {
-        if let Some(scales) = mxfp4_sibling(&v.name).and_then(|s| all.iter().find(|t| t.name == s)) {
+        if let Some(scales) = mxfp4_sibling(&v.name).and_then(|s| all.iter().find(|t| t.name == s))
+        {
             return hf_mxfp4_stats(v, scales).with_context(ctx);
         }
         if is_mxfp4_scales(&v.name) {
@@ -309,8 +328,15 @@ fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStat
         }
     }
     match v.dtype {
-        DType::F32 | DType::F16 | DType::BF16 | DType::Q8_0 | DType::Q4_0 | DType::Q4_1
-        | DType::Q5_0 | DType::Q5_1 | DType::Mxfp4 => {
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::Q8_0
+        | DType::Q4_0
+        | DType::Q4_1
+        | DType::Q5_0
+        | DType::Q5_1
+        | DType::Mxfp4 => {
             let bs = v.dtype.block_size();
             let elems = (CHUNK_ELEMENTS / bs).max(1) * bs;
             let chunk_bytes = v.dtype.nbytes(elems).unwrap_or(usize::MAX);
@@ -332,7 +358,11 @@ fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStat
                 let (six, total) = blocks
                     .flat_map(|b| b[1..].iter().copied())
                     .fold((0u64, 0u64), |(s6, t), byte| (s6 + at_6(byte), t + 2));
-                s.share_at_6 = Some(if total > 0 { six as f64 / total as f64 } else { 0.0 });
+                s.share_at_6 = Some(if total > 0 {
+                    six as f64 / total as f64
+                } else {
+                    0.0
+                });
             }
             Ok(s)
         }
@@ -392,7 +422,11 @@ fn hf_mxfp4_stats(blocks: &TensorView<'_>, scales: &TensorView<'_>) -> Result<Te
     st.scale_exponents = Some(histogram(scales.bytes.iter().copied()));
     let six: u64 = blocks.bytes.iter().map(|&b| at_6(b)).sum();
     let total = blocks.bytes.len() as u64 * 2;
-    st.share_at_6 = Some(if total > 0 { six as f64 / total as f64 } else { 0.0 });
+    st.share_at_6 = Some(if total > 0 {
+        six as f64 / total as f64
+    } else {
+        0.0
+    });
     Ok(st)
 }
 
@@ -457,8 +491,18 @@ pub fn run(opts: &InspectOptions) -> Result<()> {
         report.tensors.len(),
         report.total_bytes as f64 / (1024.0 * 1024.0)
     )?;
-    let w = report.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<w$}  {:<6} {:<22} {:>12}  file", "name", "type", "shape", "bytes")?;
+    let w = report
+        .tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:<6} {:<22} {:>12}  file",
+        "name", "type", "shape", "bytes"
+    )?;
     for t in &report.tensors {
         let shape = format!("{:?}", t.shape);
         writeln!(
