@@ -5,3 +5,4 @@ pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
 pub mod plan;
+pub mod tokenizer;
