@@ -377,8 +377,7 @@ impl PlannedTensor {
                     })?;
             }
             source => {
-                let (name, index): (&str, Box<dyn Fn(usize, usize) -> usize + Sync>) =
-                    self.index_map(source, ckpt)?;
+                let (name, index): (&str, IndexFn) = self.index_map(source, ckpt)?;
                 let t = ckpt.tensor(name)?;
                 let n_src = t.n_elements();
                 check_len(&t, t.dtype.nbytes(n_src).unwrap_or(usize::MAX))?;
@@ -405,12 +404,7 @@ impl PlannedTensor {
     }
 
     /// For float sources: the source tensor and a map (output row, column) -> source element index.
-    #[allow(clippy::type_complexity)]
-    fn index_map<'s>(
-        &self,
-        source: &'s Source,
-        ckpt: &Checkpoint,
-    ) -> Result<(&'s str, Box<dyn Fn(usize, usize) -> usize + Sync>)> {
+    fn index_map<'s>(&self, source: &'s Source, ckpt: &Checkpoint) -> Result<(&'s str, IndexFn)> {
         let row_len = self.shape.last().copied().unwrap_or(1);
         Ok(match source {
             Source::Float { name, rows } => {
@@ -458,6 +452,9 @@ impl PlannedTensor {
         })
     }
 }
+
+/// (output row, column) -> source element index.
+type IndexFn = Box<dyn Fn(usize, usize) -> usize + Sync>;
 
 fn check_len(t: &TensorView<'_>, want: usize) -> Result<()> {
     if t.bytes.len() != want {

@@ -232,7 +232,7 @@ impl GptOssConfig {
             None => AttentionKind::alternating(num_hidden_layers),
             Some(v) => parse_layer_types(v, path, num_hidden_layers)?,
         };
-        Ok(GptOssConfig {
+        GptOssConfig {
             vocab_size: f.positive(&["vocab_size"])?,
             hidden_size,
             intermediate_size: f.positive(&["intermediate_size"])?,
@@ -261,7 +261,7 @@ impl GptOssConfig {
             eos_token_id: f.opt_token("eos_token_id")?,
             pad_token_id: f.opt_token("pad_token_id")?,
         }
-        .validated(path)?)
+        .validated(path)
     }
 
     /// Parses OpenAI's `original/config.json` (gpt_oss/torch/model.py `ModelConfig`). Its YaRN fields map as
@@ -286,7 +286,7 @@ impl GptOssConfig {
                 m as usize
             }
         };
-        Ok(GptOssConfig {
+        GptOssConfig {
             vocab_size: f.positive(&["vocab_size"])?,
             hidden_size: f.positive(&["hidden_size"])?,
             intermediate_size: f.positive(&["intermediate_size"])?,
@@ -316,7 +316,7 @@ impl GptOssConfig {
             eos_token_id: None,
             pad_token_id: None,
         }
-        .validated(path)?)
+        .validated(path)
     }
 
     /// Consistency checks that keep later arithmetic safe.
