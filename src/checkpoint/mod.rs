@@ -26,6 +26,8 @@
 mod expect;
 mod gguf;
 
+pub use gguf::config_from_gguf;
+
 pub use expect::{
     expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage,
 };
