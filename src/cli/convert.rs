@@ -2,7 +2,7 @@
 //! and every metadata value llama.cpp reads, what llama.cpp's own converter writes.
 //!
 //! Streaming: the source is memory-mapped; tensors are produced one after another, each with its rows spread
-//! over the thread pool, and handed to a writer thread through a channel of capacity two, so at most a few
+//! over the thread pool, and handed to a writer thread through a channel of capacity one, so at most three
 //! tensors are in memory whatever the model size. Rows are independent and written at planned offsets, so the
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
@@ -77,7 +77,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let bar = progress_bar(opts, tensor_bytes);
 
     // Producer: this thread, one tensor at a time, rows in parallel. Consumer: a writer thread.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(1);
     let out_ref = &output;
     let written: Result<()> = std::thread::scope(|s| {
         let writer = s.spawn(move || -> Result<()> {
