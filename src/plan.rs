@@ -358,9 +358,18 @@ impl PlannedTensor {
             } => {
                 let b = ckpt.tensor(blocks)?;
                 let s = ckpt.tensor(scales)?;
-                let (e, r_src) = (b.shape[0], b.shape[1]);
+                let (e, r_src) = match b.shape[..] {
+                    [e, r, _, 16] => (e, r),
+                    _ => bail!(
+                        "'{blocks}' has shape {:?}, expected (E, rows, blocks, 16)",
+                        b.shape
+                    ),
+                };
                 let nb = row_len / 32;
-                let r_out = self.shape[1];
+                let r_out = *self.shape.get(1).unwrap_or(&0);
+                if r_out == 0 || (r_out - 1) * rows.step().0 + rows.step().1 >= r_src {
+                    bail!("'{blocks}' has {r_src} rows, too few for {r_out} output rows");
+                }
                 check_len(&b, e * r_src * nb * 16)?;
                 check_len(&s, e * r_src * nb)?;
                 let (step, off) = rows.step();
