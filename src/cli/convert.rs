@@ -18,7 +18,7 @@ use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
 use crate::plan::{OutType, Plan};
-use crate::tokenizer::{GgufVocab, SpecialToken};
+use crate::tokenizer::GgufVocab;
 
 /// Options of `ossify convert`.
 #[derive(Clone, Debug)]
@@ -314,9 +314,8 @@ fn model_name(ckpt: &Checkpoint) -> String {
         .unwrap_or_else(|| "gpt-oss".into())
 }
 
-/// The tokenizer key/values, in the order llama.cpp's `_set_vocab_gpt2` writes them: model, pre, tokens, token
-/// types, then gguf-py `SpecialVocab.add_to_gguf`: merges, special ids (in the order found), add_* flags, chat
-/// template, normalizer flags.
+/// The tokenizer key/values, as llama.cpp's `_set_vocab_gpt2` + gguf-py's `SpecialVocab` write them
+/// (`GgufVocab::to_metadata`).
 fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
     let Some(dir) = &ckpt.tokenizer_dir else {
         bail!(
@@ -331,74 +330,5 @@ fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
     };
     let v = GgufVocab::from_dir(dir, ckpt.config.vocab_size)
         .with_context(|| format!("{}: reading the tokenizer", dir.display()))?;
-    let mut kv: Vec<(String, MetaValue)> = vec![
-        (
-            k::TOKENIZER_GGML_MODEL.into(),
-            MetaValue::String(v.model.clone()),
-        ),
-        (
-            k::TOKENIZER_GGML_PRE.into(),
-            MetaValue::String(v.pre.clone()),
-        ),
-        (
-            k::TOKENIZER_GGML_TOKENS.into(),
-            MetaValue::Array(MetaArray::String(v.tokens.clone())),
-        ),
-        (
-            k::TOKENIZER_GGML_TOKEN_TYPE.into(),
-            MetaValue::Array(MetaArray::I32(v.token_types.clone())),
-        ),
-    ];
-    if !v.merges.is_empty() {
-        kv.push((
-            k::TOKENIZER_GGML_MERGES.into(),
-            MetaValue::Array(MetaArray::String(v.merges.clone())),
-        ));
-    }
-    for kind in &v.special_order {
-        let key = match kind {
-            SpecialToken::Bos => k::TOKENIZER_GGML_BOS_TOKEN_ID,
-            SpecialToken::Eos => k::TOKENIZER_GGML_EOS_TOKEN_ID,
-            SpecialToken::Unk => k::TOKENIZER_GGML_UNKNOWN_TOKEN_ID,
-            SpecialToken::Sep => k::TOKENIZER_GGML_SEPERATOR_TOKEN_ID,
-            SpecialToken::Pad => k::TOKENIZER_GGML_PADDING_TOKEN_ID,
-            SpecialToken::Mask => k::TOKENIZER_GGML_MASK_TOKEN_ID,
-            SpecialToken::Cls => continue, // gguf-py has no key for it
-        };
-        if let Some(id) = v.special_id(*kind) {
-            if !kv.iter().any(|(k, _)| k == key) {
-                kv.push((key.into(), MetaValue::U32(id)));
-            }
-        }
-    }
-    for kind in &v.add_order {
-        let key = match kind {
-            SpecialToken::Bos => k::TOKENIZER_GGML_ADD_BOS_TOKEN,
-            SpecialToken::Eos => k::TOKENIZER_GGML_ADD_EOS_TOKEN,
-            SpecialToken::Sep => k::TOKENIZER_GGML_ADD_SEP_TOKEN,
-            _ => continue,
-        };
-        if let Some(b) = v.add_flag(*kind) {
-            if !kv.iter().any(|(k, _)| k == key) {
-                kv.push((key.into(), MetaValue::Bool(b)));
-            }
-        }
-    }
-    if let Some(t) = &v.chat_template {
-        kv.push((
-            k::TOKENIZER_CHAT_TEMPLATE.into(),
-            MetaValue::String(t.clone()),
-        ));
-    }
-    if let Some(b) = v.normalizer_lowercase {
-        kv.push((NORMALIZER_LOWERCASE.into(), MetaValue::Bool(b)));
-    }
-    if let Some(b) = v.normalizer_strip_accents {
-        kv.push((NORMALIZER_STRIP_ACCENTS.into(), MetaValue::Bool(b)));
-    }
-    Ok(kv)
+    Ok(v.to_metadata())
 }
-
-/// gguf-py `Keys.Tokenizer.NORMALIZER_LOWERCASE` / `NORMALIZER_STRIP_ACCENTS` (not yet in formats' constants).
-const NORMALIZER_LOWERCASE: &str = "tokenizer.ggml.normalizer.lowercase";
-const NORMALIZER_STRIP_ACCENTS: &str = "tokenizer.ggml.normalizer.strip_accents";
