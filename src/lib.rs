@@ -4,3 +4,5 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod npy;
+pub mod parity;
