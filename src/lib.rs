@@ -6,3 +6,4 @@ pub mod cli;
 pub mod gpt_oss;
 pub mod npy;
 pub mod parity;
+pub mod plan;
