@@ -125,3 +125,30 @@ fn incompatible_configs_are_refused() {
     assert!(e.contains("vocab_size: 544 vs 7"), "{e}");
     assert!(e.contains("num_hidden_layers"), "{e}");
 }
+
+/// GGUF files written by llama.cpp's own converter (golden/llamacpp, see golden/convert_with_llamacpp.py).
+#[test]
+fn hf_and_llama_cpp_gguf_agree_exactly_when_lossless() {
+    let a = open(&golden("tiny"));
+    for f in ["tiny.f32.gguf", "tiny.bf16.gguf"] {
+        let b = open(&golden(&format!("llamacpp/{f}")));
+        let r = compare_checkpoints(&a, &b).unwrap();
+        assert_eq!(r.tensors.len(), 3 + 19 * a.config.num_hidden_layers);
+        assert_eq!(r.n_failed, 0, "{f}: {:?}", r.failures().collect::<Vec<_>>());
+        let exps = r
+            .tensors
+            .iter()
+            .find(|t| t.name == "blk.3.ffn_up_exps.weight")
+            .unwrap();
+        assert_eq!((exps.candidate_dtype.as_str(), exps.n_different), ("MXFP4", 0));
+    }
+    let b = open(&golden("llamacpp/tiny.q8_0.gguf"));
+    let r = compare_checkpoints(&a, &b).unwrap();
+    assert_eq!(r.n_failed, 0);
+    let q = r
+        .tensors
+        .iter()
+        .find(|t| t.candidate_dtype == "Q8_0")
+        .expect("llama.cpp's q8_0 output holds Q8_0 tensors");
+    assert!(!q.lossless && q.n_different > 0 && q.snr_db.unwrap() > 30.0, "{q:?}");
+}
