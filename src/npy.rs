@@ -133,15 +133,7 @@ fn parse_shape(lit: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Writes a float32 C-order `.npy` file (version 1.0), via `<path>.partial` renamed after flush.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    let n: usize = shape.iter().product();
-    if n != data.len() {
-        bail!(
-            "shape {shape:?} holds {n} values but {} were given",
-            data.len()
-        );
-    }
+fn header_bytes(shape: &[usize]) -> Result<Vec<u8>> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_lit = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -153,27 +145,106 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
     let header_len = u16::try_from(header.len()).context("npy header too long")?;
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    Ok(out)
+}
 
-    let partial = path.with_extension("npy.partial");
-    let write = || -> Result<()> {
-        let f = std::fs::File::create(&partial)?;
+/// Streams a float32 C-order `.npy` file of a known shape, row block by row block, into `<path>.partial`,
+/// renamed by [`NpyF32Writer::finish`] once every value is written (removed if dropped before).
+pub struct NpyF32Writer {
+    path: std::path::PathBuf,
+    partial: std::path::PathBuf,
+    w: Option<std::io::BufWriter<std::fs::File>>,
+    remaining: usize,
+}
+
+impl NpyF32Writer {
+    pub fn create(path: &Path, shape: &[usize]) -> Result<NpyF32Writer> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .context("npy shape overflows")?;
+        let partial = path.with_extension("npy.partial");
+        let f = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        w.write_all(MAGIC)?;
-        w.write_all(&[1, 0])?;
-        w.write_all(&header_len.to_le_bytes())?;
-        w.write_all(header.as_bytes())?;
-        for x in data {
-            w.write_all(&x.to_le_bytes())?;
-        }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e.context(format!("writing {}", partial.display())));
+        w.write_all(&header_bytes(shape)?)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        Ok(NpyF32Writer {
+            path: path.to_path_buf(),
+            partial,
+            w: Some(w),
+            remaining: n,
+        })
     }
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
+
+    pub fn write(&mut self, data: &[f32]) -> Result<()> {
+        if data.len() > self.remaining {
+            bail!(
+                "{}: {} more values than the declared shape holds",
+                self.path.display(),
+                data.len() - self.remaining
+            );
+        }
+        let Some(w) = self.w.as_mut() else {
+            bail!("{}: already finished", self.path.display());
+        };
+        for x in data {
+            w.write_all(&x.to_le_bytes())
+                .with_context(|| format!("writing {}", self.partial.display()))?;
+        }
+        self.remaining -= data.len();
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        if self.remaining != 0 {
+            bail!(
+                "{}: {} values short of the declared shape",
+                self.path.display(),
+                self.remaining
+            );
+        }
+        let Some(w) = self.w.take() else {
+            bail!("{}: already finished", self.path.display());
+        };
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("writing {}", self.partial.display()))?;
+        std::fs::rename(&self.partial, &self.path).with_context(|| {
+            format!(
+                "renaming {} to {}",
+                self.partial.display(),
+                self.path.display()
+            )
+        })
+    }
+}
+
+impl Drop for NpyF32Writer {
+    fn drop(&mut self) {
+        if self.w.take().is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// Writes a float32 C-order `.npy` file (version 1.0), via `<path>.partial` renamed after flush.
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        bail!(
+            "shape {shape:?} holds {n} values but {} were given",
+            data.len()
+        );
+    }
+    let mut w = NpyF32Writer::create(path, shape)?;
+    w.write(data)?;
+    w.finish()
 }
 
 #[cfg(test)]
@@ -206,6 +277,19 @@ mod tests {
         let p = dir.path().join("a.npy");
         write_f32(&p, &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), numpy_bytes());
+        // Streamed in two pieces, the same bytes; a short write leaves nothing behind.
+        let q = dir.path().join("b.npy");
+        let mut w = NpyF32Writer::create(&q, &[2, 3]).unwrap();
+        w.write(&[0.0, 1.0]).unwrap();
+        w.write(&[2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert!(w.write(&[6.0]).is_err());
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), numpy_bytes());
+        let r = dir.path().join("c.npy");
+        let mut w = NpyF32Writer::create(&r, &[2, 3]).unwrap();
+        w.write(&[0.0]).unwrap();
+        assert!(w.finish().is_err());
+        assert!(!r.exists() && !dir.path().join("c.npy.partial").exists());
     }
 
     #[test]

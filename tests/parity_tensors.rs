@@ -140,7 +140,10 @@ fn hf_and_llama_cpp_gguf_agree_exactly_when_lossless() {
             .iter()
             .find(|t| t.name == "blk.3.ffn_up_exps.weight")
             .unwrap();
-        assert_eq!((exps.candidate_dtype.as_str(), exps.n_different), ("MXFP4", 0));
+        assert_eq!(
+            (exps.candidate_dtype.as_str(), exps.n_different),
+            ("MXFP4", 0)
+        );
     }
     let b = open(&golden("llamacpp/tiny.q8_0.gguf"));
     let r = compare_checkpoints(&a, &b).unwrap();
@@ -150,5 +153,8 @@ fn hf_and_llama_cpp_gguf_agree_exactly_when_lossless() {
         .iter()
         .find(|t| t.candidate_dtype == "Q8_0")
         .expect("llama.cpp's q8_0 output holds Q8_0 tensors");
-    assert!(!q.lossless && q.n_different > 0 && q.snr_db.unwrap() > 30.0, "{q:?}");
+    assert!(
+        !q.lossless && q.n_different > 0 && q.snr_db.unwrap() > 30.0,
+        "{q:?}"
+    );
 }

@@ -1,0 +1,96 @@
+//! What `verify-parity` and `perplexity` evaluate: token files, text through the checkpoint's tokenizer, the
+//! built-in default sequence, and the model behind a checkpoint.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::logits::{LogitModel, Sequences};
+use crate::checkpoint::Checkpoint;
+
+/// Reads token ids from JSON: `[1, 2, 3]`, `{"tokens": [..]}`, or `{"sequences": [[..], [..]]}` (the format of
+/// golden/reference/tokens.json). `sequence` picks one sequence of several.
+pub fn read_tokens(path: &Path, sequence: Option<usize>) -> Result<Sequences> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let ids = |v: &serde_json::Value, what: &str| -> Result<Vec<u32>> {
+        let arr = v
+            .as_array()
+            .with_context(|| format!("{}: {what} is not an array", path.display()))?;
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                x.as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .with_context(|| {
+                        format!("{}: {what}[{i}] = {x} is not a token id", path.display())
+                    })
+            })
+            .collect()
+    };
+    let seqs: Sequences = if v.is_array() {
+        vec![ids(&v, "the array")?]
+    } else if let Some(t) = v.get("tokens") {
+        vec![ids(t, "\"tokens\"")?]
+    } else if let Some(s) = v.get("sequences").and_then(|s| s.as_array()) {
+        s.iter()
+            .enumerate()
+            .map(|(k, x)| ids(x, &format!("\"sequences\"[{k}]")))
+            .collect::<Result<_>>()?
+    } else {
+        bail!(
+            "{}: expected a JSON array of token ids, {{\"tokens\": [...]}} or {{\"sequences\": [[...], ...]}}",
+            path.display()
+        );
+    };
+    match sequence {
+        None => Ok(seqs),
+        Some(k) => {
+            let n = seqs.len();
+            let s = seqs.into_iter().nth(k).with_context(|| {
+                format!(
+                    "{}: --sequence {k} asked, the file holds {n}",
+                    path.display()
+                )
+            })?;
+            Ok(vec![s])
+        }
+    }
+}
+
+/// The sequence `verify-parity` evaluates when given neither `--text` nor `--tokens`: 128 ids spread over the
+/// whole vocabulary by a fixed stride (so every model size gets valid, varied ids, and low, high and special
+/// ids all appear), independent of any tokenizer.
+pub fn default_tokens(vocab: usize) -> Sequences {
+    let n = 128usize;
+    let v = vocab.max(1) as u64;
+    // A stride coprime with most vocabulary sizes walks the range without short cycles.
+    let ids = (0..n as u64)
+        .map(|i| ((i * 7919 + 13) % v) as u32)
+        .collect();
+    vec![ids]
+}
+
+/// Text to token ids with the checkpoint's tokenizer (tokenizer.json, or the GGUF vocabulary), without
+/// adding special tokens (llama-perplexity's `common_tokenize(.., add_special = true)` adds none for
+/// gpt-oss, whose vocabulary has no BOS to add).
+pub fn tokenize(ck: &Checkpoint, text: &str) -> Result<Vec<u32>> {
+    let _ = text;
+    bail!(
+        "{}: tokenizing text needs the tokenizer module, which this build does not have yet; \
+         pass --tokens FILE.json instead",
+        ck.path.display()
+    )
+}
+
+/// ossify's forward pass over `ck`.
+pub fn open_model<'a>(ck: &'a Checkpoint, yarn_truncate: bool) -> Result<Box<dyn LogitModel + 'a>> {
+    let _ = yarn_truncate;
+    bail!(
+        "{}: this build has no forward pass yet (branch `forward`); only the tensor comparison can run \
+         (verify-parity --tensors-only)",
+        ck.path.display()
+    )
+}
