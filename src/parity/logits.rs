@@ -33,6 +33,11 @@ pub trait LogitModel {
     }
 }
 
+/// `value > limit`, with NaN counting as past any limit.
+fn above(value: f64, limit: f64) -> bool {
+    value.is_nan() || value > limit
+}
+
 /// Pass/fail limits on a logit comparison; `None` disables a check.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Thresholds {
@@ -46,12 +51,12 @@ impl Thresholds {
     pub fn violations(&self, s: &LogitSummary) -> Vec<String> {
         let mut v = Vec::new();
         if let Some(x) = self.max_kld {
-            if !(s.kld_mean <= x) {
+            if above(s.kld_mean, x) {
                 v.push(format!("mean KLD {:.6e} > --max-kld {x:e}", s.kld_mean));
             }
         }
         if let Some(x) = self.min_top1 {
-            if !(s.top1_agreement >= x) {
+            if above(-s.top1_agreement, -x) {
                 v.push(format!(
                     "same top-1 {:.4} < --min-top1 {x}",
                     s.top1_agreement
@@ -59,7 +64,7 @@ impl Thresholds {
             }
         }
         if let Some(x) = self.max_ppl_ratio {
-            if !(s.ppl_ratio <= x) {
+            if above(s.ppl_ratio, x) {
                 v.push(format!(
                     "PPL ratio {:.6} > --max-ppl-ratio {x}",
                     s.ppl_ratio
@@ -193,7 +198,7 @@ pub fn locate_divergence(reference: &ResidualTrace, candidate: &ResidualTrace) -
             break;
         }
         let growth = if prev > 0.0 { e / prev } else { 0.0 };
-        if e > 0.0 && best.is_none_or(|(_, g)| growth > g) {
+        if e > 0.0 && best.map_or(true, |(_, g)| growth > g) {
             best = Some((i, growth));
         }
         prev = e;
