@@ -149,7 +149,9 @@ impl Source {
             Source::Float { name, rows: r } => format!("{name}{}", rows(r)),
             Source::RowRange { name, start, end } => format!("{name} rows {start}..{end}"),
             Source::DenseExperts { name, rows: r } => format!("{name} transposed{}", rows(r)),
-            Source::Mxfp4 { blocks, rows: r, .. } => format!("{blocks} repacked{}", rows(r)),
+            Source::Mxfp4 {
+                blocks, rows: r, ..
+            } => format!("{blocks} repacked{}", rows(r)),
         }
     }
 }
@@ -384,9 +386,8 @@ impl PlannedTensor {
                     bail!("source dtype {} is not a float type", t.dtype);
                 }
                 let dtype = self.dtype;
-                out.par_chunks_mut(row_bytes)
-                    .enumerate()
-                    .try_for_each(|(r, dst)| -> Result<()> {
+                out.par_chunks_mut(row_bytes).enumerate().try_for_each(
+                    |(r, dst)| -> Result<()> {
                         let mut row = vec![0f32; row_len];
                         for (c, x) in row.iter_mut().enumerate() {
                             let i = index(r, c);
@@ -396,7 +397,8 @@ impl PlannedTensor {
                             *x = read_f32(&t, i);
                         }
                         quant::quantize_row(dtype, &row, dst).map_err(anyhow::Error::new)
-                    })?;
+                    },
+                )?;
             }
         }
         Ok(out)
@@ -475,14 +477,35 @@ mod tests {
     #[test]
     fn types_follow_llama_cpp_rules() {
         let bf = DType::BF16;
-        assert_eq!(target_dtype("blk.0.attn_norm.weight", &[96], bf), DType::F32);
-        assert_eq!(target_dtype("blk.0.attn_sinks.weight", &[4], bf), DType::F32);
-        assert_eq!(target_dtype("blk.0.ffn_gate_inp.weight", &[4, 96], bf), DType::F32);
+        assert_eq!(
+            target_dtype("blk.0.attn_norm.weight", &[96], bf),
+            DType::F32
+        );
+        assert_eq!(
+            target_dtype("blk.0.attn_sinks.weight", &[4], bf),
+            DType::F32
+        );
+        assert_eq!(
+            target_dtype("blk.0.ffn_gate_inp.weight", &[4, 96], bf),
+            DType::F32
+        );
         assert_eq!(target_dtype("blk.0.attn_q.bias", &[64], bf), DType::F32);
-        assert_eq!(target_dtype("blk.0.ffn_gate_exps.bias", &[4, 64], bf), DType::F32);
-        assert_eq!(target_dtype("blk.0.attn_q.weight", &[64, 96], bf), DType::BF16);
-        assert_eq!(target_dtype("output.weight", &[544, 96], DType::Q8_0), DType::Q8_0);
+        assert_eq!(
+            target_dtype("blk.0.ffn_gate_exps.bias", &[4, 64], bf),
+            DType::F32
+        );
+        assert_eq!(
+            target_dtype("blk.0.attn_q.weight", &[64, 96], bf),
+            DType::BF16
+        );
+        assert_eq!(
+            target_dtype("output.weight", &[544, 96], DType::Q8_0),
+            DType::Q8_0
+        );
         // 96 = 3 blocks; 40 is not whole blocks -> F16 fallback.
-        assert_eq!(target_dtype("blk.0.attn_q.weight", &[64, 40], DType::Q8_0), DType::F16);
+        assert_eq!(
+            target_dtype("blk.0.attn_q.weight", &[64, 40], DType::Q8_0),
+            DType::F16
+        );
     }
 }

@@ -198,7 +198,9 @@ pub(super) fn validate(
     } else if let Some(e) = model.entry(&gate_up) {
         ExpertStorage::Dense(e.dtype)
     } else {
-        bail!("{file0}: tensor '{blocks}' (MXFP4 experts) or '{gate_up}' (BF16 experts) is missing");
+        bail!(
+            "{file0}: tensor '{blocks}' (MXFP4 experts) or '{gate_up}' (BF16 experts) is missing"
+        );
     };
     for t in expected_tensors(layout, c, experts) {
         let Some(e) = model.entry(&t.name) else {

@@ -109,9 +109,14 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     let hidden = m.usize(k::LLM_EMBEDDING_LENGTH)?;
     let heads = m.usize(k::ATTENTION_HEAD_COUNT)?;
     if heads == 0 || n_layers == 0 {
-        bail!("{}: block_count and head_count must not be 0", path.display());
+        bail!(
+            "{}: block_count and head_count must not be 0",
+            path.display()
+        );
     }
-    let head_dim = m.opt_usize(k::ATTENTION_KEY_LENGTH)?.unwrap_or(hidden / heads);
+    let head_dim = m
+        .opt_usize(k::ATTENTION_KEY_LENGTH)?
+        .unwrap_or(hidden / heads);
     let vocab = match file
         .get(k::TOKENIZER_GGML_TOKENS)
         .and_then(MetaValue::as_array)

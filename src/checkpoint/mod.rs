@@ -26,7 +26,9 @@
 mod expect;
 mod gguf;
 
-pub use expect::{expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage};
+pub use expect::{
+    expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage,
+};
 
 use std::path::{Path, PathBuf};
 

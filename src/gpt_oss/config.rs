@@ -109,7 +109,11 @@ impl<'a> Fields<'a> {
         // JSON written by Python may spell an integer as 4096.0.
         let n = v
             .as_u64()
-            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| self.bad(keys[0], "a non-negative integer", v))?;
         Ok(Some(n))
@@ -131,7 +135,9 @@ impl<'a> Fields<'a> {
         let Some(v) = self.raw(keys) else {
             return Ok(None);
         };
-        Ok(Some(v.as_f64().ok_or_else(|| self.bad(keys[0], "a number", v))?))
+        Ok(Some(
+            v.as_f64().ok_or_else(|| self.bad(keys[0], "a number", v))?,
+        ))
     }
 
     fn f64(&self, keys: &[&str]) -> Result<f64> {
@@ -218,7 +224,9 @@ impl GptOssConfig {
         };
         let rope_theta = match rope_theta_in_rope {
             Some(t) => t,
-            None => f.opt_f64(&["rope_theta"])?.unwrap_or(hf_default::ROPE_THETA),
+            None => f
+                .opt_f64(&["rope_theta"])?
+                .unwrap_or(hf_default::ROPE_THETA),
         };
         let layer_types = match f.raw(&["layer_types"]) {
             None => AttentionKind::alternating(num_hidden_layers),
@@ -367,8 +375,12 @@ fn parse_hf_rope(r: &Value, path: &Path) -> Result<(Option<RopeScaling>, Option<
             Ok((
                 Some(RopeScaling {
                     factor,
-                    beta_fast: f.opt_f64(&["beta_fast"])?.unwrap_or(hf_default::YARN_BETA_FAST),
-                    beta_slow: f.opt_f64(&["beta_slow"])?.unwrap_or(hf_default::YARN_BETA_SLOW),
+                    beta_fast: f
+                        .opt_f64(&["beta_fast"])?
+                        .unwrap_or(hf_default::YARN_BETA_FAST),
+                    beta_slow: f
+                        .opt_f64(&["beta_slow"])?
+                        .unwrap_or(hf_default::YARN_BETA_SLOW),
                     original_max_position_embeddings: f
                         .usize(&["original_max_position_embeddings"])
                         .map_err(|e| anyhow!("{e} (in rope_scaling)"))?,

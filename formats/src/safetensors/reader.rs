@@ -78,7 +78,9 @@ impl SafetensorsModel {
             }),
             n => Err(SafetensorsError::Index {
                 path: dir.to_path_buf(),
-                message: format!("{n} .safetensors files but no {INDEX_FILE} saying how they fit together"),
+                message: format!(
+                    "{n} .safetensors files but no {INDEX_FILE} saying how they fit together"
+                ),
             }),
         }
     }

@@ -157,7 +157,11 @@ impl SafetensorsOutput {
                 bytes.len()
             )));
         }
-        if self.written.get(index).is_some_and(|w| w.swap(true, Ordering::SeqCst)) {
+        if self
+            .written
+            .get(index)
+            .is_some_and(|w| w.swap(true, Ordering::SeqCst))
+        {
             return Err(err(format!("tensor '{name}' written twice")));
         }
         let file = self
