@@ -38,7 +38,7 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
         (None, Some(p)) => read_tokens(p, None)?.into_iter().flatten().collect(),
         _ => bail!("give --text FILE (or --tokens FILE.json)"),
     };
-    let model = open_model(&ck, opts.yarn_truncate)?;
+    let model = open_model(&ck, opts.yarn_truncate, opts.ctx)?;
     let vocab = ck.config.vocab_size;
     let n_chunks = tokens.len() / opts.ctx.max(1);
 

@@ -155,7 +155,8 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
                 arr.shape
             );
         }
-        let model = open_model(&candidate, opts.yarn_truncate)?;
+        let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let model = open_model(&candidate, opts.yarn_truncate, longest)?;
         mode = model.mode();
         n_sequences = seqs.len();
         let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
@@ -178,8 +179,9 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         tensor_report = Some(report);
         if !opts.tensors_only {
             let seqs = sequences(opts, &source)?;
-            let a = open_model(&source, opts.yarn_truncate)?;
-            let b = open_model(&candidate, opts.yarn_truncate)?;
+            let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+            let a = open_model(&source, opts.yarn_truncate, longest)?;
+            let b = open_model(&candidate, opts.yarn_truncate, longest)?;
             mode = b.mode();
             n_sequences = seqs.len();
             let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::logits::{LogitModel, Sequences};
+use super::logits::{LogitModel, ResidualTrace, Sequences};
 use crate::checkpoint::Checkpoint;
+use crate::gpt_oss::{ForwardOptions, Model};
 
 /// Reads token ids from JSON: `[1, 2, 3]`, `{"tokens": [..]}`, or `{"sequences": [[..], [..]]}` (the format of
 /// golden/reference/tokens.json). `sequence` picks one sequence of several.
@@ -85,12 +86,50 @@ pub fn tokenize(ck: &Checkpoint, text: &str) -> Result<Vec<u32>> {
     )
 }
 
-/// ossify's forward pass over `ck`.
-pub fn open_model<'a>(ck: &'a Checkpoint, yarn_truncate: bool) -> Result<Box<dyn LogitModel + 'a>> {
-    let _ = yarn_truncate;
-    bail!(
-        "{}: this build has no forward pass yet (branch `forward`); only the tensor comparison can run \
-         (verify-parity --tensors-only)",
-        ck.path.display()
+/// ossify's forward pass ([`crate::gpt_oss::Model`]) as a [`LogitModel`].
+pub struct ForwardModel<'a> {
+    model: Model<'a>,
+}
+
+impl LogitModel for ForwardModel<'_> {
+    fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
+    fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.model.forward(tokens)
+    }
+
+    fn trace(&self, tokens: &[u32]) -> Result<ResidualTrace> {
+        let t = self.model.forward_traced(tokens)?;
+        Ok(ResidualTrace {
+            embeddings: t.embeddings,
+            after_attention: t.after_attention,
+            after_moe: t.after_moe,
+            logits: t.logits,
+        })
+    }
+
+    fn mode(&self) -> &'static str {
+        // Every weight decoded exactly, f32 activations (DESIGN.md: the reference forward pass).
+        "f32"
+    }
+}
+
+/// ossify's forward pass over `ck`, sized for sequences of up to `context` tokens (0: grow as needed).
+pub fn open_model<'a>(
+    ck: &'a Checkpoint,
+    yarn_truncate: bool,
+    context: usize,
+) -> Result<Box<dyn LogitModel + 'a>> {
+    let model = Model::new(
+        ck,
+        ForwardOptions {
+            yarn_truncate,
+            context,
+            ..ForwardOptions::default()
+        },
     )
+    .with_context(|| format!("{}: preparing the forward pass", ck.path.display()))?;
+    Ok(Box::new(ForwardModel { model }))
 }
