@@ -7,3 +7,4 @@ pub mod gpt_oss;
 pub mod npy;
 pub mod parity;
 pub mod plan;
+pub mod tokenizer;

@@ -2,7 +2,9 @@
 """gguf-py reads what ossify's GGUF writer writes — the direction of the interop check a Rust test cannot make
 without Python. CI runs it explicitly:
 
-    /opt/venv/bin/python formats/tests/check_gguf_py.py            # from the repository root
+    /opt/venv/bin/python formats/tests/check_gguf_py.py [--release]    # from anywhere in the repository
+
+(formats/tests/python/test_gguf_py.py runs the same check under pytest, with --release, for scripts/test-all.)
 
 It runs the Rust test `writes_files_for_gguf_py_check` (formats/tests/gguf_interop.rs) with OSSIFY_GGUF_PY_OUT
 pointing at a temporary folder, which makes our writer produce:
@@ -121,33 +123,45 @@ def check_file(path, sidecar):
         print(f"ok: gguf-py reads {path.name}: {len(kvs)} keys, {len(r.tensors)} tensors as intended")
 
 
+def write_with_cargo(out, release=False):
+    """Runs the Rust test that writes our files into `out`."""
+    env = dict(os.environ, OSSIFY_GGUF_PY_OUT=str(out))
+    cmd = ["cargo", "test", "-q", *(["--release"] if release else []), "-p", "ossify-formats",
+           "--test", "gguf_interop", "writes_files_for_gguf_py_check", "--", "--exact"]
+    print("running:", " ".join(cmd))
+    subprocess.run(cmd, env=env, check=True, cwd=HERE.parent.parent)
+
+
+def check_dir(out):
+    """Checks every file `writes_files_for_gguf_py_check` wrote into `out`; returns the mismatches."""
+    del errors[:]
+    check_file(out / "ours_extra.gguf", json.loads((out / "ours_extra.json").read_text()))
+    for name in FIXTURES:
+        ours = out / f"ours_{name}.gguf"
+        sidecar = json.loads((DATA / f"{name}.json").read_text())
+        check_file(ours, sidecar)
+        if ours.read_bytes() != (DATA / f"{name}.gguf").read_bytes():
+            fail(f"{ours.name}: differs from gguf-py's {name}.gguf")
+        else:
+            print(f"ok: {ours.name} equals gguf-py's {name}.gguf byte for byte")
+    return list(errors)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, help="check files already written here instead of running cargo")
+    ap.add_argument("--release", action="store_true", help="run cargo test --release (reuses a release build)")
     args = ap.parse_args()
-    print(f"gguf-py {getattr(gguf, '__version__', '')} from {gguf.__file__}")
+    print(f"gguf-py from {gguf.__file__}")
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.dir or Path(tmp)
         if args.dir is None:
-            env = dict(os.environ, OSSIFY_GGUF_PY_OUT=str(out))
-            cmd = ["cargo", "test", "-q", "-p", "ossify-formats", "--test", "gguf_interop",
-                   "writes_files_for_gguf_py_check", "--", "--exact"]
-            print("running:", " ".join(cmd))
-            subprocess.run(cmd, env=env, check=True, cwd=HERE.parent.parent)
+            write_with_cargo(out, args.release)
+        found = check_dir(out)
 
-        check_file(out / "ours_extra.gguf", json.loads((out / "ours_extra.json").read_text()))
-        for name in FIXTURES:
-            ours = out / f"ours_{name}.gguf"
-            sidecar = json.loads((DATA / f"{name}.json").read_text())
-            check_file(ours, sidecar)
-            if ours.read_bytes() != (DATA / f"{name}.gguf").read_bytes():
-                fail(f"{ours.name}: differs from gguf-py's {name}.gguf")
-            else:
-                print(f"ok: {ours.name} equals gguf-py's {name}.gguf byte for byte")
-
-    if errors:
-        print(f"{len(errors)} mismatches", file=sys.stderr)
+    if found:
+        print(f"{len(found)} mismatches", file=sys.stderr)
         sys.exit(1)
     print("all GGUF files written by ossify read correctly with gguf-py")
 

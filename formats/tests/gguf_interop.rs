@@ -266,13 +266,41 @@ fn constants_match_gguf_py() {
         (c::TOKENIZER_GGML_ADD_EOS_TOKEN, "Tokenizer.ADD_EOS"),
         (c::TOKENIZER_GGML_ADD_SEP_TOKEN, "Tokenizer.ADD_SEP"),
         (c::TOKENIZER_GGML_ADD_SPACE_PREFIX, "Tokenizer.ADD_PREFIX"),
+        (
+            c::TOKENIZER_GGML_NORMALIZER_LOWERCASE,
+            "Tokenizer.NORMALIZER_LOWERCASE",
+        ),
+        (
+            c::TOKENIZER_GGML_NORMALIZER_STRIP_ACCENTS,
+            "Tokenizer.NORMALIZER_STRIP_ACCENTS",
+        ),
+        (
+            c::TOKENIZER_GGML_PRECOMPILED_CHARSMAP,
+            "Tokenizer.PRECOMPILED_CHARSMAP",
+        ),
+        (
+            c::TOKENIZER_GGML_REMOVE_EXTRA_WHITESPACES,
+            "Tokenizer.REMOVE_EXTRA_WS",
+        ),
+        (c::TOKENIZER_GGML_FIM_PRE_TOKEN_ID, "Tokenizer.FIM_PRE_ID"),
+        (c::TOKENIZER_GGML_FIM_SUF_TOKEN_ID, "Tokenizer.FIM_SUF_ID"),
+        (c::TOKENIZER_GGML_FIM_MID_TOKEN_ID, "Tokenizer.FIM_MID_ID"),
+        (c::TOKENIZER_GGML_FIM_PAD_TOKEN_ID, "Tokenizer.FIM_PAD_ID"),
+        (c::TOKENIZER_GGML_FIM_REP_TOKEN_ID, "Tokenizer.FIM_REP_ID"),
+        (c::TOKENIZER_GGML_FIM_SEP_TOKEN_ID, "Tokenizer.FIM_SEP_ID"),
         (c::TOKENIZER_HUGGINGFACE_JSON, "Tokenizer.HF_JSON"),
         (c::TOKENIZER_CHAT_TEMPLATE, "Tokenizer.CHAT_TEMPLATE"),
         (c::TOKENIZER_CHAT_TEMPLATE_N, "Tokenizer.CHAT_TEMPLATE_N"),
         (c::TOKENIZER_CHAT_TEMPLATES, "Tokenizer.CHAT_TEMPLATES"),
     ];
+    // PyPI's gguf first; keys only llama.cpp's bundled gguf-py knows from there.
+    let newer = &k["Keys_llama_cpp"];
     for (ours, theirs) in table {
-        assert_eq!(Some(*ours), keys[theirs].as_str(), "Keys.{theirs}");
+        let want = keys[theirs].as_str().or_else(|| newer[theirs].as_str());
+        assert_eq!(Some(*ours), want, "Keys.{theirs}");
+        if let Some(n) = newer[theirs].as_str() {
+            assert_eq!(*ours, n, "Keys.{theirs} in llama.cpp's gguf-py");
+        }
     }
 
     assert_eq!(

@@ -15,8 +15,8 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use super::constants::{
-    GgufValueType, GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT,
-    GGUF_MAGIC,
+    GgufValueType, GENERAL_ALIGNMENT, GENERAL_ARCHITECTURE, GGML_MAX_DIMS, GGML_MAX_NAME,
+    GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
 };
 use super::value::{MetaArray, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
@@ -107,6 +107,11 @@ impl GgufFile {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// `general.architecture`, if present and a string.
+    pub fn architecture(&self) -> Option<&str> {
+        self.get(GENERAL_ARCHITECTURE).and_then(MetaValue::as_str)
     }
 
     pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {

@@ -10,7 +10,8 @@ For each fixture NAME it writes, beside this script:
               tensor's name, ggml type, row-major shape and bytes (hex)
 and once:
   gguf_py_constants.json   gguf-py's Keys, GGUFValueType, LlamaFileType, GGML_QUANT_SIZES and format constants,
-                           so Rust tests can check formats/src/gguf/constants.rs against them.
+                           plus the Keys of llama.cpp's bundled, newer gguf-py ($LLAMA_CPP_DIR/gguf-py), so Rust
+                           tests can check formats/src/gguf/constants.rs against them.
 
 formats/tests/gguf_interop.rs reads NAME.gguf with our reader and checks every value against NAME.json, and
 rewrites NAME.json with our writer and checks the bytes equal NAME.gguf. The output is deterministic (seeded data,
@@ -18,6 +19,7 @@ no timestamps), so rerunning the script must not change the checked-in files.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,8 +28,9 @@ import gguf
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFValueType as V
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # output folder; `--out DIR` changes it
 ARCH = "gpt-oss"
+LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR", "/opt/llama/llama_cpp_python-0.3.36/vendor/llama.cpp"))
 
 
 def type_desc(value, vtype, sub_type=None):
@@ -223,11 +226,25 @@ def constants():
         "TokenType": {t.name: t.value for t in gguf.TokenType},
         "MODEL_ARCH_NAMES.GPT_OSS": gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.GPT_OSS],
     }
+    # llama.cpp's converter runs with its own, newer gguf-py; some keys it writes (the tokenizer normalizer
+    # flags) exist only there.
+    vendored = LLAMA_CPP / "gguf-py" / "gguf" / "constants.py"
+    if vendored.exists():
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("llama_cpp_gguf_constants", vendored)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        data["Keys_llama_cpp"] = keys_of(mod.Keys)
+        data["llama_cpp_gguf_py"] = "gguf-py/gguf/constants.py of llama.cpp 0c1e570 (llama-cpp-python 0.3.36)"
+    else:
+        print(f"warning: {vendored} not found; Keys_llama_cpp left out", file=sys.stderr)
     (HERE / "gguf_py_constants.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print("wrote gguf_py_constants.json")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        HERE = Path(sys.argv[2])
     print(f"gguf-py {gguf_version()} from {gguf.__file__}", file=sys.stderr)
     mixed()
     aligned64()
