@@ -392,3 +392,33 @@ fn nan_is_reported_with_the_layer_that_made_it() {
     assert_eq!(d["stages"][i]["layer"], 1, "{d}");
     assert_eq!(d["stages"][i]["sub_block"], "moe", "{d}");
 }
+
+#[test]
+fn text_is_tokenized_with_the_source_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    // 52 ids with golden/tiny's tokenizer (see tests/perplexity_cli.rs for the ids from Python `tokenizers`).
+    std::fs::write(
+        &text,
+        "The quick brown fox jumps over the lazy dog. A tiny model reads a tiny text, and ossify checks \
+         what it computes.",
+    )
+    .unwrap();
+    let o = ossify(&[
+        "verify-parity",
+        s(&golden("tiny")),
+        s(&golden("llamacpp/tiny.bf16.gguf")),
+        "--text",
+        s(&text),
+        "--json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["logits"]["n_tokens"], 51);
+    assert_eq!(logits(&v, "kld_max"), 0.0);
+}

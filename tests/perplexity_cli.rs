@@ -109,3 +109,48 @@ fn text_shorter_than_one_chunk_is_a_clear_error() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("32 tokens") && e.contains("at least 64"), "{e}");
 }
+
+/// `--text` goes through the checkpoint's tokenizer: golden/tiny's tokenizer.json, or the vocabulary inside
+/// llama.cpp's GGUF of the same model. The ids are pinned by the Python `tokenizers` library
+/// (`Tokenizer.from_file("golden/tiny/tokenizer.json").encode(TEXT, add_special_tokens=False).ids`), and the
+/// three ways in (text via HF, text via GGUF, ids) give the same perplexity.
+#[test]
+fn text_is_tokenized_with_the_checkpoint_tokenizer() {
+    const TEXT: &str =
+        "The quick brown fox jumps over the lazy dog. A tiny model reads a tiny text, and \
+                        ossify checks what it computes.";
+    const IDS: [u32; 52] = [
+        288, 385, 362, 277, 81, 305, 77, 394, 87, 220, 476, 79, 82, 220, 370, 263, 283, 457, 88,
+        402, 13, 379, 256, 262, 88, 324, 384, 459, 259, 256, 262, 88, 256, 327, 83, 11, 270, 220,
+        366, 82, 72, 69, 88, 341, 82, 339, 272, 297, 409, 83, 273, 13,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    std::fs::write(&text, TEXT).unwrap();
+    let ids = dir.path().join("ids.json");
+    std::fs::write(&ids, serde_json::to_string(&IDS[..]).unwrap()).unwrap();
+    let ppl = |model: &str, how: &str, file: &Path| {
+        let o = ossify(&[
+            "perplexity",
+            s(&golden(model)),
+            how,
+            s(file),
+            "--ctx",
+            "16",
+            "--json",
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["n_text_tokens"], 52, "{v}");
+        assert_eq!(v["n_chunks"], 3);
+        v["ppl"].as_f64().unwrap()
+    };
+    let by_ids = ppl("tiny", "--tokens", &ids);
+    assert_eq!(ppl("tiny", "--text", &text), by_ids);
+    assert_eq!(ppl("llamacpp/tiny.f32.gguf", "--text", &text), by_ids);
+}

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::logits::{LogitModel, ResidualTrace, Sequences};
 use crate::checkpoint::Checkpoint;
 use crate::gpt_oss::{ForwardOptions, Model};
+use crate::tokenizer::{GgufVocab, TextTokenizer};
 
 /// Reads token ids from JSON: `[1, 2, 3]`, `{"tokens": [..]}`, or `{"sequences": [[..], [..]]}` (the format of
 /// golden/reference/tokens.json). `sequence` picks one sequence of several.
@@ -74,16 +75,59 @@ pub fn default_tokens(vocab: usize) -> Sequences {
     vec![ids]
 }
 
-/// Text to token ids with the checkpoint's tokenizer (tokenizer.json, or the GGUF vocabulary), without
-/// adding special tokens (llama-perplexity's `common_tokenize(.., add_special = true)` adds none for
+/// The checkpoint's tokenizer: its folder's tokenizer.json (HF; for `original/`, the parent's), the GGUF
+/// file's own vocabulary (`tokenizer.ggml.*`), or tiktoken's o200k_harmony for a folder without one.
+pub fn text_tokenizer(ck: &Checkpoint) -> Result<TextTokenizer> {
+    if let Some(dir) = &ck.tokenizer_dir {
+        return TextTokenizer::for_checkpoint_dir(dir);
+    }
+    if let Some(g) = ck.gguf() {
+        let strings = |k: &str| -> Result<Vec<String>> {
+            Ok(g.get(k)
+                .and_then(|v| v.as_string_array())
+                .with_context(|| format!("{}: no string array '{k}'", ck.path.display()))?
+                .to_vec())
+        };
+        let text = |k: &str| g.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let token_types = match g
+            .get("tokenizer.ggml.token_type")
+            .and_then(|v| v.as_i32_array())
+        {
+            Some(t) => t.to_vec(),
+            None => vec![1; tokens.len()],
+        };
+        let vocab = GgufVocab {
+            model: text("tokenizer.ggml.model").unwrap_or_default(),
+            pre: text("tokenizer.ggml.pre").unwrap_or_default(),
+            merges: strings("tokenizer.ggml.merges")?,
+            tokens,
+            token_types,
+            ..GgufVocab::default()
+        };
+        return TextTokenizer::from_gguf_vocab(&vocab)
+            .with_context(|| format!("{}: the GGUF vocabulary", ck.path.display()));
+    }
+    TextTokenizer::for_checkpoint_dir(&ck.path)
+}
+
+/// Text to token ids with the checkpoint's tokenizer, special tokens in the text read as plain text and none
+/// added (llama-perplexity's `common_tokenize(.., add_special = true, parse_special = false)` adds none for
 /// gpt-oss, whose vocabulary has no BOS to add).
 pub fn tokenize(ck: &Checkpoint, text: &str) -> Result<Vec<u32>> {
-    let _ = text;
-    bail!(
-        "{}: tokenizing text needs the tokenizer module, which this build does not have yet; \
-         pass --tokens FILE.json instead",
-        ck.path.display()
-    )
+    let tok = text_tokenizer(ck)?;
+    let ids = tok
+        .encode(text, false)
+        .with_context(|| format!("{}: tokenizing with {}", ck.path.display(), tok.describe()))?;
+    if let Some(bad) = ids.iter().find(|&&t| t as usize >= ck.config.vocab_size) {
+        bail!(
+            "{}: {} produced id {bad}, outside the model's vocabulary of {}",
+            ck.path.display(),
+            tok.describe(),
+            ck.config.vocab_size
+        );
+    }
+    Ok(ids)
 }
 
 /// ossify's forward pass ([`crate::gpt_oss::Model`]) as a [`LogitModel`].
