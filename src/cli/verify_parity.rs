@@ -42,6 +42,9 @@ pub struct VerifyOptions {
     pub json: bool,
 }
 
+/// `--text` is evaluated in independent sequences of at most this many tokens.
+pub const TEXT_SEQUENCE_LEN: usize = 512;
+
 /// Default limits when none is given: a conversion must keep the mean KLD under 1e-3 nats and the top-1 token
 /// at 99 % of positions (the values issue 3's example uses).
 pub const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
@@ -111,7 +114,10 @@ fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<Sequences> {
         (Some(t), None) => {
             let text =
                 std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
-            Ok(vec![tokenize(ck, &text)?])
+            // Long texts are split into independent sequences so that both models' logits stay small
+            // ([T, vocab] f32 each).
+            let ids = tokenize(ck, &text)?;
+            Ok(ids.chunks(TEXT_SEQUENCE_LEN).map(<[u32]>::to_vec).collect())
         }
         (None, Some(p)) => read_tokens(p, opts.sequence),
         (None, None) => Ok(default_tokens(ck.config.vocab_size)),
