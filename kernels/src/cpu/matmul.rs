@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use ossify_formats::DType;
 
 use super::decode::{decode_row, decode_row_mxfp4_hf, is_decodable, scalar_at};
+use super::simd::Avx2;
 use super::KernelError;
 
 /// Where a matrix's numbers are stored.
@@ -173,6 +174,37 @@ impl<'a> WeightMatrix<'a> {
         }
     }
 
+    /// Stored row `line` · x for one token: decode fused with the dot for MXFP4 (both layouts) and BF16 when AVX2
+    /// is there, otherwise decode into `scratch` and dot.
+    #[inline]
+    fn row_dot(&self, simd: Option<Avx2>, line: usize, x: &[f32], scratch: &mut [f32]) -> f32 {
+        if let Some(s) = simd {
+            match self.storage {
+                Storage::Mxfp4Pair { blocks, scales } => {
+                    let (b, sc) = (self.cols / 2, self.cols / 32);
+                    return s.dot_mxfp4_hf(
+                        &blocks[line * b..(line + 1) * b],
+                        &scales[line * sc..(line + 1) * sc],
+                        x,
+                    );
+                }
+                Storage::Ggml {
+                    dtype: DType::Mxfp4,
+                    bytes,
+                    row_bytes,
+                } => return s.dot_mxfp4_ggml(&bytes[line * row_bytes..(line + 1) * row_bytes], x),
+                Storage::Ggml {
+                    dtype: DType::BF16,
+                    bytes,
+                    row_bytes,
+                } => return s.dot_bf16(&bytes[line * row_bytes..(line + 1) * row_bytes], x),
+                Storage::Ggml { .. } => {}
+            }
+        }
+        self.decode_stored_row(line, scratch);
+        dot_with(simd, scratch, x)
+    }
+
     /// Decodes logical row `r` into `dst` (`cols` values), whatever the orientation. Used to gather
     /// embedding rows and by the scalar reference; slow for transposed matrices.
     pub fn decode_row_into(&self, r: usize, dst: &mut [f32]) -> Result<(), KernelError> {
@@ -222,9 +254,24 @@ const TOKENS_PER_TILE: usize = 64;
 /// Output features each parallel task owns in the transposed orientation.
 const COLS_PER_TASK: usize = 64;
 
-/// 8 independent partial sums, so the loop vectorizes; the order is fixed, so results are deterministic.
+/// Σ a·b: AVX2/FMA when the CPU has it, [`dot_scalar`] otherwise.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_with(Avx2::detect(), a, b)
+}
+
+#[inline]
+fn dot_with(simd: Option<Avx2>, a: &[f32], b: &[f32]) -> f32 {
+    match simd {
+        Some(s) => s.dot(a, b),
+        None => dot_scalar(a, b),
+    }
+}
+
+/// The portable dot: 8 independent partial sums, so the loop vectorizes; the order is fixed, so results are
+/// deterministic.
+#[inline]
+pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
@@ -275,14 +322,14 @@ pub fn matmul(
         return Ok(());
     }
     let cols = w.cols;
+    let simd = Avx2::detect();
     if n_tokens == 1 {
         y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
             || vec![0f32; cols],
             |scratch, (ci, ys)| {
                 for (k, yr) in ys.iter_mut().enumerate() {
                     let r = ci * ROWS_PER_TASK + k;
-                    w.decode_stored_row(w.first + r * w.step, scratch);
-                    *yr = dot(scratch, x);
+                    *yr = w.row_dot(simd, w.first + r * w.step, x, scratch);
                 }
             },
         );
@@ -309,9 +356,32 @@ pub fn matmul(
                             &mut scratch[k * cols..(k + 1) * cols],
                         );
                     }
-                    for (t, xt) in xs.chunks_exact(cols).enumerate() {
+                    let row = |k: usize| &scratch[k * cols..(k + 1) * cols];
+                    let xrow = |t: usize| &xs[t * cols..(t + 1) * cols];
+                    let mut t = 0;
+                    // Two tokens against four rows at a time, then the leftovers one by one.
+                    if let Some(s) = simd {
+                        while t + 2 <= nt {
+                            let mut k = 0;
+                            while k + 4 <= nr {
+                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
+                                let d = s.dot4x2(rows, [xrow(t), xrow(t + 1)], cols);
+                                for j in 0..4 {
+                                    yts[(k + j) * nt + t] = d[0][j];
+                                    yts[(k + j) * nt + t + 1] = d[1][j];
+                                }
+                                k += 4;
+                            }
+                            for k in k..nr {
+                                yts[k * nt + t] = s.dot(row(k), xrow(t));
+                                yts[k * nt + t + 1] = s.dot(row(k), xrow(t + 1));
+                            }
+                            t += 2;
+                        }
+                    }
+                    for t in t..nt {
                         for k in 0..nr {
-                            yts[k * nt + t] = dot(&scratch[k * cols..(k + 1) * cols], xt);
+                            yts[k * nt + t] = dot_with(simd, row(k), xrow(t));
                         }
                     }
                 },

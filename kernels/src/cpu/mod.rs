@@ -4,8 +4,9 @@
 
 pub mod decode;
 pub mod matmul;
+pub mod simd;
 
-pub use matmul::{dot, matmul, matmul_ref, Storage, WeightMatrix};
+pub use matmul::{dot, dot_scalar, matmul, matmul_ref, Storage, WeightMatrix};
 
 use ossify_formats::DType;
 

@@ -85,6 +85,22 @@ def reference_logits(gguf_path, cfg, name):
         np.save(OUT / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
 
 
+LONG_T, LONG_TAIL = 8200, 24
+
+
+def long_context():
+    """A sequence past 8192 positions on golden/tiny-bf16 (the same function as golden/tiny): the logits of its
+    last LONG_TAIL positions."""
+    model = GptOssForCausalLM.from_pretrained(GOLDEN / "tiny-bf16", dtype=torch.float32, attn_implementation="eager")
+    model = model.eval()
+    g = torch.Generator().manual_seed(1234)
+    toks = torch.randint(0, model.config.vocab_size, (LONG_T,), generator=g).tolist()
+    with torch.no_grad():
+        logits = model(torch.tensor([toks]), logits_to_keep=LONG_TAIL).logits[0].float().numpy()
+    (OUT / "long.tokens.json").write_text(json.dumps(toks))
+    np.save(OUT / "long.tail.logits.npy", logits.astype(np.float32))
+
+
 def main():
     cfg = GptOssConfig.from_pretrained(GOLDEN / "tiny-bf16")
     cfg._attn_implementation = "eager"
@@ -100,4 +116,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["long"]:
+        long_context()
+    else:
+        main()
+        long_context()
