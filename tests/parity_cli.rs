@@ -422,3 +422,37 @@ fn text_is_tokenized_with_the_source_tokenizer() {
     assert_eq!(v["logits"]["n_tokens"], 51);
     assert_eq!(logits(&v, "kld_max"), 0.0);
 }
+
+#[test]
+fn incompatible_reference_logits_are_refused_before_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("wrong_vocab.npy");
+    ossify::npy::write_f32(&npy, &[32, 100], &vec![0.0; 3200]).unwrap();
+    let o = ossify(&[
+        "verify-parity",
+        "--reference-logits",
+        s(&npy),
+        "--tokens",
+        s(&golden("reference/tokens.json")),
+        "--sequence",
+        "0",
+        s(&golden("tiny")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("[32, 100]") && e.contains("544"), "{e}");
+    // Rows that do not match the tokens: sequence 1 has 20 ids, the file 32 rows.
+    let o = ossify(&[
+        "verify-parity",
+        "--reference-logits",
+        s(&golden("reference/tiny.seq0.logits.npy")),
+        "--tokens",
+        s(&golden("reference/tokens.json")),
+        "--sequence",
+        "1",
+        s(&golden("tiny")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("20 tokens"), "{e}");
+}
