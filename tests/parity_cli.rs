@@ -189,7 +189,7 @@ fn hf_vs_llama_cpp_gguf_logits() {
     for k in LOGIT_KEYS {
         assert!(!v["logits"][k].is_null(), "logits.{k} missing: {v}");
     }
-    assert_eq!(v["logits"]["mode"], "f32");
+    assert_eq!(v["logits"]["mode"], "f32-reference");
     // Both sequences (32 + 20 ids) score every row with a next token.
     assert_eq!(v["logits"]["n_tokens"], 31 + 19);
     assert_eq!(logits(&v, "kld_max"), 0.0);

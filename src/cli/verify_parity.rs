@@ -142,7 +142,7 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
     let mut verdict: Option<LogitVerdict> = None;
     let mut n_sequences = 0;
     let mut nonfinite = None;
-    let mut mode = "f32";
+    let mut mode = "none";
 
     let (comparison, reference_name) = if let Some(ref_logits) = &opts.reference_logits {
         if opts.source.is_some() {

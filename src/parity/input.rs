@@ -155,8 +155,7 @@ impl LogitModel for ForwardModel<'_> {
     }
 
     fn mode(&self) -> &'static str {
-        // Every weight decoded exactly, f32 activations (DESIGN.md: the reference forward pass).
-        "f32"
+        self.model.options().mode()
     }
 }
 
