@@ -256,7 +256,7 @@ mod tests {
         let mut b = b"\x93NUMPY\x01\x00v\x00".to_vec();
         let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
         b.extend_from_slice(h.as_bytes());
-        b.extend(std::iter::repeat(b' ').take(128 - 10 - h.len() - 1));
+        b.resize(b.len() + 128 - 10 - h.len() - 1, b' ');
         b.push(b'\n');
         for i in 0..6 {
             b.extend_from_slice(&(i as f32).to_le_bytes());

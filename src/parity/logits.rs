@@ -198,7 +198,11 @@ pub fn locate_divergence(reference: &ResidualTrace, candidate: &ResidualTrace) -
             break;
         }
         let growth = if prev > 0.0 { e / prev } else { 0.0 };
-        if e > 0.0 && best.map_or(true, |(_, g)| growth > g) {
+        let better = match best {
+            Some((_, g)) => growth > g,
+            None => true,
+        };
+        if e > 0.0 && better {
             best = Some((i, growth));
         }
         prev = e;
