@@ -3,3 +3,5 @@
 
 pub mod convert;
 pub mod inspect_weights;
+pub mod perplexity;
+pub mod verify_parity;
