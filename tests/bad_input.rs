@@ -186,6 +186,53 @@ fn expert_blocks_with_wrong_dtype() {
 }
 
 #[test]
+fn unexpected_extra_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_tiny(dir.path());
+    // A fifth layer's norm in a 4-layer model: llama.cpp's converter refuses tensors it cannot map.
+    let extra = "model.layers.4.input_layernorm.weight";
+    let norm = "model.layers.3.input_layernorm.weight";
+    let shard = shard_of(&m, norm);
+    let tensors: Vec<(String, DType, Vec<usize>, Vec<u8>)> = {
+        let sm = SafetensorsModel::open(&shard).unwrap();
+        let mut v: Vec<_> = sm
+            .entries()
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    e.dtype,
+                    e.shape.clone(),
+                    sm.view(e).unwrap().bytes.to_vec(),
+                )
+            })
+            .collect();
+        let n = v.iter().find(|t| t.0 == norm).unwrap().clone();
+        v.push((extra.to_string(), n.1, n.2, n.3));
+        v
+    };
+    let mut w = SafetensorsWriter::new();
+    let ids: Vec<usize> = tensors
+        .iter()
+        .map(|t| w.add_tensor(&t.0, t.1, &t.2).unwrap())
+        .collect();
+    let out = w.create(&shard).unwrap();
+    for (i, t) in ids.iter().zip(&tensors) {
+        out.write_tensor(*i, &t.3).unwrap();
+    }
+    out.finish().unwrap();
+    let shard_name = shard.file_name().unwrap().to_str().unwrap().to_string();
+    edit_json(&m.join("model.safetensors.index.json"), |v| {
+        v["weight_map"][extra] = shard_name.clone().into();
+    });
+    expect_failure(
+        dir.path(),
+        &m,
+        &[extra, &shard_name, "not part of a gpt-oss model"],
+    );
+}
+
+#[test]
 fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
     let m = copy_tiny(dir.path());

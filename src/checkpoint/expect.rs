@@ -202,7 +202,31 @@ pub(super) fn validate(
             "{file0}: tensor '{blocks}' (MXFP4 experts) or '{gate_up}' (BF16 experts) is missing"
         );
     };
-    for t in expected_tensors(layout, c, experts) {
+    let expected = expected_tensors(layout, c, experts);
+    // llama.cpp's converter refuses a tensor it cannot map ("Can not map tensor"), except these it skips
+    // (base.py prepare_tensors); dropping an unknown weight silently would change the model.
+    const SKIPPED: [&str; 3] = [
+        ".attention.masked_bias",
+        ".attention.bias",
+        ".rotary_emb.inv_freq",
+    ];
+    for e in model.entries() {
+        if !expected.iter().any(|t| t.name == e.name)
+            && !SKIPPED.iter().any(|s| e.name.ends_with(s))
+        {
+            let file = model
+                .file_of(&e.name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            bail!(
+                "{file}: tensor '{}' is not part of a gpt-oss model with this config ({} layers, {:?} experts)",
+                e.name,
+                c.num_hidden_layers,
+                experts
+            );
+        }
+    }
+    for t in expected {
         let Some(e) = model.entry(&t.name) else {
             bail!("{file0}: tensor '{}' is missing", t.name);
         };
