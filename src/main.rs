@@ -187,13 +187,15 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
         })?,
-        Command::InspectWeights(a) => cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
-            path: a.path,
-            stats: a.stats,
-            layout: a.layout.map(Into::into),
-            threads: a.threads,
-            json: a.json,
-        })?,
+        Command::InspectWeights(a) => {
+            cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
+                path: a.path,
+                stats: a.stats,
+                layout: a.layout.map(Into::into),
+                threads: a.threads,
+                json: a.json,
+            })?
+        }
         Command::VerifyParity(a) => {
             let (source, candidate) = match (a.models.as_slice(), &a.reference_logits) {
                 ([c], Some(_)) => (None, c.clone()),

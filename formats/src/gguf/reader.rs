@@ -470,7 +470,7 @@ impl<'a> Cursor<'a> {
             t => t.fixed_size().unwrap_or(1) as u64,
         };
         let needed = count.checked_mul(min_elem);
-        if needed.map_or(true, |n| n > self.remaining()) {
+        if needed.is_none_or(|n| n > self.remaining()) {
             return Err(GgufError::Truncated {
                 what: format!("array of {count} {} in key '{key}'", ty.name()),
                 offset: self.pos as u64,

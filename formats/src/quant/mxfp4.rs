@@ -243,9 +243,8 @@ pub fn quantize_block_mxfp4_mse(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>
 /// weight per element).
 pub fn quantize_row_mxfp4_mse(src: &[f32], importance: Option<&[f32]>, dst: &mut [u8]) {
     debug_assert_eq!(src.len() / QK_MXFP4 * BlockMxfp4::SIZE, dst.len());
-    debug_assert!(importance.map_or(true, |w| w.len() % QK_MXFP4 == 0
-        && !w.is_empty()
-        && src.len() % w.len() == 0));
+    debug_assert!(importance
+        .is_none_or(|w| w.len() % QK_MXFP4 == 0 && !w.is_empty() && src.len() % w.len() == 0));
     let mut weights = importance.map(|w| w.chunks_exact(QK_MXFP4).cycle());
     for (x, o) in src
         .chunks_exact(QK_MXFP4)
