@@ -332,29 +332,106 @@ fn read_f32(t: &TensorView<'_>, i: usize) -> f32 {
 }
 
 impl PlannedTensor {
+    /// Rows of the output: every dimension but the last.
+    pub fn n_rows(&self) -> usize {
+        self.shape.iter().rev().skip(1).product()
+    }
+
+    /// Bytes of one output row (the last dimension).
+    pub fn row_bytes(&self) -> usize {
+        self.dtype
+            .nbytes(self.shape.last().copied().unwrap_or(1))
+            .unwrap_or(0)
+    }
+
+    /// How many output rows to produce at a time so a piece holds about `target_bytes` (at least one row; for
+    /// dense experts whole experts, since an expert is transposed as a unit).
+    pub fn chunk_rows(&self, target_bytes: usize) -> usize {
+        let rows = (target_bytes / self.row_bytes().max(1)).max(1);
+        match self.source {
+            Source::DenseExperts { .. } => {
+                let per_expert = self.shape.get(1).copied().unwrap_or(1).max(1);
+                rows.div_ceil(per_expert) * per_expert
+            }
+            _ => rows,
+        }
+    }
+
+    /// The source bytes this tensor's bytes equal, when the conversion changes nothing (same float type, rows
+    /// taken in order: BF16 embeddings, attention and `lm_head` into a BF16 GGUF). The one exception is NaN,
+    /// which the encoders canonicalise as gguf-py does (`has_nan` tells when a piece needs the full path).
+    pub fn unchanged_source<'c>(&self, ckpt: &'c Checkpoint) -> Option<&'c [u8]> {
+        let (name, first) = match &self.source {
+            Source::Float {
+                name,
+                rows: Rows::All,
+            } => (name, 0),
+            Source::RowRange { name, start, .. } => {
+                let row_len = if self.shape.len() == 1 {
+                    1
+                } else {
+                    self.shape.last().copied()?
+                };
+                (name, start.checked_mul(row_len)?)
+            }
+            _ => return None,
+        };
+        let t = ckpt.get(name)?;
+        if t.dtype != self.dtype || !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return None;
+        }
+        let start = first.checked_mul(t.dtype.type_size())?;
+        t.bytes.get(start..start.checked_add(self.nbytes())?)
+    }
+
     /// Produces this tensor's bytes in its GGUF type. The checkpoint was validated when opened (every source
     /// tensor present with the shape and dtype the config implies); this re-checks what it indexes.
     pub fn materialize(&self, ckpt: &Checkpoint) -> Result<Vec<u8>> {
-        self.materialize_inner(ckpt)
+        let mut out = vec![0u8; self.nbytes()];
+        self.materialize_rows(ckpt, 0..self.n_rows(), &mut out)?;
+        Ok(out)
+    }
+
+    /// Produces output rows `rows` into `out` (exactly their bytes) and returns the source slices it read, for
+    /// the caller to release ([`Checkpoint::release`]) once done. Dense-expert pieces must be whole experts
+    /// ([`PlannedTensor::chunk_rows`]).
+    pub fn materialize_rows<'c>(
+        &self,
+        ckpt: &'c Checkpoint,
+        rows: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) -> Result<Vec<&'c [u8]>> {
+        self.materialize_inner(ckpt, rows, out)
             .with_context(|| format!("tensor '{}' (from {})", self.name, self.source.describe()))
     }
 
-    fn materialize_inner(&self, ckpt: &Checkpoint) -> Result<Vec<u8>> {
+    fn materialize_inner<'c>(
+        &self,
+        ckpt: &'c Checkpoint,
+        rows: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) -> Result<Vec<&'c [u8]>> {
         let row_len = self.shape.last().copied().unwrap_or(1);
-        let n_rows: usize = self.shape.iter().rev().skip(1).product();
+        let n_rows = self.n_rows();
         let row_bytes = self
             .dtype
             .nbytes(row_len)
             .ok_or_else(|| anyhow!("row of {row_len} is not whole {} blocks", self.dtype))?;
-        let mut out = vec![0u8; n_rows * row_bytes];
-        if row_bytes == 0 {
-            return Ok(out);
+        if rows.start >= rows.end || rows.end > n_rows || out.len() != rows.len() * row_bytes {
+            bail!(
+                "rows {rows:?} of {n_rows} do not fit a {}-byte piece",
+                out.len()
+            );
         }
+        if row_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let r0 = rows.start;
         match &self.source {
             Source::Mxfp4 {
                 blocks,
                 scales,
-                rows,
+                rows: which,
             } => {
                 let b = ckpt.tensor(blocks)?;
                 let s = ckpt.tensor(scales)?;
@@ -367,35 +444,49 @@ impl PlannedTensor {
                 };
                 let nb = row_len / 32;
                 let r_out = *self.shape.get(1).unwrap_or(&0);
-                if r_out == 0 || (r_out - 1) * rows.step().0 + rows.step().1 >= r_src {
+                let (step, off) = which.step();
+                if r_out == 0 || (r_out - 1) * step + off >= r_src {
                     bail!("'{blocks}' has {r_src} rows, too few for {r_out} output rows");
                 }
                 check_len(&b, e * r_src * nb * 16)?;
                 check_len(&s, e * r_src * nb)?;
-                let (step, off) = rows.step();
+                let src_row = |i: usize| (i / r_out) * r_src + (i % r_out) * step + off;
                 out.par_chunks_mut(row_bytes)
                     .enumerate()
-                    .try_for_each(|(i, dst)| {
-                        let (ei, r) = (i / r_out, i % r_out);
-                        let src_row = ei * r_src + r * step + off;
+                    .try_for_each(|(k, dst)| {
+                        let src = src_row(r0 + k);
                         repack_hf_to_ggml(
-                            &b.bytes[src_row * nb * 16..(src_row + 1) * nb * 16],
-                            &s.bytes[src_row * nb..(src_row + 1) * nb],
+                            &b.bytes[src * nb * 16..(src + 1) * nb * 16],
+                            &s.bytes[src * nb..(src + 1) * nb],
                             dst,
                         )
                     })?;
+                let (first, last) = (src_row(rows.start), src_row(rows.end - 1) + 1);
+                Ok(vec![
+                    &b.bytes[first * nb * 16..last * nb * 16],
+                    &s.bytes[first * nb..last * nb],
+                ])
             }
-            Source::DenseExperts { name, rows } => {
+            Source::DenseExperts { name, rows: which } => {
                 let t = float_source(ckpt, name)?;
-                self.transpose_experts(&t, *rows, row_len, row_bytes, &mut out)?;
+                let r_out = self.shape.get(1).copied().unwrap_or(0).max(1);
+                if r0 % r_out != 0 || rows.end % r_out != 0 {
+                    bail!("rows {rows:?} are not whole experts of {r_out} rows");
+                }
+                let (e0, e1) = (r0 / r_out, rows.end / r_out);
+                self.transpose_experts(&t, *which, e0, row_len, row_bytes, out)?;
+                let per_expert = t.bytes.len() / t.shape.first().copied().unwrap_or(1).max(1);
+                Ok(vec![&t.bytes[e0 * per_expert..e1 * per_expert]])
             }
             source => {
                 let (name, map) = self.row_map(source, ckpt)?;
                 let t = float_source(ckpt, name)?;
                 let n_src = t.n_elements();
                 let dtype = self.dtype;
+                let es = t.dtype.type_size();
                 out.par_chunks_mut(row_bytes).enumerate().try_for_each(
-                    |(r, dst)| -> Result<()> {
+                    |(k, dst)| -> Result<()> {
+                        let r = r0 + k;
                         let mut row = vec![0f32; row_len];
                         match &map {
                             RowMap::Contiguous(start) => {
@@ -403,7 +494,6 @@ impl PlannedTensor {
                                 if s + row_len > n_src {
                                     bail!("row {r} reads past the source's {n_src} elements");
                                 }
-                                let es = t.dtype.type_size();
                                 quant::dequantize_row(
                                     t.dtype,
                                     &t.bytes[s * es..(s + row_len) * es],
@@ -423,9 +513,17 @@ impl PlannedTensor {
                         quant::quantize_row(dtype, &row, dst).map_err(anyhow::Error::new)
                     },
                 )?;
+                Ok(match &map {
+                    // Row starts grow with the row; every row was checked to fit above.
+                    RowMap::Contiguous(start) => t
+                        .bytes
+                        .get(start(rows.start) * es..(start(rows.end - 1) + row_len) * es)
+                        .into_iter()
+                        .collect(),
+                    RowMap::Gather(_) => vec![t.bytes],
+                })
             }
         }
-        Ok(out)
     }
 
     /// For float sources (not dense experts): the source tensor and where each output row's values are.
@@ -478,6 +576,7 @@ impl PlannedTensor {
         &self,
         t: &TensorView<'_>,
         rows: Rows,
+        first_expert: usize,
         row_len: usize,
         row_bytes: usize,
         out: &mut [u8],
@@ -499,10 +598,14 @@ impl PlannedTensor {
                 self.shape
             );
         }
+        if first_expert + out.len() / (row_bytes * r_out.max(1)) > e_n {
+            bail!("experts from {first_expert} run past the source's {e_n}");
+        }
         let dtype = self.dtype;
         out.par_chunks_mut(row_bytes * r_out)
             .enumerate()
-            .try_for_each(|(e, expert)| {
+            .try_for_each(|(j, expert)| {
+                let e = first_expert + j;
                 expert
                     .par_chunks_mut(row_bytes * TILE)
                     .enumerate()
@@ -522,6 +625,23 @@ impl PlannedTensor {
                         Ok(())
                     })
             })
+    }
+}
+
+/// True when a piece of `dtype` values holds a NaN, which the encoders would canonicalise (gguf-py quiets NaNs
+/// in `__compute_fp32_to_bf16`), so the piece cannot be copied unchanged.
+pub fn has_nan(dtype: DType, bytes: &[u8]) -> bool {
+    match dtype {
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .any(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7FFF > 0x7F80),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .any(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7FFF > 0x7C00),
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .any(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7FFF_FFFF > 0x7F80_0000),
+        _ => true,
     }
 }
 

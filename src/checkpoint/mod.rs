@@ -221,6 +221,15 @@ impl Checkpoint {
         }
     }
 
+    /// Drops the resident pages under `bytes`, a slice of one of this checkpoint's tensor views, once the caller
+    /// is done with it: a streaming reader keeps its resident set small this way. The bytes stay readable (they
+    /// are faulted back in from the file). A no-op for GGUF checkpoints and for other slices.
+    pub fn release(&self, bytes: &[u8]) {
+        if let Store::Safetensors(m) = &self.store {
+            m.release(bytes);
+        }
+    }
+
     /// Every tensor name, in file order.
     pub fn tensor_names(&self) -> Vec<&str> {
         match &self.store {

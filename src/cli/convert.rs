@@ -1,9 +1,17 @@
 //! `ossify convert SRC -o OUT`: an HF or original checkpoint to a GGUF that equals, byte for byte in every tensor
 //! and every metadata value llama.cpp reads, what llama.cpp's own converter writes.
 //!
-//! Streaming: the source is memory-mapped; tensors are produced one after another, each with its rows spread
-//! over the thread pool, and handed to a writer thread through a channel of capacity one, so at most three
-//! tensors are in memory whatever the model size. Rows are independent and written at planned offsets, so the
+//! Streaming: the source is memory-mapped and every tensor goes out in pieces of a few MiB, each written at its
+//! planned offset by a writer thread while the next piece is made, through a channel of capacity two:
+//!
+//! - A tensor the conversion leaves unchanged (BF16 embeddings, attention and `lm_head` into a BF16 GGUF: most
+//!   of the bytes) is written straight from the map, with no copy in user space, after a scan for NaNs (the
+//!   one value the encoders would change; a piece holding one takes the full path, so the bytes stay exact).
+//! - Any other piece (MXFP4 repacks, type changes, gate/up splits, transposes) is made with its rows spread over
+//!   the thread pool into one of a few reused buffers.
+//!
+//! Each source range is released from the resident set once consumed ([`Checkpoint::release`]), so memory
+//! stays at a few pieces whatever the model size. Rows are independent and land at planned offsets, so the
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
 use std::io::{IsTerminal, Write};
@@ -14,10 +22,11 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
 use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
+use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
-use crate::plan::{OutType, Plan};
+use crate::plan::{has_nan, OutType, Plan};
 use crate::tokenizer::GgufVocab;
 
 /// Options of `ossify convert`.
@@ -76,25 +85,80 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .with_context(|| format!("{}", opts.out.display()))?;
     let bar = progress_bar(opts, tensor_bytes);
 
-    // Producer: this thread, one tensor at a time, rows in parallel. Consumer: a writer thread.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(1);
-    let out_ref = &output;
+    // Producer: this thread, piece by piece, rows in parallel. Consumer: a writer thread, which hands the
+    // buffers of made pieces back for reuse.
+    let (tx, rx) = mpsc::sync_channel::<Piece<'_>>(2);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let (out_ref, ckpt_ref, bar_ref) = (&output, &ckpt, &bar);
     let written: Result<()> = std::thread::scope(|s| {
         let writer = s.spawn(move || -> Result<()> {
-            for (i, bytes) in rx {
-                out_ref.write_tensor(i, &bytes)?;
+            for piece in rx {
+                let (tensor, offset, bytes) = match &piece {
+                    Piece::Source {
+                        tensor,
+                        offset,
+                        bytes,
+                    } => (*tensor, *offset, *bytes),
+                    Piece::Made {
+                        tensor,
+                        offset,
+                        bytes,
+                    } => (*tensor, *offset, bytes.as_slice()),
+                };
+                out_ref.write_tensor_at(tensor, offset, bytes)?;
+                if let Some(b) = bar_ref {
+                    b.inc(bytes.len() as u64);
+                }
+                match piece {
+                    Piece::Source { bytes, .. } => ckpt_ref.release(bytes),
+                    // The producer may be gone already; then the buffer is simply freed.
+                    Piece::Made { bytes, .. } => drop(free_tx.send(bytes)),
+                }
             }
             Ok(())
         });
         let produced: Result<()> = (|| {
             for (i, t) in plan.tensors.iter().enumerate() {
-                let bytes = pool.install(|| t.materialize(&ckpt))?;
-                let n = bytes.len() as u64;
-                if tx.send((i, bytes)).is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-                if let Some(b) = &bar {
-                    b.inc(n);
+                let (n_rows, row_bytes) = (t.n_rows(), t.row_bytes());
+                let unchanged = t.unchanged_source(&ckpt);
+                let step = t.chunk_rows(if unchanged.is_some() {
+                    SOURCE_PIECE_BYTES
+                } else {
+                    MADE_PIECE_BYTES
+                });
+                let mut r = 0;
+                while r < n_rows {
+                    let end = (r + step).min(n_rows);
+                    let (a, b) = (r * row_bytes, end * row_bytes);
+                    let as_is = unchanged.and_then(|src| src.get(a..b)).filter(|p| {
+                        !pool.install(|| p.par_chunks(NAN_SCAN_BYTES).any(|c| has_nan(t.dtype, c)))
+                    });
+                    let piece = match as_is {
+                        Some(bytes) => Piece::Source {
+                            tensor: i,
+                            offset: a,
+                            bytes,
+                        },
+                        None => {
+                            let mut buf = free_rx.try_recv().unwrap_or_default();
+                            buf.clear();
+                            buf.resize(b - a, 0);
+                            let read =
+                                pool.install(|| t.materialize_rows(&ckpt, r..end, &mut buf))?;
+                            for src in read {
+                                ckpt.release(src);
+                            }
+                            Piece::Made {
+                                tensor: i,
+                                offset: a,
+                                bytes: buf,
+                            }
+                        }
+                    };
+                    if tx.send(piece).is_err() {
+                        return Ok(()); // the writer failed; its error is reported below
+                    }
+                    r = end;
                 }
             }
             Ok(())
@@ -125,6 +189,30 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         file_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Output bytes made per piece: big enough for long sequential writes, small enough that the few in flight stay
+/// far under the memory budget.
+const MADE_PIECE_BYTES: usize = 8 << 20;
+/// Bytes per piece written unchanged from the source map (no buffer of ours holds them).
+const SOURCE_PIECE_BYTES: usize = 32 << 20;
+/// The NaN scan's share of a piece per thread (a multiple of every element size).
+const NAN_SCAN_BYTES: usize = 1 << 20;
+
+/// A piece of an output tensor on its way to the writer.
+enum Piece<'c> {
+    /// Bytes exactly as in the source map; released from the resident set once written.
+    Source {
+        tensor: usize,
+        offset: usize,
+        bytes: &'c [u8],
+    },
+    /// Bytes made by the conversion; the buffer goes back to the producer once written.
+    Made {
+        tensor: usize,
+        offset: usize,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Runs `ossify convert` and prints its summary.

@@ -5,6 +5,7 @@
 //! file's final length, so the padding between tensors is already zeros. [`GgufOutput::write_tensor`] then puts
 //! each tensor's bytes at its planned offset with a positioned write; it takes `&self`, so a converter can write
 //! several tensors from several threads in any order without holding the file in memory.
+//! [`GgufOutput::write_tensor_at`] writes part of a tensor, so a streaming converter never holds a whole tensor.
 //! [`GgufOutput::finish`] checks that every tensor arrived, syncs, and renames the file into place.
 //!
 //! The bytes are exactly gguf-py's for the same key/values and tensors in the same order: header, key/values,
@@ -13,7 +14,7 @@
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::constants::{
     GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
@@ -221,11 +222,7 @@ impl GgufWriter {
             Ok(file)
         };
         let file = run().map_err(|e| e.in_file(path))?;
-        let written = self
-            .tensors
-            .iter()
-            .map(|_| AtomicBool::new(false))
-            .collect();
+        let written = self.tensors.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(GgufOutput {
             file,
             tensors: self.tensors,
@@ -248,7 +245,8 @@ pub struct GgufOutput {
     tensors: Vec<PlannedTensor>,
     offsets: Vec<u64>,
     data_offset: u64,
-    written: Vec<AtomicBool>,
+    /// Bytes written so far into each tensor.
+    written: Vec<AtomicU64>,
 }
 
 impl GgufOutput {
@@ -264,8 +262,31 @@ impl GgufOutput {
 
     /// Writes tensor `index`'s bytes at its planned offset. Refuses a wrong byte count and a second write.
     pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        if let Some(t) = self.tensors.get(index) {
+            if bytes.len() != t.size {
+                return Err(GgufError::WrongSize {
+                    name: t.name.clone(),
+                    expected: t.size,
+                    got: bytes.len(),
+                }
+                .in_file(self.file.target()));
+            }
+        }
+        self.write_tensor_at(index, 0, bytes)
+    }
+
+    /// Writes `bytes` into tensor `index` starting `offset` bytes into it, for tensors produced piece by piece.
+    /// Refuses a piece that runs past the tensor's end, and more bytes in all than the tensor holds (the sign of
+    /// a piece written twice); [`GgufOutput::finish`] refuses a tensor not wholly written. Pieces must not
+    /// overlap: only their total is counted.
+    pub fn write_tensor_at(
+        &self,
+        index: usize,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), GgufError> {
         let path = self.file.target();
-        let (t, flag) = match (self.tensors.get(index), self.written.get(index)) {
+        let (t, filled) = match (self.tensors.get(index), self.written.get(index)) {
             (Some(t), Some(f)) => (t, f),
             _ => {
                 return Err(GgufError::NoSuchTensor {
@@ -275,15 +296,20 @@ impl GgufOutput {
                 .in_file(path))
             }
         };
-        if bytes.len() != t.size {
+        if offset
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > t.size)
+        {
             return Err(GgufError::WrongSize {
                 name: t.name.clone(),
                 expected: t.size,
-                got: bytes.len(),
+                got: offset.saturating_add(bytes.len()),
             }
             .in_file(path));
         }
-        if flag.swap(true, Ordering::AcqRel) {
+        let n = bytes.len() as u64;
+        if filled.fetch_add(n, Ordering::AcqRel) + n > t.size as u64 {
+            filled.fetch_sub(n, Ordering::AcqRel);
             return Err(GgufError::WrittenTwice {
                 name: t.name.clone(),
             }
@@ -292,9 +318,9 @@ impl GgufOutput {
         if let Err(e) = self
             .file
             .file()
-            .write_all_at(bytes, self.tensor_offset(index))
+            .write_all_at(bytes, self.tensor_offset(index) + offset as u64)
         {
-            flag.store(false, Ordering::Release);
+            filled.fetch_sub(n, Ordering::AcqRel);
             return Err(GgufError::Io(e).in_file(path));
         }
         Ok(())
@@ -307,7 +333,7 @@ impl GgufOutput {
             .tensors
             .iter()
             .zip(&self.written)
-            .filter(|(_, w)| !w.load(Ordering::Acquire))
+            .filter(|(t, w)| w.load(Ordering::Acquire) != t.size as u64)
             .map(|(t, _)| t)
             .collect();
         if let Some(first) = missing.first() {

@@ -244,6 +244,14 @@ impl SafetensorsModel {
         self.entry(name).and_then(|e| self.view(e))
     }
 
+    /// Drops the resident pages under `bytes`, a slice of one of this model's tensor views (see
+    /// [`MappedFile::release`]); other slices are ignored.
+    pub fn release(&self, bytes: &[u8]) {
+        for f in &self.files {
+            f.release(bytes);
+        }
+    }
+
     pub fn view(&self, e: &TensorEntry) -> Option<TensorView<'_>> {
         let bytes = self.files.get(e.file)?.bytes().get(e.start..e.end)?;
         Some(TensorView {
