@@ -629,18 +629,24 @@ impl PlannedTensor {
 }
 
 /// True when a piece of `dtype` values holds a NaN, which the encoders would canonicalise (gguf-py quiets NaNs
-/// in `__compute_fp32_to_bf16`), so the piece cannot be copied unchanged.
+/// in `__compute_fp32_to_bf16`), so the piece cannot be copied unchanged. Branch-free per block so it
+/// vectorises: it runs over every unchanged byte.
 pub fn has_nan(dtype: DType, bytes: &[u8]) -> bool {
+    const BLOCK: usize = 4096;
     match dtype {
-        DType::BF16 => bytes
-            .chunks_exact(2)
-            .any(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7FFF > 0x7F80),
-        DType::F16 => bytes
-            .chunks_exact(2)
-            .any(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7FFF > 0x7C00),
-        DType::F32 => bytes
-            .chunks_exact(4)
-            .any(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7FFF_FFFF > 0x7F80_0000),
+        DType::BF16 | DType::F16 => {
+            let exp_all_ones = if dtype == DType::BF16 { 0x7F80 } else { 0x7C00 };
+            bytes.chunks(BLOCK).any(|blk| {
+                blk.chunks_exact(2).fold(false, |nan, b| {
+                    nan | (u16::from_le_bytes([b[0], b[1]]) & 0x7FFF > exp_all_ones)
+                })
+            })
+        }
+        DType::F32 => bytes.chunks(BLOCK).any(|blk| {
+            blk.chunks_exact(4).fold(false, |nan, b| {
+                nan | (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7FFF_FFFF > 0x7F80_0000)
+            })
+        }),
         _ => true,
     }
 }
@@ -680,6 +686,41 @@ fn check_len(t: &TensorView<'_>, want: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_nan_finds_exactly_the_values_the_encoders_change() {
+        // Every bf16 / f16 bit pattern: has_nan must hold exactly where decode + encode does not give the
+        // same bits back (NaNs), so a piece without one can be copied unchanged.
+        for (dtype, decode, encode) in [
+            (
+                DType::BF16,
+                quant::bf16_to_fp32 as fn(u16) -> f32,
+                quant::fp32_to_bf16 as fn(f32) -> u16,
+            ),
+            (DType::F16, quant::fp16_to_fp32, quant::fp32_to_fp16),
+        ] {
+            for h in 0..=u16::MAX {
+                let changed = encode(decode(h)) != h;
+                let bytes = h.to_le_bytes();
+                assert_eq!(
+                    has_nan(dtype, &bytes),
+                    decode(h).is_nan(),
+                    "{dtype} {h:#06x}"
+                );
+                if changed {
+                    assert!(
+                        has_nan(dtype, &bytes),
+                        "{dtype} {h:#06x} changes but is not flagged"
+                    );
+                }
+            }
+        }
+        let mut f32s = vec![0u8; 4 * 5000];
+        assert!(!has_nan(DType::F32, &f32s));
+        f32s[4 * 4999..].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(has_nan(DType::F32, &f32s));
+        assert!(!has_nan(DType::F32, &f32::INFINITY.to_le_bytes()));
+    }
 
     #[test]
     fn types_follow_llama_cpp_rules() {
