@@ -2,20 +2,25 @@
 # Benchmark: `ossify convert` against `cp -r` of the same checkpoint and llama.cpp's converter, on a synthetic
 # checkpoint with gpt-oss-20b's real widths. Prints wall time and peak RSS of each, and the ratios.
 #
-#   bench/convert.sh [--layers N] [--workdir DIR] [--llama-cpp DIR] [--python PY]
+#   bench/convert.sh [--layers N] [--workdir DIR] [--runs N] [--threads N] [--llama-cpp DIR] [--python PY]
 #
 # --llama-cpp: a llama.cpp source tree (llama-cpp-python's sdist carries one under vendor/llama.cpp);
 # without it the llama.cpp row is skipped. --python must have what llama.cpp's converter imports (torch, numpy,
-# transformers). The page cache is warmed once before timing; each command runs twice, best time kept.
+# transformers). --threads: ossify's --threads (default: all cores). The page cache is warmed once before
+# timing; the commands run in turn, --runs rounds (default 3), best time of each kept, so load from other
+# processes hits all rows alike. `cp+fsync` also syncs the copies to disk, as ossify does before renaming its
+# output into place; `cp` does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-layers=4; work=${TMPDIR:-/tmp}/ossify-bench; llama=""; py=python3
+layers=4; work=${TMPDIR:-/tmp}/ossify-bench; llama=""; py=python3; runs=3; threads=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers=$2; shift 2 ;;
     --workdir) work=$2; shift 2 ;;
     --llama-cpp) llama=$2; shift 2 ;;
     --python) py=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -26,31 +31,34 @@ cargo build --release --locked -q
 bin=$PWD/target/release/ossify
 cat "$src"/*.safetensors > /dev/null   # warm the page cache
 
-# measure NAME CMD...: best wall seconds of two runs, and peak RSS (KiB) of the best run
-measure() {
+# run NAME CMD...: one timed run; keeps the best wall seconds per NAME and the peak RSS (KiB) of that run
+declare -A best rss
+run() {
   local name=$1; shift
-  local best="" rss=""
-  for _ in 1 2; do
-    rm -rf "$work/out"; mkdir -p "$work/out"
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > "$work/$name.log" 2>&1
-    read -r t m < "$work/time.txt"
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; rss=$m; fi
-  done
-  printf '%-22s %8.2f s %10.1f MiB\n' "$name" "$best" "$(awk "BEGIN{print $rss/1024}")"
-  eval "t_${name//[^a-z]/_}=$best; m_${name//[^a-z]/_}=$rss"
+  rm -rf "$work/out"; mkdir -p "$work/out"
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > "$work/$name.log" 2>&1
+  read -r t m < "$work/time.txt"
+  if [ -z "${best[$name]:-}" ] || awk "BEGIN{exit !($t < ${best[$name]})}"; then best[$name]=$t; rss[$name]=$m; fi
 }
+row() { printf '%-22s %8.2f s %10.1f MiB\n' "$1" "${best[$1]}" "$(awk "BEGIN{print ${rss[$1]}/1024}")"; }
 
-echo "checkpoint: $src ($(du -sh "$src" | cut -f1)), $(nproc) cores"
-measure cp cp -r "$src" "$work/out/copy"
-measure ossify "$bin" convert "$src" -o "$work/out/ossify.gguf"
+echo "checkpoint: $src ($(du -sh "$src" | cut -f1)), $(nproc) cores, best of $runs"
+for _ in $(seq "$runs"); do
+  run cp cp -r "$src" "$work/out/copy"
+  run cp+fsync sh -c 'cp -r "$1" "$2" && sync "$2"/*' sh "$src" "$work/out/copy"
+  run ossify "$bin" convert "$src" -o "$work/out/ossify.gguf" --threads "$threads"
+done
 if [ -n "$llama" ]; then
-  measure llamacpp env LLAMA_CPP_SRC="$llama" "$py" golden/convert_with_llamacpp.py \
+  run llamacpp env LLAMA_CPP_SRC="$llama" "$py" golden/convert_with_llamacpp.py \
     "$src" --outfile "$work/out/llama.gguf" --outtype auto
 fi
-echo "ossify / cp time: $(awk "BEGIN{printf \"%.2f\", $t_ossify/$t_cp}")x"
+for n in cp cp+fsync ossify; do row $n; done
+[ -z "$llama" ] || row llamacpp
+ratio() { awk "BEGIN{printf \"%.2f\", ${best[$1]}/${best[$2]}}"; }
+echo "ossify / cp time: $(ratio ossify cp)x, ossify / cp+fsync time: $(ratio ossify cp+fsync)x"
 if [ -n "$llama" ]; then
-  echo "llama.cpp / cp time: $(awk "BEGIN{printf \"%.2f\", $t_llamacpp/$t_cp}")x"
-  echo "ossify / llama.cpp time: $(awk "BEGIN{printf \"%.3f\", $t_ossify/$t_llamacpp}")x," \
-       "peak RSS: $(awk "BEGIN{printf \"%.3f\", $m_ossify/$m_llamacpp}")x"
+  echo "llama.cpp / cp time: $(ratio llamacpp cp)x"
+  echo "ossify / llama.cpp time: $(ratio ossify llamacpp)x," \
+       "peak RSS: $(awk "BEGIN{printf \"%.3f\", ${rss[ossify]}/${rss[llamacpp]}}")x"
 fi
 rm -rf "$work/out"

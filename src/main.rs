@@ -155,6 +155,9 @@ struct ConvertArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
+    #[arg(long, default_value_t = 0, hide = true)]
+    piece_bytes: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,6 +189,7 @@ fn run() -> anyhow::Result<ExitCode> {
             threads: a.threads,
             json: a.json,
             progress: true,
+            piece_bytes: a.piece_bytes,
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {

@@ -41,6 +41,8 @@ pub struct ConvertOptions {
     pub json: bool,
     /// Show a progress bar (only honoured on a terminal).
     pub progress: bool,
+    /// Bytes per streamed piece; 0 = the defaults. The output is the same at any size (tests use tiny pieces).
+    pub piece_bytes: usize,
 }
 
 /// What a conversion did.
@@ -121,10 +123,10 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
             for (i, t) in plan.tensors.iter().enumerate() {
                 let (n_rows, row_bytes) = (t.n_rows(), t.row_bytes());
                 let unchanged = t.unchanged_source(&ckpt);
-                let step = t.chunk_rows(if unchanged.is_some() {
-                    SOURCE_PIECE_BYTES
-                } else {
-                    MADE_PIECE_BYTES
+                let step = t.chunk_rows(match (opts.piece_bytes, unchanged) {
+                    (0, Some(_)) => SOURCE_PIECE_BYTES,
+                    (0, None) => MADE_PIECE_BYTES,
+                    (n, _) => n,
                 });
                 let mut r = 0;
                 while r < n_rows {
