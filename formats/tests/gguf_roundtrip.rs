@@ -242,6 +242,56 @@ fn writer_refuses_duplicates_and_bad_plans() {
 }
 
 #[test]
+fn tensors_written_in_pieces_equal_whole_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..24u8).collect();
+    let plan = || {
+        let mut w = GgufWriter::new();
+        w.add_kv("general.architecture", MetaValue::String("x".into()))
+            .unwrap();
+        let a = w.add_tensor("a", DType::BF16, &[3, 4]).unwrap();
+        let b = w.add_tensor("b", DType::F32, &[2]).unwrap();
+        (w, a, b)
+    };
+    let (w, a, b) = plan();
+    let whole = dir.path().join("whole.gguf");
+    let out = w.create(&whole).unwrap();
+    out.write_tensor(a, &bytes).unwrap();
+    out.write_tensor(b, &[7; 8]).unwrap();
+    out.finish().unwrap();
+
+    let (w, a, b) = plan();
+    let pieces = dir.path().join("pieces.gguf");
+    let out = w.create(&pieces).unwrap();
+    // Out of order, uneven sizes.
+    out.write_tensor_at(a, 16, &bytes[16..]).unwrap();
+    out.write_tensor_at(b, 0, &[7; 8]).unwrap();
+    out.write_tensor_at(a, 0, &bytes[..5]).unwrap();
+    // Past the end, and more bytes than the tensor holds.
+    let err = out.write_tensor_at(a, 20, &[0; 5]).unwrap_err();
+    assert!(err.to_string().contains("'a'"), "{err}");
+    assert!(out
+        .write_tensor_at(b, 4, &[7; 4])
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
+    // Not yet whole: finish refuses.
+    let early = {
+        let (w, a, _) = plan();
+        let out = w.create(&dir.path().join("early.gguf")).unwrap();
+        out.write_tensor_at(a, 0, &bytes[..5]).unwrap();
+        out.finish().unwrap_err().to_string()
+    };
+    assert!(
+        early.contains("never written") && early.contains("'a'"),
+        "{early}"
+    );
+    out.write_tensor_at(a, 5, &bytes[5..16]).unwrap();
+    out.finish().unwrap();
+    assert_eq!(fs::read(&whole).unwrap(), fs::read(&pieces).unwrap());
+}
+
+#[test]
 fn output_refuses_wrong_writes_and_early_finish() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("w.gguf");

@@ -67,3 +67,25 @@ impl MappedFile {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn released_pages_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = MappedFile::open(&path).unwrap();
+        let bytes = f.bytes();
+        assert_eq!(bytes, &data[..]);
+        // An unaligned range inside, the whole map, and a slice that is not ours (ignored).
+        f.release(&bytes[100..5000]);
+        assert_eq!(bytes, &data[..]);
+        f.release(bytes);
+        f.release(&data[..10]);
+        assert_eq!(f.bytes(), &data[..]);
+    }
+}
