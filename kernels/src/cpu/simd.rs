@@ -281,6 +281,70 @@ mod x86 {
         }
         total
     }
+    /// Σ over 32 lanes of `a · b` (i8 × i8) as 8 i32 partial sums, as ggml's `mul_add_epi8` + `madd(1)`:
+    /// |a| ≤ 128 and |b| ≤ 127 keep every i16 pair sum in range.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn i8_dot32(a: __m256i, b: __m256i) -> __m256 {
+        let ax = _mm256_sign_epi8(a, a);
+        let sy = _mm256_sign_epi8(b, a);
+        let p16 = _mm256_maddubs_epi16(ax, sy);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+    }
+
+    /// One row of the HF / OpenAI MXFP4 pair · Q8_0 activations (`d` per block, `qs` 32 per block).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_mxfp4_hf_q8(blocks: &[u8], scales: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        let nb = scales
+            .len()
+            .min(blocks.len() / 16)
+            .min(d.len())
+            .min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps 16 bytes of blocks and 32 bytes of qs in bounds.
+            let (lo, hi) = fp4_pairs(blocks.as_ptr().add(16 * ib));
+            let w = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(e8m0_to_fp32_half(scales[ib]) * d[ib]);
+            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// One row of ggml MXFP4 blocks · Q8_0 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_mxfp4_ggml_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        let nb = (row.len() / 17).min(d.len()).min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the 17-byte block and 32 bytes of qs in bounds.
+            let blk = row.as_ptr().add(17 * ib);
+            let (lo, hi) = fp4_pairs(blk.add(1));
+            let w = _mm256_set_m128i(hi, lo);
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(e8m0_to_fp32_half(*blk) * d[ib]);
+            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// One row of ggml Q8_0 blocks · Q8_0 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8_0_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        let nb = (row.len() / 34).min(d.len()).min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the 34-byte block and 32 bytes of qs in bounds.
+            let blk = row.as_ptr().add(34 * ib);
+            let dw = ossify_formats::quant::fp16_to_fp32(u16::from_le_bytes([*blk, *blk.add(1)]));
+            let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(dw * d[ib]);
+            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
 }
 
 impl Avx2 {
@@ -384,6 +448,50 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (row, x);
+            f32::NAN
+        }
+    }
+    /// HF / OpenAI MXFP4 row · Q8_0 activations (`d` one per 32, `qs` 32 per block).
+    #[inline]
+    pub fn dot_mxfp4_hf_q8(self, blocks: &[u8], scales: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_mxfp4_hf_q8(blocks, scales, d, qs)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (blocks, scales, d, qs);
+            f32::NAN
+        }
+    }
+
+    /// ggml MXFP4 row · Q8_0 activations.
+    #[inline]
+    pub fn dot_mxfp4_ggml_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_mxfp4_ggml_q8(row, d, qs)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (row, d, qs);
+            f32::NAN
+        }
+    }
+
+    /// ggml Q8_0 row · Q8_0 activations.
+    #[inline]
+    pub fn dot_q8_0_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_q8_0_q8(row, d, qs)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (row, d, qs);
             f32::NAN
         }
     }
