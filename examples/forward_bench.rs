@@ -1,6 +1,6 @@
 //! Prefill and decode speed of the reference forward pass, and peak RSS (a benchmark, not a test).
 //!
-//!     cargo run --release --example forward_bench -- MODEL [--tokens N] [--decode N] [--threads N]
+//!     cargo run --release --example forward_bench -- MODEL [--tokens N] [--decode N] [--threads N] [--precision exact|q8]
 //!
 //! Token ids are a fixed pseudo-random sequence inside the vocabulary. bench/forward.sh runs llama.cpp on the
 //! same GGUF with the same token count and threads.
@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ossify::checkpoint::Checkpoint;
-use ossify::gpt_oss::{ForwardOptions, Model};
+use ossify::gpt_oss::{ForwardOptions, Model, Precision};
 
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -23,11 +23,21 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let path = PathBuf::from(
         args.next()
-            .context("usage: forward_bench MODEL [--tokens N] [--decode N] [--threads N]")?,
+            .context("usage: forward_bench MODEL [--tokens N] [--decode N] [--threads N] [--precision exact|q8]")?,
     );
     let (mut n_tokens, mut n_decode, mut threads) = (128usize, 8usize, 0usize);
+    let mut precision = Precision::Exact;
     while let Some(a) = args.next() {
-        let v: usize = args.next().context("missing value")?.parse()?;
+        let val = args.next().context("missing value")?;
+        if a == "--precision" {
+            precision = match val.as_str() {
+                "exact" => Precision::Exact,
+                "q8" => Precision::Q8Activations,
+                _ => anyhow::bail!("--precision is exact or q8"),
+            };
+            continue;
+        }
+        let v: usize = val.parse()?;
         match a.as_str() {
             "--tokens" => n_tokens = v,
             "--decode" => n_decode = v,
@@ -41,6 +51,7 @@ fn main() -> Result<()> {
         &ckpt,
         ForwardOptions {
             threads,
+            precision,
             ..ForwardOptions::default()
         },
     )?;
@@ -65,8 +76,9 @@ fn main() -> Result<()> {
     }
     let decode = t2.elapsed().as_secs_f64();
     println!(
-        "{}: load {load:.2}s  prefill {n_tokens} tok {:.1} tok/s  decode {n_decode} tok {:.2} tok/s  peak RSS {:.0} MiB  threads {}",
+        "{} [{}]: load {load:.2}s  prefill {n_tokens} tok {:.1} tok/s  decode {n_decode} tok {:.2} tok/s  peak RSS {:.0} MiB  threads {}",
         path.display(),
+        model.options().mode(),
         n_tokens as f64 / prefill,
         n_decode as f64 / decode.max(1e-9),
         peak_rss_mib().unwrap_or(f64::NAN),
