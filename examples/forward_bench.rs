@@ -21,10 +21,9 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = PathBuf::from(
-        args.next()
-            .context("usage: forward_bench MODEL [--tokens N] [--decode N] [--threads N] [--precision exact|q8]")?,
-    );
+    let path = PathBuf::from(args.next().context(
+        "usage: forward_bench MODEL [--tokens N] [--decode N] [--threads N] [--precision exact|q8]",
+    )?);
     let (mut n_tokens, mut n_decode, mut threads) = (128usize, 8usize, 0usize);
     let mut precision = Precision::Exact;
     while let Some(a) = args.next() {

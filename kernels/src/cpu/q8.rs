@@ -163,6 +163,72 @@ fn vec_dot_q8(simd: Option<Avx2>, w: &WeightMatrix, line: usize, d: &[f32], qs: 
     vec_dot_q8_ref(w, line, d, qs)
 }
 
+/// Decodes stored row `line` of a Q8-path matrix into i8 codes (`wq`, element order) and per-block scales
+/// (`wd`): MXFP4 as doubled FP4 codes with E8M0/2 scales, Q8_0 as stored. The scalar twin when `simd` is
+/// `None`. Returns false if the storage has no i8 form.
+pub fn decode_row_i8(
+    simd: Option<Avx2>,
+    w: &WeightMatrix,
+    line: usize,
+    wq: &mut [i8],
+    wd: &mut [f32],
+) -> bool {
+    let nb = w.cols() / QK8;
+    match w.storage() {
+        Storage::Mxfp4Pair { blocks, scales } => {
+            let (b, sc) = (
+                &blocks[line * nb * 16..(line + 1) * nb * 16],
+                &scales[line * nb..(line + 1) * nb],
+            );
+            if let Some(s) = simd {
+                return s.decode_mxfp4_i8(true, b, sc, wq, wd);
+            }
+            for ib in 0..nb {
+                for j in 0..16 {
+                    let v = b[16 * ib + j];
+                    wq[32 * ib + 2 * j] = KVALUES_MXFP4[(v & 0x0f) as usize];
+                    wq[32 * ib + 2 * j + 1] = KVALUES_MXFP4[(v >> 4) as usize];
+                }
+                wd[ib] = e8m0_to_fp32_half(sc[ib]);
+            }
+            true
+        }
+        Storage::Ggml {
+            dtype: DType::Mxfp4,
+            bytes,
+            row_bytes,
+        } => {
+            let row = &bytes[line * row_bytes..(line + 1) * row_bytes];
+            if let Some(s) = simd {
+                return s.decode_mxfp4_i8(false, row, &[], wq, wd);
+            }
+            for (ib, blk) in row.chunks_exact(17).enumerate().take(nb) {
+                for j in 0..16 {
+                    wq[32 * ib + j] = KVALUES_MXFP4[(blk[1 + j] & 0x0f) as usize];
+                    wq[32 * ib + j + 16] = KVALUES_MXFP4[(blk[1 + j] >> 4) as usize];
+                }
+                wd[ib] = e8m0_to_fp32_half(blk[0]);
+            }
+            true
+        }
+        Storage::Ggml {
+            dtype: DType::Q8_0,
+            bytes,
+            row_bytes,
+        } => {
+            let row = &bytes[line * row_bytes..(line + 1) * row_bytes];
+            for (ib, blk) in row.chunks_exact(34).enumerate().take(nb) {
+                wd[ib] = fp16_to_fp32(u16::from_le_bytes([blk[0], blk[1]]));
+                for (q, &b) in wq[32 * ib..32 * ib + 32].iter_mut().zip(&blk[2..]) {
+                    *q = b as i8;
+                }
+            }
+            true
+        }
+        Storage::Ggml { .. } => false,
+    }
+}
+
 thread_local! {
     /// The caller's reusable activation buffers (no allocation per token once warm).
     static SCRATCH: RefCell<(Q8Acts, Vec<f32>)> = RefCell::new(Default::default());
@@ -261,20 +327,33 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
             });
         return;
     }
-    // Several tokens: tasks own ROWS_PER_TASK output columns of every token. Writing y directly would need
-    // disjoint strided access, so each task fills its rows of yᵀ, then yᵀ is transposed.
+    // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ, decodes them once to i8 codes and block scales,
+    // and dots them with every token (integer dots only in the inner loop); yᵀ is transposed into y.
     let mut yt = vec![0f32; rows * n_tokens];
     yt.par_chunks_mut(ROWS_PER_TASK * n_tokens)
         .enumerate()
-        .for_each(|(ci, yts)| {
-            for (k, yrow) in yts.chunks_exact_mut(n_tokens).enumerate() {
-                let line = w.line(ci * ROWS_PER_TASK + k);
-                for (t, v) in yrow.iter_mut().enumerate() {
-                    let (d, qs) = tok(t);
-                    *v = vec_dot_q8(simd, w, line, d, qs);
+        .for_each_init(
+            || (vec![0i8; cols], vec![0f32; nb]),
+            |(wq, wd), (ci, yts)| {
+                for (k, yrow) in yts.chunks_exact_mut(n_tokens).enumerate() {
+                    let line = w.line(ci * ROWS_PER_TASK + k);
+                    match simd {
+                        Some(s) if decode_row_i8(Some(s), w, line, wq, wd) => {
+                            for (t, v) in yrow.iter_mut().enumerate() {
+                                let (d, qs) = tok(t);
+                                *v = s.dot_i8_q8(wq, wd, d, qs);
+                            }
+                        }
+                        _ => {
+                            for (t, v) in yrow.iter_mut().enumerate() {
+                                let (d, qs) = tok(t);
+                                *v = vec_dot_q8(simd, w, line, d, qs);
+                            }
+                        }
+                    }
                 }
-            }
-        });
+            },
+        );
     for r in 0..rows {
         for t in 0..n_tokens {
             y[t * rows + r] = yt[r * n_tokens + t];

@@ -345,6 +345,57 @@ mod x86 {
         }
         hsum(_mm256_add_ps(acc[0], acc[1]))
     }
+    /// Decodes a row of MXFP4 into signed FP4 codes (doubled, as `KVALUES_MXFP4`) in element order, 32 per
+    /// block, and the block scales (E8M0 halved) into `wd`. `hf`: the HF / OpenAI pair (`blocks`, `scales`);
+    /// otherwise ggml blocks in `blocks` (17 bytes each) and `scales` unused.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn decode_mxfp4_i8(
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [i8],
+        wd: &mut [f32],
+    ) {
+        let nb = if hf {
+            scales.len().min(blocks.len() / 16)
+        } else {
+            blocks.len() / 17
+        }
+        .min(wd.len())
+        .min(wq.len() / 32);
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the source block and 32 bytes of wq in bounds.
+            let dst = wq.as_mut_ptr().add(32 * ib) as *mut __m128i;
+            if hf {
+                let (lo, hi) = fp4_pairs(blocks.as_ptr().add(16 * ib));
+                _mm_storeu_si128(dst, _mm_unpacklo_epi8(lo, hi));
+                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(lo, hi));
+                wd[ib] = e8m0_to_fp32_half(scales[ib]);
+            } else {
+                let blk = blocks.as_ptr().add(17 * ib);
+                let (lo, hi) = fp4_pairs(blk.add(1));
+                _mm_storeu_si128(dst, lo);
+                _mm_storeu_si128(dst.add(1), hi);
+                wd[ib] = e8m0_to_fp32_half(*blk);
+            }
+        }
+    }
+
+    /// Σ_blocks (wd·xd) · Σ wq·xq over pre-decoded i8 weights; the same sums, in the same order, as the fused
+    /// `dot_*_q8` functions (so a row gives the same bits either way).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_i8_q8(wq: &[i8], wd: &[f32], xd: &[f32], xq: &[i8]) -> f32 {
+        let nb = wd.len().min(xd.len()).min(wq.len() / 32).min(xq.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps 32 bytes of wq and xq in bounds.
+            let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
+            let x = _mm256_loadu_si256(xq.as_ptr().add(32 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(wd[ib] * xd[ib]);
+            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
 }
 
 impl Avx2 {
@@ -492,6 +543,43 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (row, d, qs);
+            f32::NAN
+        }
+    }
+    /// MXFP4 row -> i8 codes + block scales (see the x86 function); returns false where there is no AVX2 code.
+    #[inline]
+    pub fn decode_mxfp4_i8(
+        self,
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [i8],
+        wd: &mut [f32],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::decode_mxfp4_i8(hf, blocks, scales, wq, wd);
+            true
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (hf, blocks, scales, wq, wd);
+            false
+        }
+    }
+
+    /// Pre-decoded i8 row · Q8_0 activations.
+    #[inline]
+    pub fn dot_i8_q8(self, wq: &[i8], wd: &[f32], xd: &[f32], xq: &[i8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_i8_q8(wq, wd, xd, xq)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (wq, wd, xd, xq);
             f32::NAN
         }
     }

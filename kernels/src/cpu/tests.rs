@@ -397,3 +397,49 @@ fn q8_scalar_twin_rounds_activations_as_ggml() {
         );
     }
 }
+
+#[test]
+fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
+    // The pre-decoded prefill path and the fused decode path sum the same integers in the same order.
+    let mut rng = Rng(99);
+    let (rows, cols, n) = (19, 128, 6);
+    for dtype in [DType::Mxfp4, DType::Q8_0] {
+        let w = random_matrix(&mut rng, dtype, rows, cols);
+        let m = WeightMatrix::new(dtype, &w, rows, cols).unwrap();
+        let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+        let mut all = vec![0f32; n * rows];
+        matmul_prec(&m, &x, n, &mut all, Precision::Q8Activations).unwrap();
+        for t in 0..n {
+            let mut one = vec![0f32; rows];
+            matmul_prec(
+                &m,
+                &x[t * cols..(t + 1) * cols],
+                1,
+                &mut one,
+                Precision::Q8Activations,
+            )
+            .unwrap();
+            assert_eq!(
+                &all[t * rows..(t + 1) * rows],
+                &one[..],
+                "{dtype} token {t}"
+            );
+        }
+    }
+    // And the AVX2 i8 decoder is the scalar one.
+    if let Some(s) = super::simd::Avx2::detect() {
+        let w = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
+        let m = WeightMatrix::new(DType::Mxfp4, &w, rows, cols).unwrap();
+        let (mut a, mut ad, mut b, mut bd) = (
+            vec![0i8; cols],
+            vec![0f32; 4],
+            vec![0i8; cols],
+            vec![0f32; 4],
+        );
+        for line in 0..rows {
+            assert!(q8::decode_row_i8(Some(s), &m, line, &mut a, &mut ad));
+            assert!(q8::decode_row_i8(None, &m, line, &mut b, &mut bd));
+            assert_eq!((&a, &ad), (&b, &bd));
+        }
+    }
+}
