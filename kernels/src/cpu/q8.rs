@@ -39,28 +39,34 @@ pub enum Precision {
 /// Q8_0 block length.
 pub const QK8: usize = 32;
 
-/// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened) and `cols`
-/// signed bytes.
+/// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened), as many
+/// `c = d · Σ q` (block sums, for the unsigned-weight dots), and `cols` signed bytes.
 #[derive(Default, Debug)]
 pub struct Q8Acts {
     pub d: Vec<f32>,
+    pub c: Vec<f32>,
     pub qs: Vec<i8>,
 }
 
 /// Quantizes one row (`x.len()` a multiple of 32) into `d` (one per block) and `qs`, as ggml's AVX2
 /// `quantize_row_q8_0`: `d = f16(amax / 127)`, `q = round_half_even(x · (127 / amax))`.
-pub fn quantize_row_q8(x: &[f32], d: &mut [f32], qs: &mut [i8]) {
-    for ((xb, db), qb) in x
+/// `c` (one per block) gets `d · Σ q`.
+pub fn quantize_row_q8(x: &[f32], d: &mut [f32], c: &mut [f32], qs: &mut [i8]) {
+    for (((xb, db), cb), qb) in x
         .chunks_exact(QK8)
         .zip(d.iter_mut())
+        .zip(c.iter_mut())
         .zip(qs.chunks_exact_mut(QK8))
     {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         *db = fp16_to_fp32(fp32_to_fp16(amax / 127.0));
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
         for (q, &v) in qb.iter_mut().zip(xb) {
             *q = (v * id).round_ties_even() as i8;
+            sum += i32::from(*q);
         }
+        *cb = *db * sum as f32;
     }
 }
 
@@ -133,15 +139,24 @@ pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f3
 }
 
 #[inline]
-fn vec_dot_q8(simd: Option<Avx2>, w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f32 {
+fn vec_dot_q8(
+    simd: Option<Avx2>,
+    w: &WeightMatrix,
+    line: usize,
+    d: &[f32],
+    c: &[f32],
+    qs: &[i8],
+) -> f32 {
     if let Some(s) = simd {
         let nb = w.cols() / QK8;
         match w.storage() {
             Storage::Mxfp4Pair { blocks, scales } => {
-                return s.dot_mxfp4_hf_q8(
+                return s.dot_mxfp4_q8(
+                    true,
                     &blocks[line * nb * 16..(line + 1) * nb * 16],
                     &scales[line * nb..(line + 1) * nb],
                     d,
+                    c,
                     qs,
                 )
             }
@@ -150,7 +165,14 @@ fn vec_dot_q8(simd: Option<Avx2>, w: &WeightMatrix, line: usize, d: &[f32], qs: 
                 bytes,
                 row_bytes,
             } => {
-                return s.dot_mxfp4_ggml_q8(&bytes[line * row_bytes..(line + 1) * row_bytes], d, qs)
+                return s.dot_mxfp4_q8(
+                    false,
+                    &bytes[line * row_bytes..(line + 1) * row_bytes],
+                    &[],
+                    d,
+                    c,
+                    qs,
+                )
             }
             Storage::Ggml {
                 dtype: DType::Q8_0,
@@ -163,70 +185,57 @@ fn vec_dot_q8(simd: Option<Avx2>, w: &WeightMatrix, line: usize, d: &[f32], qs: 
     vec_dot_q8_ref(w, line, d, qs)
 }
 
-/// Decodes stored row `line` of a Q8-path matrix into i8 codes (`wq`, element order) and per-block scales
-/// (`wd`): MXFP4 as doubled FP4 codes with E8M0/2 scales, Q8_0 as stored. The scalar twin when `simd` is
-/// `None`. Returns false if the storage has no i8 form.
-pub fn decode_row_i8(
+/// MXFP4 stored row `line` as codes + 12 (`wq`, element order) and block scales (`wd`), the form
+/// [`Avx2::dot_u12_q8_x4`] takes: AVX2 when `simd` is given, else the scalar twin. None for other storage.
+pub fn decode_row_u12(
     simd: Option<Avx2>,
     w: &WeightMatrix,
     line: usize,
-    wq: &mut [i8],
+    wq: &mut [u8],
     wd: &mut [f32],
-) -> bool {
+) -> Option<()> {
     let nb = w.cols() / QK8;
-    match w.storage() {
-        Storage::Mxfp4Pair { blocks, scales } => {
-            let (b, sc) = (
-                &blocks[line * nb * 16..(line + 1) * nb * 16],
-                &scales[line * nb..(line + 1) * nb],
-            );
-            if let Some(s) = simd {
-                return s.decode_mxfp4_i8(true, b, sc, wq, wd);
-            }
-            for ib in 0..nb {
-                for j in 0..16 {
-                    let v = b[16 * ib + j];
-                    wq[32 * ib + 2 * j] = KVALUES_MXFP4[(v & 0x0f) as usize];
-                    wq[32 * ib + 2 * j + 1] = KVALUES_MXFP4[(v >> 4) as usize];
-                }
-                wd[ib] = e8m0_to_fp32_half(sc[ib]);
-            }
-            true
-        }
+    let (hf, blocks, scales) = match w.storage() {
+        Storage::Mxfp4Pair { blocks, scales } => (
+            true,
+            &blocks[line * nb * 16..(line + 1) * nb * 16],
+            &scales[line * nb..(line + 1) * nb],
+        ),
         Storage::Ggml {
             dtype: DType::Mxfp4,
             bytes,
             row_bytes,
-        } => {
-            let row = &bytes[line * row_bytes..(line + 1) * row_bytes];
-            if let Some(s) = simd {
-                return s.decode_mxfp4_i8(false, row, &[], wq, wd);
-            }
-            for (ib, blk) in row.chunks_exact(17).enumerate().take(nb) {
-                for j in 0..16 {
-                    wq[32 * ib + j] = KVALUES_MXFP4[(blk[1 + j] & 0x0f) as usize];
-                    wq[32 * ib + j + 16] = KVALUES_MXFP4[(blk[1 + j] >> 4) as usize];
-                }
-                wd[ib] = e8m0_to_fp32_half(blk[0]);
-            }
-            true
-        }
-        Storage::Ggml {
-            dtype: DType::Q8_0,
-            bytes,
-            row_bytes,
-        } => {
-            let row = &bytes[line * row_bytes..(line + 1) * row_bytes];
-            for (ib, blk) in row.chunks_exact(34).enumerate().take(nb) {
-                wd[ib] = fp16_to_fp32(u16::from_le_bytes([blk[0], blk[1]]));
-                for (q, &b) in wq[32 * ib..32 * ib + 32].iter_mut().zip(&blk[2..]) {
-                    *q = b as i8;
-                }
-            }
-            true
-        }
-        Storage::Ggml { .. } => false,
+        } => (
+            false,
+            &bytes[line * row_bytes..(line + 1) * row_bytes],
+            &[][..],
+        ),
+        Storage::Ggml { .. } => return None,
+    };
+    if let Some(s) = simd {
+        s.decode_mxfp4_u12(hf, blocks, scales, wq, wd);
+        return Some(());
     }
+    let u = |n: u8| (KVALUES_MXFP4[n as usize] + 12) as u8;
+    for ib in 0..nb {
+        let (qs, e) = if hf {
+            (&blocks[16 * ib..16 * ib + 16], scales[ib])
+        } else {
+            (&blocks[17 * ib + 1..17 * ib + 17], blocks[17 * ib])
+        };
+        for j in 0..16 {
+            let (lo, hi) = (u(qs[j] & 0x0f), u(qs[j] >> 4));
+            if hf {
+                wq[32 * ib + 2 * j] = lo;
+                wq[32 * ib + 2 * j + 1] = hi;
+            } else {
+                wq[32 * ib + j] = lo;
+                wq[32 * ib + j + 16] = hi;
+            }
+        }
+        wd[ib] = e8m0_to_fp32_half(e);
+    }
+    Some(())
 }
 
 thread_local! {
@@ -274,11 +283,13 @@ fn matmul_rounded(
     if uses_q8(w) {
         let nb = cols / QK8;
         acts.d.resize(n_tokens * nb, 0.0);
+        acts.c.resize(n_tokens * nb, 0.0);
         acts.qs.resize(n_tokens * cols, 0);
         for t in 0..n_tokens {
             quantize_row_q8(
                 &x[t * cols..(t + 1) * cols],
                 &mut acts.d[t * nb..(t + 1) * nb],
+                &mut acts.c[t * nb..(t + 1) * nb],
                 &mut acts.qs[t * cols..(t + 1) * cols],
             );
         }
@@ -313,41 +324,51 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
     let tok = |t: usize| {
         (
             &acts.d[t * nb..(t + 1) * nb],
+            &acts.c[t * nb..(t + 1) * nb],
             &acts.qs[t * cols..(t + 1) * cols],
         )
     };
     if n_tokens == 1 {
-        let (d, qs) = tok(0);
+        let (d, c, qs) = tok(0);
         y.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(ci, ys)| {
                 for (k, yr) in ys.iter_mut().enumerate() {
-                    *yr = vec_dot_q8(simd, w, w.line(ci * ROWS_PER_TASK + k), d, qs);
+                    *yr = vec_dot_q8(simd, w, w.line(ci * ROWS_PER_TASK + k), d, c, qs);
                 }
             });
         return;
     }
-    // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ, decodes them once to i8 codes and block scales,
-    // and dots them with every token (integer dots only in the inner loop); yᵀ is transposed into y.
+    // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ; an MXFP4 row is decoded once (codes + 12, block
+    // scales) and dotted with four tokens at a time, bit-identical to the one-token path; yᵀ is transposed.
     let mut yt = vec![0f32; rows * n_tokens];
     yt.par_chunks_mut(ROWS_PER_TASK * n_tokens)
         .enumerate()
         .for_each_init(
-            || (vec![0i8; cols], vec![0f32; nb]),
+            || (vec![0u8; cols], vec![0f32; nb]),
             |(wq, wd), (ci, yts)| {
                 for (k, yrow) in yts.chunks_exact_mut(n_tokens).enumerate() {
                     let line = w.line(ci * ROWS_PER_TASK + k);
                     match simd {
-                        Some(s) if decode_row_i8(Some(s), w, line, wq, wd) => {
-                            for (t, v) in yrow.iter_mut().enumerate() {
-                                let (d, qs) = tok(t);
-                                *v = s.dot_i8_q8(wq, wd, d, qs);
+                        Some(s) if decode_row_u12(Some(s), w, line, wq, wd).is_some() => {
+                            for t0 in (0..n_tokens).step_by(4) {
+                                // A short last group repeats its last token; the extra results are dropped.
+                                let ts = [0, 1, 2, 3].map(|j| tok((t0 + j).min(n_tokens - 1)));
+                                let r = s.dot_u12_q8_x4(
+                                    wq,
+                                    wd,
+                                    ts.map(|t| t.0),
+                                    ts.map(|t| t.1),
+                                    ts.map(|t| t.2),
+                                );
+                                let m = (n_tokens - t0).min(4);
+                                yrow[t0..t0 + m].copy_from_slice(&r[..m]);
                             }
                         }
                         _ => {
                             for (t, v) in yrow.iter_mut().enumerate() {
-                                let (d, qs) = tok(t);
-                                *v = vec_dot_q8(simd, w, line, d, qs);
+                                let (d, c, qs) = tok(t);
+                                *v = vec_dot_q8(simd, w, line, d, c, qs);
                             }
                         }
                     }
@@ -392,9 +413,9 @@ pub fn matmul_prec_ref(
         return matmul(w, x, n_tokens, y);
     }
     let nb = cols / QK8;
-    let (mut d, mut qs) = (vec![0f32; nb], vec![0i8; cols]);
+    let (mut d, mut c, mut qs) = (vec![0f32; nb], vec![0f32; nb], vec![0i8; cols]);
     for t in 0..n_tokens {
-        quantize_row_q8(&x[t * cols..(t + 1) * cols], &mut d, &mut qs);
+        quantize_row_q8(&x[t * cols..(t + 1) * cols], &mut d, &mut c, &mut qs);
         for r in 0..rows {
             y[t * rows + r] = vec_dot_q8_ref(w, w.line(r), &d, &qs);
         }

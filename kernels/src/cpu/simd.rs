@@ -35,6 +35,17 @@ mod x86 {
 
     use super::super::decode::{e8m0_to_fp32_half, KVALUES_MXFP4};
 
+    /// `KVALUES_MXFP4` + 12: the FP4 codes made unsigned for `maddubs`.
+    const KVALUES_MXFP4_U12: [u8; 16] = {
+        let mut u = [0u8; 16];
+        let mut i = 0;
+        while i < 16 {
+            u[i] = (KVALUES_MXFP4[i] + 12) as u8;
+            i += 1;
+        }
+        u
+    };
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -292,41 +303,139 @@ mod x86 {
         _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
     }
 
-    /// One row of the HF / OpenAI MXFP4 pair · Q8_0 activations (`d` per block, `qs` 32 per block).
+    /// FP4 codes plus 12 (so unsigned, 0..=24) for 16 bytes of nibbles: (low nibbles, high nibbles).
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_mxfp4_hf_q8(blocks: &[u8], scales: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-        let nb = scales
-            .len()
-            .min(blocks.len() / 16)
-            .min(d.len())
-            .min(qs.len() / 32);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps 16 bytes of blocks and 32 bytes of qs in bounds.
-            let (lo, hi) = fp4_pairs(blocks.as_ptr().add(16 * ib));
-            let w = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
-            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(e8m0_to_fp32_half(scales[ib]) * d[ib]);
-            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
-        }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+    unsafe fn fp4_pairs_u(q: *const u8) -> (__m128i, __m128i) {
+        let lut = _mm_loadu_si128(KVALUES_MXFP4_U12.as_ptr() as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0f);
+        let b = _mm_loadu_si128(q as *const __m128i);
+        let lo = _mm_shuffle_epi8(lut, _mm_and_si128(b, m4));
+        let hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+        (lo, hi)
     }
 
-    /// One row of ggml MXFP4 blocks · Q8_0 activations.
+    /// 32 unsigned weight codes · 32 signed activations as 8 f32 lanes of i32 sums (`maddubs` cannot saturate:
+    /// 24 · 127 · 2 < 32767).
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_mxfp4_ggml_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-        let nb = (row.len() / 17).min(d.len()).min(qs.len() / 32);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps the 17-byte block and 32 bytes of qs in bounds.
-            let blk = row.as_ptr().add(17 * ib);
-            let (lo, hi) = fp4_pairs(blk.add(1));
-            let w = _mm256_set_m128i(hi, lo);
-            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(e8m0_to_fp32_half(*blk) * d[ib]);
-            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+    unsafe fn u8_dot32(w: __m256i, x: __m256i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(
+            _mm256_maddubs_epi16(w, x),
+            _mm256_set1_epi16(1),
+        ))
+    }
+
+    /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop):
+    /// `Σ_b wd·xd·Σ(w+12)x − 12·Σ_b wd·c` with `c_b = xd_b·Σ x_b` precomputed per token. `hf`: the HF / OpenAI
+    /// pair (`blocks` 16 bytes and `scales` 1 byte per block), else ggml blocks (17 bytes) in `blocks`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_mxfp4_q8(
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        d: &[f32],
+        c: &[f32],
+        qs: &[i8],
+    ) -> f32 {
+        let nb = if hf {
+            scales.len().min(blocks.len() / 16)
+        } else {
+            blocks.len() / 17
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        .min(d.len())
+        .min(c.len())
+        .min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut corr = 0f32;
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the source block and 32 bytes of qs in bounds.
+            let (w, e) = if hf {
+                let (lo, hi) = fp4_pairs_u(blocks.as_ptr().add(16 * ib));
+                (
+                    _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi)),
+                    scales[ib],
+                )
+            } else {
+                let blk = blocks.as_ptr().add(17 * ib);
+                let (lo, hi) = fp4_pairs_u(blk.add(1));
+                (_mm256_set_m128i(hi, lo), *blk)
+            };
+            let wd = e8m0_to_fp32_half(e);
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            acc[ib & 1] = _mm256_fmadd_ps(_mm256_set1_ps(wd * d[ib]), u8_dot32(w, x), acc[ib & 1]);
+            corr += wd * c[ib];
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1])) - 12.0 * corr
+    }
+
+    /// Decodes an MXFP4 row into codes + 12 (u8, element order, 32 per block) and block scales (E8M0 halved).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn decode_mxfp4_u12(
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [u8],
+        wd: &mut [f32],
+    ) {
+        let nb = if hf {
+            scales.len().min(blocks.len() / 16)
+        } else {
+            blocks.len() / 17
+        }
+        .min(wd.len())
+        .min(wq.len() / 32);
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the source block and 32 bytes of wq in bounds.
+            let dst = wq.as_mut_ptr().add(32 * ib) as *mut __m128i;
+            if hf {
+                let (lo, hi) = fp4_pairs_u(blocks.as_ptr().add(16 * ib));
+                _mm_storeu_si128(dst, _mm_unpacklo_epi8(lo, hi));
+                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(lo, hi));
+                wd[ib] = e8m0_to_fp32_half(scales[ib]);
+            } else {
+                let blk = blocks.as_ptr().add(17 * ib);
+                let (lo, hi) = fp4_pairs_u(blk.add(1));
+                _mm_storeu_si128(dst, lo);
+                _mm_storeu_si128(dst.add(1), hi);
+                wd[ib] = e8m0_to_fp32_half(*blk);
+            }
+        }
+    }
+
+    /// One pre-decoded MXFP4 row (codes + 12, [`decode_mxfp4_u12`]) against four tokens: the weights are loaded
+    /// once per block for all four. Per token the same operations in the same order as [`dot_mxfp4_q8`], so the
+    /// results are bit-identical to it.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_u12_q8_x4(
+        wq: &[u8],
+        wd: &[f32],
+        d: [&[f32]; 4],
+        c: [&[f32]; 4],
+        qs: [&[i8]; 4],
+    ) -> [f32; 4] {
+        let mut nb = wd.len().min(wq.len() / 32);
+        for t in 0..4 {
+            nb = nb.min(d[t].len()).min(c[t].len()).min(qs[t].len() / 32);
+        }
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut corr = [0f32; 4];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps 32 bytes of wq and of every qs[t] in bounds.
+            let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
+            let s = wd[ib];
+            for t in 0..4 {
+                let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
+                acc[t][ib & 1] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(s * d[t][ib]), u8_dot32(w, x), acc[t][ib & 1]);
+                corr[t] += s * c[t][ib];
+            }
+        }
+        let mut out = [0f32; 4];
+        for t in 0..4 {
+            out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - 12.0 * corr[t];
+        }
+        out
     }
 
     /// One row of ggml Q8_0 blocks · Q8_0 activations.
@@ -341,57 +450,6 @@ mod x86 {
             let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
             let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
             let sc = _mm256_set1_ps(dw * d[ib]);
-            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
-        }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
-    }
-    /// Decodes a row of MXFP4 into signed FP4 codes (doubled, as `KVALUES_MXFP4`) in element order, 32 per
-    /// block, and the block scales (E8M0 halved) into `wd`. `hf`: the HF / OpenAI pair (`blocks`, `scales`);
-    /// otherwise ggml blocks in `blocks` (17 bytes each) and `scales` unused.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn decode_mxfp4_i8(
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        wq: &mut [i8],
-        wd: &mut [f32],
-    ) {
-        let nb = if hf {
-            scales.len().min(blocks.len() / 16)
-        } else {
-            blocks.len() / 17
-        }
-        .min(wd.len())
-        .min(wq.len() / 32);
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps the source block and 32 bytes of wq in bounds.
-            let dst = wq.as_mut_ptr().add(32 * ib) as *mut __m128i;
-            if hf {
-                let (lo, hi) = fp4_pairs(blocks.as_ptr().add(16 * ib));
-                _mm_storeu_si128(dst, _mm_unpacklo_epi8(lo, hi));
-                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(lo, hi));
-                wd[ib] = e8m0_to_fp32_half(scales[ib]);
-            } else {
-                let blk = blocks.as_ptr().add(17 * ib);
-                let (lo, hi) = fp4_pairs(blk.add(1));
-                _mm_storeu_si128(dst, lo);
-                _mm_storeu_si128(dst.add(1), hi);
-                wd[ib] = e8m0_to_fp32_half(*blk);
-            }
-        }
-    }
-
-    /// Σ_blocks (wd·xd) · Σ wq·xq over pre-decoded i8 weights; the same sums, in the same order, as the fused
-    /// `dot_*_q8` functions (so a row gives the same bits either way).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_i8_q8(wq: &[i8], wd: &[f32], xd: &[f32], xq: &[i8]) -> f32 {
-        let nb = wd.len().min(xd.len()).min(wq.len() / 32).min(xq.len() / 32);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps 32 bytes of wq and xq in bounds.
-            let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
-            let x = _mm256_loadu_si256(xq.as_ptr().add(32 * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(wd[ib] * xd[ib]);
             acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
         }
         hsum(_mm256_add_ps(acc[0], acc[1]))
@@ -502,33 +560,69 @@ impl Avx2 {
             f32::NAN
         }
     }
-    /// HF / OpenAI MXFP4 row · Q8_0 activations (`d` one per 32, `qs` 32 per block).
+    /// MXFP4 row · Q8_0 activations (`d` scales, `c` = d · block sums, `qs` codes); `hf` picks the layout.
     #[inline]
-    pub fn dot_mxfp4_hf_q8(self, blocks: &[u8], scales: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+    pub fn dot_mxfp4_q8(
+        self,
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        d: &[f32],
+        c: &[f32],
+        qs: &[i8],
+    ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_mxfp4_hf_q8(blocks, scales, d, qs)
+            x86::dot_mxfp4_q8(hf, blocks, scales, d, c, qs)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (blocks, scales, d, qs);
+            let _ = (hf, blocks, scales, d, c, qs);
             f32::NAN
         }
     }
 
-    /// ggml MXFP4 row · Q8_0 activations.
+    /// MXFP4 row -> codes + 12 and block scales.
     #[inline]
-    pub fn dot_mxfp4_ggml_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+    pub fn decode_mxfp4_u12(
+        self,
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [u8],
+        wd: &mut [f32],
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_mxfp4_ggml_q8(row, d, qs)
+            x86::decode_mxfp4_u12(hf, blocks, scales, wq, wd)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (row, d, qs);
-            f32::NAN
+            let _ = (hf, blocks, scales, wq, wd);
+        }
+    }
+
+    /// A pre-decoded MXFP4 row (codes + 12) against four tokens.
+    #[inline]
+    pub fn dot_u12_q8_x4(
+        self,
+        wq: &[u8],
+        wd: &[f32],
+        d: [&[f32]; 4],
+        c: [&[f32]; 4],
+        qs: [&[i8]; 4],
+    ) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_u12_q8_x4(wq, wd, d, c, qs)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (wq, wd, d, c, qs);
+            [f32::NAN; 4]
         }
     }
 
@@ -543,43 +637,6 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (row, d, qs);
-            f32::NAN
-        }
-    }
-    /// MXFP4 row -> i8 codes + block scales (see the x86 function); returns false where there is no AVX2 code.
-    #[inline]
-    pub fn decode_mxfp4_i8(
-        self,
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        wq: &mut [i8],
-        wd: &mut [f32],
-    ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`.
-        unsafe {
-            x86::decode_mxfp4_i8(hf, blocks, scales, wq, wd);
-            true
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (hf, blocks, scales, wq, wd);
-            false
-        }
-    }
-
-    /// Pre-decoded i8 row · Q8_0 activations.
-    #[inline]
-    pub fn dot_i8_q8(self, wq: &[i8], wd: &[f32], xd: &[f32], xq: &[i8]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`.
-        unsafe {
-            x86::dot_i8_q8(wq, wd, xd, xq)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (wq, wd, xd, xq);
             f32::NAN
         }
     }

@@ -316,12 +316,13 @@ fn q8_quantization_follows_ggml() {
     x[2] = 62.5;
     x[3] = -0.5;
     x[4] = -127.0;
-    let (mut d, mut qs) = ([0f32; 1], [0i8; 32]);
-    q8::quantize_row_q8(&x, &mut d, &mut qs);
+    let (mut d, mut c, mut qs) = ([0f32; 1], [0f32; 1], [0i8; 32]);
+    q8::quantize_row_q8(&x, &mut d, &mut c, &mut qs);
     assert_eq!(d[0], 1.0);
     assert_eq!(&qs[..6], &[127, 64, 62, 0, -127, 0]);
-    let (mut d0, mut q0) = ([1f32; 1], [1i8; 32]);
-    q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut q0);
+    assert_eq!(c[0], 126.0);
+    let (mut d0, mut c0, mut q0) = ([1f32; 1], [1f32; 1], [1i8; 32]);
+    q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut c0, &mut q0);
     assert_eq!((d0[0], q0), (0.0, [0i8; 32]));
 }
 
@@ -426,20 +427,25 @@ fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
             );
         }
     }
-    // And the AVX2 i8 decoder is the scalar one.
+    // And the AVX2 code decoder is the scalar one, for both MXFP4 layouts.
     if let Some(s) = super::simd::Avx2::detect() {
         let w = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
-        let m = WeightMatrix::new(DType::Mxfp4, &w, rows, cols).unwrap();
-        let (mut a, mut ad, mut b, mut bd) = (
-            vec![0i8; cols],
-            vec![0f32; 4],
-            vec![0i8; cols],
-            vec![0f32; 4],
-        );
-        for line in 0..rows {
-            assert!(q8::decode_row_i8(Some(s), &m, line, &mut a, &mut ad));
-            assert!(q8::decode_row_i8(None, &m, line, &mut b, &mut bd));
-            assert_eq!((&a, &ad), (&b, &bd));
+        let (blocks, scales) = (rng.bytes(rows * cols / 2), rng.bytes(rows * cols / 32));
+        for m in [
+            WeightMatrix::new(DType::Mxfp4, &w, rows, cols).unwrap(),
+            WeightMatrix::mxfp4_pair(&blocks, &scales, rows, cols).unwrap(),
+        ] {
+            let (mut a, mut ad) = (vec![0u8; cols], vec![0f32; cols / 32]);
+            let (mut b, mut bd) = (vec![0u8; cols], vec![0f32; cols / 32]);
+            for line in 0..rows {
+                assert!(q8::decode_row_u12(Some(s), &m, line, &mut a, &mut ad).is_some());
+                assert!(q8::decode_row_u12(None, &m, line, &mut b, &mut bd).is_some());
+                assert_eq!(a, b);
+                assert_eq!(
+                    ad.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    bd.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
         }
     }
 }
