@@ -39,34 +39,37 @@ pub enum Precision {
 /// Q8_0 block length.
 pub const QK8: usize = 32;
 
-/// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened), as many
-/// `c = d · Σ q` (block sums, for the unsigned-weight dots), and `cols` signed bytes.
+/// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened), `cols`
+/// signed bytes, and `cols / 4` lane sums `k` = 12 · (sum of each 4 consecutive bytes), which turn the
+/// unsigned-weight dots (FP4 codes + 12) back into signed ones.
 #[derive(Default, Debug)]
 pub struct Q8Acts {
     pub d: Vec<f32>,
-    pub c: Vec<f32>,
+    pub k: Vec<i32>,
     pub qs: Vec<i8>,
 }
 
 /// Quantizes one row (`x.len()` a multiple of 32) into `d` (one per block) and `qs`, as ggml's AVX2
 /// `quantize_row_q8_0`: `d = f16(amax / 127)`, `q = round_half_even(x · (127 / amax))`.
-/// `c` (one per block) gets `d · Σ q`.
-pub fn quantize_row_q8(x: &[f32], d: &mut [f32], c: &mut [f32], qs: &mut [i8]) {
-    for (((xb, db), cb), qb) in x
+/// `k` (8 per block) gets 12 · the sum of each 4 consecutive codes.
+pub fn quantize_row_q8(x: &[f32], d: &mut [f32], k: &mut [i32], qs: &mut [i8]) {
+    for (((xb, db), kb), qb) in x
         .chunks_exact(QK8)
         .zip(d.iter_mut())
-        .zip(c.iter_mut())
+        .zip(k.chunks_exact_mut(8))
         .zip(qs.chunks_exact_mut(QK8))
     {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         *db = fp16_to_fp32(fp32_to_fp16(amax / 127.0));
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-        let mut sum = 0i32;
         for (q, &v) in qb.iter_mut().zip(xb) {
-            *q = (v * id).round_ties_even() as i8;
-            sum += i32::from(*q);
+            // Round half to even without a libm call: adding 1.5 · 2^23 leaves no fraction bits, so the
+            // addition rounds (to nearest even) and the subtraction is exact; |v · id| ≤ 127 is far inside range.
+            *q = ((v * id + 12_582_912.0) - 12_582_912.0) as i8;
         }
-        *cb = *db * sum as f32;
+        for (kv, q4) in kb.iter_mut().zip(qb.chunks_exact(4)) {
+            *kv = 12 * q4.iter().map(|&q| i32::from(q)).sum::<i32>();
+        }
     }
 }
 
@@ -144,7 +147,7 @@ fn vec_dot_q8(
     w: &WeightMatrix,
     line: usize,
     d: &[f32],
-    c: &[f32],
+    k: &[i32],
     qs: &[i8],
 ) -> f32 {
     if let Some(s) = simd {
@@ -156,7 +159,7 @@ fn vec_dot_q8(
                     &blocks[line * nb * 16..(line + 1) * nb * 16],
                     &scales[line * nb..(line + 1) * nb],
                     d,
-                    c,
+                    k,
                     qs,
                 )
             }
@@ -170,7 +173,7 @@ fn vec_dot_q8(
                     &bytes[line * row_bytes..(line + 1) * row_bytes],
                     &[],
                     d,
-                    c,
+                    k,
                     qs,
                 )
             }
@@ -283,13 +286,13 @@ fn matmul_rounded(
     if uses_q8(w) {
         let nb = cols / QK8;
         acts.d.resize(n_tokens * nb, 0.0);
-        acts.c.resize(n_tokens * nb, 0.0);
+        acts.k.resize(n_tokens * cols / 4, 0);
         acts.qs.resize(n_tokens * cols, 0);
         for t in 0..n_tokens {
             quantize_row_q8(
                 &x[t * cols..(t + 1) * cols],
                 &mut acts.d[t * nb..(t + 1) * nb],
-                &mut acts.c[t * nb..(t + 1) * nb],
+                &mut acts.k[t * cols / 4..(t + 1) * cols / 4],
                 &mut acts.qs[t * cols..(t + 1) * cols],
             );
         }
@@ -324,17 +327,17 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
     let tok = |t: usize| {
         (
             &acts.d[t * nb..(t + 1) * nb],
-            &acts.c[t * nb..(t + 1) * nb],
+            &acts.k[t * cols / 4..(t + 1) * cols / 4],
             &acts.qs[t * cols..(t + 1) * cols],
         )
     };
     if n_tokens == 1 {
-        let (d, c, qs) = tok(0);
+        let (d, k, qs) = tok(0);
         y.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(ci, ys)| {
-                for (k, yr) in ys.iter_mut().enumerate() {
-                    *yr = vec_dot_q8(simd, w, w.line(ci * ROWS_PER_TASK + k), d, c, qs);
+                for (r, yr) in ys.iter_mut().enumerate() {
+                    *yr = vec_dot_q8(simd, w, w.line(ci * ROWS_PER_TASK + r), d, k, qs);
                 }
             });
         return;
@@ -367,8 +370,8 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
                         }
                         _ => {
                             for (t, v) in yrow.iter_mut().enumerate() {
-                                let (d, c, qs) = tok(t);
-                                *v = vec_dot_q8(simd, w, line, d, c, qs);
+                                let (d, k, qs) = tok(t);
+                                *v = vec_dot_q8(simd, w, line, d, k, qs);
                             }
                         }
                     }
@@ -413,9 +416,9 @@ pub fn matmul_prec_ref(
         return matmul(w, x, n_tokens, y);
     }
     let nb = cols / QK8;
-    let (mut d, mut c, mut qs) = (vec![0f32; nb], vec![0f32; nb], vec![0i8; cols]);
+    let (mut d, mut k, mut qs) = (vec![0f32; nb], vec![0i32; cols / 4], vec![0i8; cols]);
     for t in 0..n_tokens {
-        quantize_row_q8(&x[t * cols..(t + 1) * cols], &mut d, &mut c, &mut qs);
+        quantize_row_q8(&x[t * cols..(t + 1) * cols], &mut d, &mut k, &mut qs);
         for r in 0..rows {
             y[t * rows + r] = vec_dot_q8_ref(w, w.line(r), &d, &qs);
         }

@@ -315,27 +315,26 @@ mod x86 {
         (lo, hi)
     }
 
-    /// 32 unsigned weight codes · 32 signed activations as 8 f32 lanes of i32 sums (`maddubs` cannot saturate:
+    /// Lane sums (4 bytes each) of 32 unsigned weight codes · 32 signed activations, minus `k` (the same lane
+    /// sums of 12 · x): exactly the signed products' lane sums, as f32 (`maddubs` cannot saturate:
     /// 24 · 127 · 2 < 32767).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn u8_dot32(w: __m256i, x: __m256i) -> __m256 {
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(
-            _mm256_maddubs_epi16(w, x),
-            _mm256_set1_epi16(1),
-        ))
+    unsafe fn u12_dot32(w: __m256i, x: __m256i, k: __m256i) -> __m256 {
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+        _mm256_cvtepi32_ps(_mm256_sub_epi32(p, k))
     }
 
-    /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop):
-    /// `Σ_b wd·xd·Σ(w+12)x − 12·Σ_b wd·c` with `c_b = xd_b·Σ x_b` precomputed per token. `hf`: the HF / OpenAI
-    /// pair (`blocks` 16 bytes and `scales` 1 byte per block), else ggml blocks (17 bytes) in `blocks`.
+    /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop); `k` holds
+    /// per block the 8 lane sums of 12 · x. `hf`: the HF / OpenAI pair (`blocks` 16 bytes and `scales` 1 byte
+    /// per block), else ggml blocks (17 bytes) in `blocks`. Even blocks accumulate apart from odd ones.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_mxfp4_q8(
         hf: bool,
         blocks: &[u8],
         scales: &[u8],
         d: &[f32],
-        c: &[f32],
+        k: &[i32],
         qs: &[i8],
     ) -> f32 {
         let nb = if hf {
@@ -344,12 +343,11 @@ mod x86 {
             blocks.len() / 17
         }
         .min(d.len())
-        .min(c.len())
+        .min(k.len() / 8)
         .min(qs.len() / 32);
         let mut acc = [_mm256_setzero_ps(); 2];
-        let mut corr = 0f32;
         for ib in 0..nb {
-            // SAFETY: ib < nb keeps the source block and 32 bytes of qs in bounds.
+            // SAFETY: ib < nb keeps the source block, 32 bytes of qs and 8 i32 of k in bounds.
             let (w, e) = if hf {
                 let (lo, hi) = fp4_pairs_u(blocks.as_ptr().add(16 * ib));
                 (
@@ -361,12 +359,16 @@ mod x86 {
                 let (lo, hi) = fp4_pairs_u(blk.add(1));
                 (_mm256_set_m128i(hi, lo), *blk)
             };
-            let wd = e8m0_to_fp32_half(e);
             let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
-            acc[ib & 1] = _mm256_fmadd_ps(_mm256_set1_ps(wd * d[ib]), u8_dot32(w, x), acc[ib & 1]);
-            corr += wd * c[ib];
+            let kk = _mm256_loadu_si256(k.as_ptr().add(8 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(e8m0_to_fp32_half(e) * d[ib]);
+            if ib & 1 == 0 {
+                acc[0] = _mm256_fmadd_ps(sc, u12_dot32(w, x, kk), acc[0]);
+            } else {
+                acc[1] = _mm256_fmadd_ps(sc, u12_dot32(w, x, kk), acc[1]);
+            }
         }
-        hsum(_mm256_add_ps(acc[0], acc[1])) - 12.0 * corr
+        hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 
     /// Decodes an MXFP4 row into codes + 12 (u8, element order, 32 per block) and block scales (E8M0 halved).
@@ -411,31 +413,39 @@ mod x86 {
         wq: &[u8],
         wd: &[f32],
         d: [&[f32]; 4],
-        c: [&[f32]; 4],
+        k: [&[i32]; 4],
         qs: [&[i8]; 4],
     ) -> [f32; 4] {
         let mut nb = wd.len().min(wq.len() / 32);
         for t in 0..4 {
-            nb = nb.min(d[t].len()).min(c[t].len()).min(qs[t].len() / 32);
+            nb = nb.min(d[t].len()).min(k[t].len() / 8).min(qs[t].len() / 32);
         }
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-        let mut corr = [0f32; 4];
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps 32 bytes of wq and of every qs[t] in bounds.
-            let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
-            let s = wd[ib];
-            for t in 0..4 {
-                let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
-                acc[t][ib & 1] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(s * d[t][ib]), u8_dot32(w, x), acc[t][ib & 1]);
-                corr[t] += s * c[t][ib];
-            }
+        let mut a0 = [_mm256_setzero_ps(); 4];
+        let mut a1 = [_mm256_setzero_ps(); 4];
+        macro_rules! block {
+            ($ib:expr, $acc:ident) => {{
+                let ib = $ib;
+                let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
+                let s = wd[ib];
+                for t in 0..4 {
+                    let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
+                    let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
+                    $acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(s * d[t][ib]), u12_dot32(w, x, kk), $acc[t]);
+                }
+            }};
         }
-        let mut out = [0f32; 4];
-        for t in 0..4 {
-            out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - 12.0 * corr[t];
+        let mut ib = 0;
+        // SAFETY (both blocks): ib + 1 < nb (or ib < nb) keeps 32 bytes of wq and qs[t], 8 i32 of k[t] in bounds.
+        while ib + 2 <= nb {
+            block!(ib, a0);
+            block!(ib + 1, a1);
+            ib += 2;
         }
-        out
+        if ib < nb {
+            block!(ib, a0);
+        }
+        [0, 1, 2, 3].map(|t| hsum(_mm256_add_ps(a0[t], a1[t])))
     }
 
     /// One row of ggml Q8_0 blocks · Q8_0 activations.
@@ -560,7 +570,8 @@ impl Avx2 {
             f32::NAN
         }
     }
-    /// MXFP4 row · Q8_0 activations (`d` scales, `c` = d · block sums, `qs` codes); `hf` picks the layout.
+    /// MXFP4 row · Q8_0 activations (`d` scales, `k` 8 lane sums of 12 · x per block, `qs` codes); `hf` picks
+    /// the layout.
     #[inline]
     pub fn dot_mxfp4_q8(
         self,
@@ -568,17 +579,17 @@ impl Avx2 {
         blocks: &[u8],
         scales: &[u8],
         d: &[f32],
-        c: &[f32],
+        k: &[i32],
         qs: &[i8],
     ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_mxfp4_q8(hf, blocks, scales, d, c, qs)
+            x86::dot_mxfp4_q8(hf, blocks, scales, d, k, qs)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (hf, blocks, scales, d, c, qs);
+            let _ = (hf, blocks, scales, d, k, qs);
             f32::NAN
         }
     }
@@ -611,17 +622,17 @@ impl Avx2 {
         wq: &[u8],
         wd: &[f32],
         d: [&[f32]; 4],
-        c: [&[f32]; 4],
+        k: [&[i32]; 4],
         qs: [&[i8]; 4],
     ) -> [f32; 4] {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_u12_q8_x4(wq, wd, d, c, qs)
+            x86::dot_u12_q8_x4(wq, wd, d, k, qs)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (wq, wd, d, c, qs);
+            let _ = (wq, wd, d, k, qs);
             [f32::NAN; 4]
         }
     }

@@ -316,13 +316,13 @@ fn q8_quantization_follows_ggml() {
     x[2] = 62.5;
     x[3] = -0.5;
     x[4] = -127.0;
-    let (mut d, mut c, mut qs) = ([0f32; 1], [0f32; 1], [0i8; 32]);
-    q8::quantize_row_q8(&x, &mut d, &mut c, &mut qs);
+    let (mut d, mut k, mut qs) = ([0f32; 1], [0i32; 8], [0i8; 32]);
+    q8::quantize_row_q8(&x, &mut d, &mut k, &mut qs);
     assert_eq!(d[0], 1.0);
     assert_eq!(&qs[..6], &[127, 64, 62, 0, -127, 0]);
-    assert_eq!(c[0], 126.0);
-    let (mut d0, mut c0, mut q0) = ([1f32; 1], [1f32; 1], [1i8; 32]);
-    q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut c0, &mut q0);
+    assert_eq!(&k[..2], &[12 * (127 + 64 + 62), 12 * -127]);
+    let (mut d0, mut k0, mut q0) = ([1f32; 1], [1i32; 8], [1i8; 32]);
+    q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut k0, &mut q0);
     assert_eq!((d0[0], q0), (0.0, [0i8; 32]));
 }
 
