@@ -19,6 +19,16 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// User + system CPU seconds of this process (all threads), from /proc/self/stat (clock ticks of 1/100 s):
+/// on a shared machine, CPU time per token is steadier than wall time.
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let path = PathBuf::from(args.next().context(
@@ -66,22 +76,24 @@ fn main() -> Result<()> {
         })
         .collect();
     let mut s = model.session();
-    let t1 = Instant::now();
+    let (t1, c1) = (Instant::now(), cpu_s());
     s.eval_last(&toks[..n_tokens])?;
-    let prefill = t1.elapsed().as_secs_f64();
-    let t2 = Instant::now();
+    let (prefill, cpu_prefill) = (t1.elapsed().as_secs_f64(), cpu_s() - c1);
+    let (t2, c2) = (Instant::now(), cpu_s());
     for &t in &toks[n_tokens..] {
         s.eval_last(&[t])?;
     }
-    let decode = t2.elapsed().as_secs_f64();
+    let (decode, cpu_decode) = (t2.elapsed().as_secs_f64(), cpu_s() - c2);
     println!(
-        "{} [{}]: load {load:.2}s  prefill {n_tokens} tok {:.1} tok/s  decode {n_decode} tok {:.2} tok/s  peak RSS {:.0} MiB  threads {}",
+        "{} [{}]: load {load:.2}s  prefill {n_tokens} tok {:.1} tok/s  decode {n_decode} tok {:.2} tok/s  peak RSS {:.0} MiB  threads {}  cpu ms/tok prefill {:.1} decode {:.1}",
         path.display(),
         model.options().mode(),
         n_tokens as f64 / prefill,
         n_decode as f64 / decode.max(1e-9),
         peak_rss_mib().unwrap_or(f64::NAN),
         if threads == 0 { rayon::current_num_threads() } else { threads },
+        1e3 * cpu_prefill / n_tokens as f64,
+        1e3 * cpu_decode / n_decode.max(1) as f64,
     );
     Ok(())
 }
