@@ -40,7 +40,7 @@ pub enum Precision {
 pub const QK8: usize = 32;
 
 /// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened), `cols`
-/// signed bytes, and `cols / 4` lane sums `k` = 12 · (sum of each 4 consecutive bytes), which turn the
+/// signed bytes, and `cols / 4` lane sums `k` = −12 · (sum of each 4 consecutive bytes), which turn the
 /// unsigned-weight dots (FP4 codes + 12) back into signed ones.
 #[derive(Default, Debug)]
 pub struct Q8Acts {
@@ -51,7 +51,7 @@ pub struct Q8Acts {
 
 /// Quantizes one row (`x.len()` a multiple of 32) into `d` (one per block) and `qs`, as ggml's AVX2
 /// `quantize_row_q8_0`: `d = f16(amax / 127)`, `q = round_half_even(x · (127 / amax))`.
-/// `k` (8 per block) gets 12 · the sum of each 4 consecutive codes.
+/// `k` (8 per block) gets −12 · the sum of each 4 consecutive codes.
 pub fn quantize_row_q8(x: &[f32], d: &mut [f32], k: &mut [i32], qs: &mut [i8]) {
     for (((xb, db), kb), qb) in x
         .chunks_exact(QK8)
@@ -68,7 +68,7 @@ pub fn quantize_row_q8(x: &[f32], d: &mut [f32], k: &mut [i32], qs: &mut [i8]) {
             *q = ((v * id + 12_582_912.0) - 12_582_912.0) as i8;
         }
         for (kv, q4) in kb.iter_mut().zip(qb.chunks_exact(4)) {
-            *kv = 12 * q4.iter().map(|&q| i32::from(q)).sum::<i32>();
+            *kv = -12 * q4.iter().map(|&q| i32::from(q)).sum::<i32>();
         }
     }
 }

@@ -29,6 +29,19 @@ impl Avx2 {
     }
 }
 
+/// Whether the CPU has AVX-VNNI (CPUID leaf 7 sub-leaf 1, EAX bit 4) and `OSSIFY_NO_VNNI` is unset: the
+/// integer dots then use `vpdpbusd` (same integers, fewer instructions).
+#[cfg(target_arch = "x86_64")]
+fn has_avx_vnni() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: CPUID is available on every x86_64 CPU; leaf 7 exists where AVX2 does (callers hold `Avx2`).
+        let r = unsafe { std::arch::x86_64::__cpuid_count(7, 1) };
+        std::env::var_os("OSSIFY_NO_VNNI").is_none() && (r.eax >> 4) & 1 == 1
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -315,21 +328,35 @@ mod x86 {
         (lo, hi)
     }
 
-    /// Lane sums (4 bytes each) of 32 unsigned weight codes · 32 signed activations, minus `k` (the same lane
-    /// sums of 12 · x): exactly the signed products' lane sums, as f32 (`maddubs` cannot saturate:
-    /// 24 · 127 · 2 < 32767).
+    /// Lane sums (4 bytes each) of 32 unsigned weight codes · 32 signed activations, plus `nk` (minus the same
+    /// lane sums of 12 · x): exactly the signed products' lane sums, as f32. AVX2: `maddubs` (cannot saturate:
+    /// 24 · 127 · 2 < 32767) and `madd`; `VNNI`: one AVX-VNNI `vpdpbusd` accumulating into `nk`. Same integers.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn u12_dot32(w: __m256i, x: __m256i, k: __m256i) -> __m256 {
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-        _mm256_cvtepi32_ps(_mm256_sub_epi32(p, k))
+    unsafe fn u12_dot32<const VNNI: bool>(w: __m256i, x: __m256i, nk: __m256i) -> __m256 {
+        let p = if VNNI {
+            let mut r = nk;
+            // SAFETY: only reached when CPUID reports AVX-VNNI (see `has_avx_vnni`); registers only.
+            std::arch::asm!(
+                "{{vex}} vpdpbusd {r}, {w}, {x}",
+                r = inout(ymm_reg) r,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            r
+        } else {
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+            _mm256_add_epi32(p, nk)
+        };
+        _mm256_cvtepi32_ps(p)
     }
 
     /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop); `k` holds
-    /// per block the 8 lane sums of 12 · x. `hf`: the HF / OpenAI pair (`blocks` 16 bytes and `scales` 1 byte
+    /// per block the 8 lane sums of −12 · x. `hf`: the HF / OpenAI pair (`blocks` 16 bytes and `scales` 1 byte
     /// per block), else ggml blocks (17 bytes) in `blocks`. Even blocks accumulate apart from odd ones.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_mxfp4_q8(
+    pub unsafe fn dot_mxfp4_q8<const VNNI: bool>(
         hf: bool,
         blocks: &[u8],
         scales: &[u8],
@@ -363,9 +390,9 @@ mod x86 {
             let kk = _mm256_loadu_si256(k.as_ptr().add(8 * ib) as *const __m256i);
             let sc = _mm256_set1_ps(e8m0_to_fp32_half(e) * d[ib]);
             if ib & 1 == 0 {
-                acc[0] = _mm256_fmadd_ps(sc, u12_dot32(w, x, kk), acc[0]);
+                acc[0] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), acc[0]);
             } else {
-                acc[1] = _mm256_fmadd_ps(sc, u12_dot32(w, x, kk), acc[1]);
+                acc[1] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), acc[1]);
             }
         }
         hsum(_mm256_add_ps(acc[0], acc[1]))
@@ -409,7 +436,7 @@ mod x86 {
     /// once per block for all four. Per token the same operations in the same order as [`dot_mxfp4_q8`], so the
     /// results are bit-identical to it.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_u12_q8_x4(
+    pub unsafe fn dot_u12_q8_x4<const VNNI: bool>(
         wq: &[u8],
         wd: &[f32],
         d: [&[f32]; 4],
@@ -430,8 +457,11 @@ mod x86 {
                 for t in 0..4 {
                     let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
                     let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
-                    $acc[t] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(s * d[t][ib]), u12_dot32(w, x, kk), $acc[t]);
+                    $acc[t] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(s * d[t][ib]),
+                        u12_dot32::<VNNI>(w, x, kk),
+                        $acc[t],
+                    );
                 }
             }};
         }
@@ -585,7 +615,11 @@ impl Avx2 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_mxfp4_q8(hf, blocks, scales, d, k, qs)
+            if has_avx_vnni() {
+                x86::dot_mxfp4_q8::<true>(hf, blocks, scales, d, k, qs)
+            } else {
+                x86::dot_mxfp4_q8::<false>(hf, blocks, scales, d, k, qs)
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -628,7 +662,11 @@ impl Avx2 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
-            x86::dot_u12_q8_x4(wq, wd, d, k, qs)
+            if has_avx_vnni() {
+                x86::dot_u12_q8_x4::<true>(wq, wd, d, k, qs)
+            } else {
+                x86::dot_u12_q8_x4::<false>(wq, wd, d, k, qs)
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

@@ -320,7 +320,7 @@ fn q8_quantization_follows_ggml() {
     q8::quantize_row_q8(&x, &mut d, &mut k, &mut qs);
     assert_eq!(d[0], 1.0);
     assert_eq!(&qs[..6], &[127, 64, 62, 0, -127, 0]);
-    assert_eq!(&k[..2], &[12 * (127 + 64 + 62), 12 * -127]);
+    assert_eq!(&k[..2], &[-12 * (127 + 64 + 62), 12 * 127]);
     let (mut d0, mut k0, mut q0) = ([1f32; 1], [1i32; 8], [1i8; 32]);
     q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut k0, &mut q0);
     assert_eq!((d0[0], q0), (0.0, [0i8; 32]));
