@@ -4,3 +4,4 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod quantize;
