@@ -6,6 +6,7 @@
 //! agree bit for bit with ggml's reference C code.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod atomic;
 pub mod dtype;
 pub mod gguf;
 pub mod quant;

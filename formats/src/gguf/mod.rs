@@ -1,1 +1,159 @@
-//! GGUF: reader and writer (owned by the GGUF work; see DESIGN.md).
+//! GGUF, llama.cpp's model file: reader and writer.
+//!
+//! Our own rather than a published crate because the published ones are wrong exactly where gpt-oss lives
+//! (gguf-rs sizes BF16 and MXFP4 with a 256-element block; ggus has no MXFP4) — see DESIGN.md.
+//!
+//! Layout (little-endian): magic "GGUF", u32 version, u64 tensor count, u64 key/value count; the key/values
+//! (string key, u32 type, value); the tensor infos (string name, u32 n_dims, n_dims × u64 `ne` innermost first,
+//! u32 ggml type, u64 offset into the data section); zero padding to the alignment; the data section, each
+//! tensor at its offset and padded to the alignment.
+//!
+//! - [`GgufFile`] memory-maps a file and validates all of it up front, following ggml's `gguf.cpp` checks, so
+//!   every later access is a bounds-checked slice. Nothing read from the file sizes an allocation before it is
+//!   checked against the bytes that remain.
+//! - [`GgufWriter`] follows gguf-py's `GGUFWriter`: plan every offset first, then stream. [`GgufOutput`] lets
+//!   tensors be written in any order, from several threads, at their planned offsets, into `<out>.partial`,
+//!   renamed into place by [`GgufOutput::finish`]. Same input gives the same bytes as gguf-py writes.
+//! - [`constants`] holds the format facts and metadata key names.
+
+pub mod constants;
+mod reader;
+mod value;
+mod writer;
+
+pub use reader::{GgufFile, TensorInfo};
+pub use value::{MetaArray, MetaValue};
+pub use writer::{GgufOutput, GgufWriter};
+
+use std::path::PathBuf;
+
+use crate::DType;
+
+/// What is wrong with a GGUF file (or with what a caller asked the writer to write), and where.
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    /// Wraps any other error with the file it concerns.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<GgufError>,
+    },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    // ---- reading ----
+    #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
+    BadMagic { found: Vec<u8> },
+    #[error("unsupported GGUF version {0} (supported: 2 and 3)")]
+    UnsupportedVersion(u32),
+    #[error("truncated: {what} needs {needed} bytes at offset {offset} but the file has {available} left")]
+    Truncated {
+        what: String,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+    #[error(
+        "header claims {count} {what}, more than the {remaining} bytes left in the file could hold"
+    )]
+    ImplausibleCount {
+        what: &'static str,
+        count: u64,
+        remaining: u64,
+    },
+    #[error("{what} at offset {offset} is not valid UTF-8")]
+    InvalidUtf8 { what: String, offset: u64 },
+    #[error("key #{index} at offset {offset} is empty")]
+    EmptyKey { index: u64, offset: u64 },
+    #[error("duplicate key '{key}'")]
+    DuplicateKey { key: String },
+    #[error("key '{key}': unknown value type id {type_id} at offset {offset}")]
+    UnknownValueType {
+        key: String,
+        type_id: u32,
+        offset: u64,
+    },
+    #[error("key '{key}': arrays nested deeper than {max} levels")]
+    ArrayTooDeep { key: String, max: usize },
+    #[error("general.alignment must be a u32 power of two, found {found}")]
+    BadAlignment { found: String },
+    #[error("tensor #{index} name '{name}' is {len} bytes long; ggml allows at most {max}")]
+    TensorNameTooLong {
+        index: u64,
+        name: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("duplicate tensor name '{name}'")]
+    DuplicateTensor { name: String },
+    #[error("tensor '{name}': {n_dims} dimensions, expected 1 to 4")]
+    BadDimCount { name: String, n_dims: u64 },
+    #[error("tensor '{name}': dimension {dim} is {value}, expected 1 to 2^63-1")]
+    BadDim {
+        name: String,
+        dim: usize,
+        value: u64,
+    },
+    #[error("tensor '{name}': shape {shape:?} has too many elements")]
+    ShapeOverflow { name: String, shape: Vec<u64> },
+    #[error("tensor '{name}': unknown or unsupported ggml type id {type_id}")]
+    UnknownTensorType { name: String, type_id: u32 },
+    #[error("tensor '{name}': row length {row_len} is not a multiple of {dtype}'s block size {block_size}")]
+    RowNotBlockMultiple {
+        name: String,
+        row_len: usize,
+        dtype: DType,
+        block_size: usize,
+    },
+    #[error("tensor '{name}': data offset {offset}, expected {expected} (tensors must be contiguous, in order, each padded to the alignment)")]
+    BadTensorOffset {
+        name: String,
+        offset: u64,
+        expected: u64,
+    },
+    #[error("tensor '{name}': data [{start}, {end}) lies outside the file ({file_len} bytes)")]
+    TensorOutOfFile {
+        name: String,
+        start: u64,
+        end: u64,
+        file_len: u64,
+    },
+
+    // ---- writing ----
+    #[error("tensor '{name}': {dtype} cannot be stored in GGUF")]
+    UnsupportedDType { name: String, dtype: DType },
+    #[error("tensor '{name}': invalid shape {shape:?}: {why}")]
+    InvalidShape {
+        name: String,
+        shape: Vec<usize>,
+        why: String,
+    },
+    #[error("invalid key '{key}': {why}")]
+    InvalidKey { key: String, why: String },
+    #[error("tensor index {index} out of range ({count} tensors planned)")]
+    NoSuchTensor { index: usize, count: usize },
+    #[error("tensor '{name}': {got} bytes given, {expected} planned")]
+    WrongSize {
+        name: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("tensor '{name}' written twice")]
+    WrittenTwice { name: String },
+    #[error("{count} tensors never written, first '{first}'")]
+    NotWritten { count: usize, first: String },
+}
+
+impl GgufError {
+    /// Attaches the file name, once.
+    pub(crate) fn in_file(self, path: &std::path::Path) -> GgufError {
+        match self {
+            e @ GgufError::File { .. } => e,
+            e => GgufError::File {
+                path: path.to_owned(),
+                source: Box::new(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! GGUF writing, planned then streamed, like gguf-py's `GGUFWriter`.
+//!
+//! [`GgufWriter`] collects the key/values and the tensor infos (name, type, shape) in the order they will be
+//! written. [`GgufWriter::create`] computes every offset, writes the header into `<path>.partial` and sets the
+//! file's final length, so the padding between tensors is already zeros. [`GgufOutput::write_tensor`] then puts
+//! each tensor's bytes at its planned offset with a positioned write; it takes `&self`, so a converter can write
+//! several tensors from several threads in any order without holding the file in memory.
+//! [`GgufOutput::finish`] checks that every tensor arrived, syncs, and renames the file into place.
+//!
+//! The bytes are exactly gguf-py's for the same key/values and tensors in the same order: header, key/values,
+//! tensor infos, zero padding to the alignment, then each tensor padded with zeros to the alignment.
+
+use std::collections::HashSet;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::constants::{
+    GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
+    GGUF_VERSION,
+};
+use super::value::{encode_str, encode_value, MetaValue};
+use super::GgufError;
+use crate::atomic::PartialFile;
+use crate::DType;
+
+#[derive(Clone, Debug)]
+struct PlannedTensor {
+    name: String,
+    dtype: DType,
+    shape: Vec<usize>,
+    size: usize,
+}
+
+/// Builder for a GGUF file: key/values and tensor infos, in file order.
+#[derive(Clone, Debug)]
+pub struct GgufWriter {
+    kvs: Vec<(String, MetaValue)>,
+    keys: HashSet<String>,
+    tensors: Vec<PlannedTensor>,
+    names: HashSet<String>,
+    alignment: usize,
+}
+
+impl Default for GgufWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GgufWriter {
+    /// An empty plan with the default alignment (32). Nothing is added implicitly — not even
+    /// `general.architecture`, which gguf-py adds first; add it first yourself to match gguf-py's order.
+    pub fn new() -> Self {
+        GgufWriter {
+            kvs: Vec::new(),
+            keys: HashSet::new(),
+            tensors: Vec::new(),
+            names: HashSet::new(),
+            alignment: GGUF_DEFAULT_ALIGNMENT,
+        }
+    }
+
+    /// Adds a key/value after the ones already added. Refuses an empty or duplicate key. `general.alignment` must
+    /// be a u32 power of two and sets the data alignment.
+    pub fn add_kv(&mut self, key: &str, value: MetaValue) -> Result<(), GgufError> {
+        if key.is_empty() {
+            return Err(GgufError::InvalidKey {
+                key: key.to_owned(),
+                why: "empty".into(),
+            });
+        }
+        if self.keys.contains(key) {
+            return Err(GgufError::DuplicateKey {
+                key: key.to_owned(),
+            });
+        }
+        if key == GENERAL_ALIGNMENT {
+            match value {
+                MetaValue::U32(a) if a.is_power_of_two() => self.alignment = a as usize,
+                ref v => {
+                    return Err(GgufError::BadAlignment {
+                        found: format!("{v:?}"),
+                    })
+                }
+            }
+        }
+        self.keys.insert(key.to_owned());
+        self.kvs.push((key.to_owned(), value));
+        Ok(())
+    }
+
+    /// Plans a tensor after the ones already added; returns its index for [`GgufOutput::write_tensor`]. `shape`
+    /// is row-major (outermost first), as in [`crate::TensorView`]; it is reversed into GGUF's `ne`.
+    pub fn add_tensor(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<usize, GgufError> {
+        let invalid = |why: String| GgufError::InvalidShape {
+            name: name.to_owned(),
+            shape: shape.to_vec(),
+            why,
+        };
+        if name.is_empty() || name.len() >= GGML_MAX_NAME {
+            return Err(GgufError::InvalidKey {
+                key: name.to_owned(),
+                why: format!(
+                    "a tensor name must be 1 to {} bytes long (ggml's GGML_MAX_NAME)",
+                    GGML_MAX_NAME - 1
+                ),
+            });
+        }
+        if self.names.contains(name) {
+            return Err(GgufError::DuplicateTensor {
+                name: name.to_owned(),
+            });
+        }
+        if dtype.ggml_type().is_none() {
+            return Err(GgufError::UnsupportedDType {
+                name: name.to_owned(),
+                dtype,
+            });
+        }
+        if shape.is_empty() || shape.len() > GGML_MAX_DIMS {
+            return Err(invalid(format!("expected 1 to {GGML_MAX_DIMS} dimensions")));
+        }
+        if shape.contains(&0) {
+            return Err(invalid("a dimension is zero".into()));
+        }
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n as u64 <= i64::MAX as u64)
+            .ok_or_else(|| invalid("too many elements".into()))?;
+        let row_len = shape.last().copied().unwrap_or(1);
+        if row_len % dtype.block_size() != 0 {
+            return Err(invalid(format!(
+                "row length {row_len} is not a multiple of {dtype}'s block size {}",
+                dtype.block_size()
+            )));
+        }
+        let size = dtype
+            .nbytes(n)
+            .ok_or_else(|| invalid("byte size overflows".into()))?;
+        self.names.insert(name.to_owned());
+        self.tensors.push(PlannedTensor {
+            name: name.to_owned(),
+            dtype,
+            shape: shape.to_vec(),
+            size,
+        });
+        Ok(self.tensors.len() - 1)
+    }
+
+    pub fn alignment(&self) -> usize {
+        self.alignment
+    }
+
+    pub fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Header, key/values and tensor infos, padded to the alignment; and each tensor's offset relative to the
+    /// data section.
+    fn plan(&self) -> (Vec<u8>, Vec<u64>, u64) {
+        let align = self.alignment as u64;
+        let mut h = Vec::new();
+        h.extend_from_slice(&GGUF_MAGIC);
+        h.extend_from_slice(&GGUF_VERSION.to_le_bytes());
+        h.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        h.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        for (k, v) in &self.kvs {
+            encode_str(&mut h, k);
+            encode_value(&mut h, v);
+        }
+        let mut offsets = Vec::with_capacity(self.tensors.len());
+        let mut off = 0u64;
+        for t in &self.tensors {
+            encode_str(&mut h, &t.name);
+            h.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
+            for &d in t.shape.iter().rev() {
+                h.extend_from_slice(&(d as u64).to_le_bytes());
+            }
+            // A type without a ggml id was refused by add_tensor.
+            h.extend_from_slice(&t.dtype.ggml_type().unwrap_or(u32::MAX).to_le_bytes());
+            h.extend_from_slice(&off.to_le_bytes());
+            offsets.push(off);
+            off += pad(t.size as u64, align);
+        }
+        // gguf-py pads after the tensor infos whether or not there are tensors.
+        h.resize(pad(h.len() as u64, align) as usize, 0);
+        (h, offsets, off)
+    }
+
+    /// The complete header (with padding) that [`GgufWriter::create`] would write, for tests and dry runs.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        self.plan().0
+    }
+
+    /// Creates `<path>.partial`, writes the header, and sizes the file; returns the handle tensors are written
+    /// through. Nothing appears at `path` until [`GgufOutput::finish`].
+    pub fn create(self, path: &Path) -> Result<GgufOutput, GgufError> {
+        let (header, offsets, data_len) = self.plan();
+        let data_offset = header.len() as u64;
+        let run = || -> Result<PartialFile, GgufError> {
+            let file = PartialFile::create(path)?;
+            file.file().write_all_at(&header, 0)?;
+            // Extending the file fills it with zeros: that is the padding between tensors (and sparse until
+            // the tensors are written).
+            file.file().set_len(data_offset + data_len)?;
+            Ok(file)
+        };
+        let file = run().map_err(|e| e.in_file(path))?;
+        let written = self
+            .tensors
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        Ok(GgufOutput {
+            file,
+            tensors: self.tensors,
+            offsets,
+            data_offset,
+            written,
+        })
+    }
+}
+
+fn pad(x: u64, align: u64) -> u64 {
+    x.div_ceil(align) * align
+}
+
+/// A GGUF being written: header in place, tensors to come. `Sync`: call [`GgufOutput::write_tensor`] from as
+/// many threads as you like. Dropped without [`GgufOutput::finish`], it removes the partial file.
+#[derive(Debug)]
+pub struct GgufOutput {
+    file: PartialFile,
+    tensors: Vec<PlannedTensor>,
+    offsets: Vec<u64>,
+    data_offset: u64,
+    written: Vec<AtomicBool>,
+}
+
+impl GgufOutput {
+    /// Absolute file offset where tensor `index` starts (0 for an index out of range).
+    pub fn tensor_offset(&self, index: usize) -> u64 {
+        self.offsets.get(index).map_or(0, |o| self.data_offset + o)
+    }
+
+    /// Bytes tensor `index` must be given (0 for an index out of range).
+    pub fn tensor_size(&self, index: usize) -> usize {
+        self.tensors.get(index).map_or(0, |t| t.size)
+    }
+
+    /// Writes tensor `index`'s bytes at its planned offset. Refuses a wrong byte count and a second write.
+    pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        let path = self.file.target();
+        let (t, flag) = match (self.tensors.get(index), self.written.get(index)) {
+            (Some(t), Some(f)) => (t, f),
+            _ => {
+                return Err(GgufError::NoSuchTensor {
+                    index,
+                    count: self.tensors.len(),
+                }
+                .in_file(path))
+            }
+        };
+        if bytes.len() != t.size {
+            return Err(GgufError::WrongSize {
+                name: t.name.clone(),
+                expected: t.size,
+                got: bytes.len(),
+            }
+            .in_file(path));
+        }
+        if flag.swap(true, Ordering::AcqRel) {
+            return Err(GgufError::WrittenTwice {
+                name: t.name.clone(),
+            }
+            .in_file(path));
+        }
+        if let Err(e) = self
+            .file
+            .file()
+            .write_all_at(bytes, self.tensor_offset(index))
+        {
+            flag.store(false, Ordering::Release);
+            return Err(GgufError::Io(e).in_file(path));
+        }
+        Ok(())
+    }
+
+    /// Checks that every tensor was written, syncs the file and renames it to its target.
+    pub fn finish(self) -> Result<(), GgufError> {
+        let path = self.file.target().to_owned();
+        let missing: Vec<&PlannedTensor> = self
+            .tensors
+            .iter()
+            .zip(&self.written)
+            .filter(|(_, w)| !w.load(Ordering::Acquire))
+            .map(|(t, _)| t)
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(GgufError::NotWritten {
+                count: missing.len(),
+                first: first.name.clone(),
+            }
+            .in_file(&path));
+        }
+        self.file
+            .commit()
+            .map_err(|e| GgufError::Io(e).in_file(&path))
+    }
+}
