@@ -1,1 +1,3 @@
 //! One module per command.
+
+pub mod quantize;

@@ -5,9 +5,14 @@
 //! - [`select`]: which type each tensor gets (llama.cpp's rules, overrides, fallbacks).
 //! - [`imatrix`]: per-input-channel activation importance collected by the forward pass (`--calibration`).
 
+pub mod encode;
 pub mod imatrix;
+pub mod pipeline;
 pub mod preset;
 pub mod select;
 
+pub use encode::Mxfp4Scale;
+pub use imatrix::ImportanceMatrix;
+pub use pipeline::{quantize_gguf, write_gguf, QuantizeOptions, SourceTensor, Summary};
 pub use preset::{Preset, PRESETS};
 pub use select::{Choice, Reason, TensorTypeOverride, TypeRules};

@@ -1,0 +1,138 @@
+//! `ossify quantize`: re-encode a checkpoint's tensors into ggml block types (GGUF) or OpenAI's MXFP4
+//! safetensors layout.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use crate::quantize::preset::{parse_tensor_type, Preset};
+use crate::quantize::{quantize_gguf, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// llama.cpp's GGUF
+    Gguf,
+    /// OpenAI's HF layout: MXFP4 experts as *_blocks / *_scales, other tensors BF16
+    Safetensors,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScaleArg {
+    /// ggml's rule, bit-exact with llama.cpp
+    Ref,
+    /// least (importance-weighted) squared error per block
+    Mse,
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// Input checkpoint: a GGUF file, or a Hugging Face folder (BF16 fine-tune or MXFP4)
+    pub input: PathBuf,
+    /// Output GGUF file, or folder with --format safetensors
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Preset: mxfp4_moe, q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32
+    #[arg(long = "type", default_value = "mxfp4_moe")]
+    pub preset: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Gguf)]
+    pub format: OutputFormat,
+    /// Per-tensor type, REGEX=TYPE (first match wins; as llama-quantize's --tensor-type)
+    #[arg(long = "tensor-type", value_name = "REGEX=TYPE")]
+    pub tensor_type: Vec<String>,
+    /// Type of output.weight
+    #[arg(long)]
+    pub output_tensor_type: Option<String>,
+    /// Type of token_embd.weight
+    #[arg(long)]
+    pub token_embedding_type: Option<String>,
+    /// Allow re-quantizing tensors that are already quantized
+    #[arg(long)]
+    pub allow_requantize: bool,
+    /// How MXFP4 blocks choose their scale
+    #[arg(long, value_enum, default_value_t = ScaleArg::Ref)]
+    pub mxfp4_scale: ScaleArg,
+    /// Text file to run through the model to collect expert activation importance (implies --mxfp4-scale mse)
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl QuantizeArgs {
+    /// Turns the arguments into options, checking every name and type before anything is opened.
+    pub fn options(&self) -> Result<QuantizeOptions> {
+        let preset = Preset::by_name(&self.preset).map_err(anyhow::Error::msg)?;
+        let mut rules = TypeRules::new(preset);
+        for t in &self.tensor_type {
+            rules
+                .overrides
+                .push(TensorTypeOverride::parse(t).map_err(anyhow::Error::msg)?);
+        }
+        let ty = |flag: &str, s: &Option<String>| -> Result<_> {
+            s.as_deref()
+                .map(parse_tensor_type)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        };
+        rules.output_tensor_type = ty("--output-tensor-type", &self.output_tensor_type)?;
+        rules.token_embedding_type = ty("--token-embedding-type", &self.token_embedding_type)?;
+        let mxfp4_scale = match (self.mxfp4_scale, &self.calibration) {
+            (ScaleArg::Mse, _) | (_, Some(_)) => Mxfp4Scale::Mse,
+            (ScaleArg::Ref, None) => Mxfp4Scale::Ref,
+        };
+        Ok(QuantizeOptions {
+            rules,
+            allow_requantize: self.allow_requantize,
+            mxfp4_scale,
+            imatrix: None,
+            progress: !self.quiet,
+        })
+    }
+}
+
+fn is_gguf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"GGUF"
+}
+
+pub fn run(args: &QuantizeArgs) -> Result<()> {
+    let opts = args.options()?;
+    if args.output.exists() {
+        bail!("{}: already exists; not overwriting", args.output.display());
+    }
+    if args.calibration.is_some() {
+        bail!("--calibration: not available yet in this build (needs the forward pass)");
+    }
+    match args.format {
+        OutputFormat::Gguf => {
+            if !is_gguf(&args.input) {
+                bail!(
+                    "{}: quantizing a Hugging Face folder to GGUF is not available yet in this build; convert \
+                     it first with `ossify convert --outtype bf16`",
+                    args.input.display()
+                );
+            }
+            let s = quantize_gguf(&args.input, &args.output, &opts)?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
+            if !args.quiet {
+                eprintln!(
+                    "{}: {} tensors, {:.2} MiB -> {:.2} MiB",
+                    args.output.display(),
+                    s.tensors.len(),
+                    s.bytes_in as f64 / (1 << 20) as f64,
+                    s.bytes_out as f64 / (1 << 20) as f64
+                );
+            }
+            Ok(())
+        }
+        OutputFormat::Safetensors => bail!("--format safetensors: not available yet in this build"),
+    }
+}
