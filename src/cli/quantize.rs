@@ -7,7 +7,9 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
 use crate::quantize::preset::{parse_tensor_type, Preset};
-use crate::quantize::{quantize_gguf, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules};
+use crate::quantize::{
+    quantize_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -55,6 +57,10 @@ pub struct QuantizeArgs {
     /// Text file to run through the model to collect expert activation importance (implies --mxfp4-scale mse)
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Importance matrix in llama.cpp's imatrix GGUF format (from llama-imatrix, or written by
+    /// --calibration); implies --mxfp4-scale mse
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -78,15 +84,21 @@ impl QuantizeArgs {
         };
         rules.output_tensor_type = ty("--output-tensor-type", &self.output_tensor_type)?;
         rules.token_embedding_type = ty("--token-embedding-type", &self.token_embedding_type)?;
-        let mxfp4_scale = match (self.mxfp4_scale, &self.calibration) {
-            (ScaleArg::Mse, _) | (_, Some(_)) => Mxfp4Scale::Mse,
-            (ScaleArg::Ref, None) => Mxfp4Scale::Ref,
+        let weighted = self.calibration.is_some() || self.imatrix.is_some();
+        let mxfp4_scale = match (self.mxfp4_scale, weighted) {
+            (ScaleArg::Mse, _) | (_, true) => Mxfp4Scale::Mse,
+            (ScaleArg::Ref, false) => Mxfp4Scale::Ref,
         };
+        let imatrix = self
+            .imatrix
+            .as_deref()
+            .map(ImportanceMatrix::read_gguf)
+            .transpose()?;
         Ok(QuantizeOptions {
             rules,
             allow_requantize: self.allow_requantize,
             mxfp4_scale,
-            imatrix: None,
+            imatrix,
             progress: !self.quiet,
         })
     }
