@@ -140,10 +140,19 @@ def load_quantized(model, src_state, path):
     return (err2 / n) ** 0.5
 
 
-def evaluate(model, sequences):
+EVAL_TEXT = (
+    "In the morning the market opened early, and the traders argued about the price of copper, tin and salt. "
+    "Numbers such as 42, 1999 and 3.14159 appeared on every board. She wrote a letter to her brother, asking "
+    "whether the river had frozen yet and whether the bridge would hold another winter. The answer came weeks "
+    "later: yes, it froze; no, the bridge did not hold. def f(x): return x * x + 1 # a small function. "
+    "Rain, wind, thunder; the sky turned green before the storm broke over the hills and the valley below."
+)
+
+
+def evaluate(model, sequences, refs):
+    """Mean KL(reference || model) per token and top-1 agreement over `sequences` with reference logits `refs`."""
     kl, top1, ntok = 0.0, 0, 0
-    for s, toks in enumerate(sequences):
-        ref = torch.from_numpy(np.load(os.path.join(REF, f"tiny-bf16-noisy.seq{s}.logits.npy"))).double()
+    for toks, ref in zip(sequences, refs):
         with torch.no_grad():
             got = model(torch.tensor([toks])).logits[0].double()
         lp, lq = torch.log_softmax(ref, -1), torch.log_softmax(got, -1)
@@ -163,9 +172,20 @@ def main():
     tok = AutoTokenizer.from_pretrained(SRC)
     calib = tok(CALIBRATION_TEXT)["input_ids"]
     sequences = json.load(open(os.path.join(REF, "tokens.json")))["sequences"]
+    refs = [
+        torch.from_numpy(np.load(os.path.join(REF, f"tiny-bf16-noisy.seq{s}.logits.npy"))).double()
+        for s in range(len(sequences))
+    ]
     model = load_model()
     src_state = {k: v.clone() for k, v in model.state_dict().items()}
-    base_kl, _ = evaluate(model, sequences)
+    base_kl, _ = evaluate(model, sequences, refs)
+    # More evaluation text, its reference logits from the same transformers model on the BF16 source (which the
+    # line above shows reproduces golden/reference to ~1e-13 KLD).
+    extra = tok(EVAL_TEXT)["input_ids"]
+    extra = [extra[i : i + 64] for i in range(0, len(extra), 64)]
+    with torch.no_grad():
+        extra_refs = [model(torch.tensor([t])).logits[0].double() for t in extra]
+    sequences, refs = sequences + extra, refs + extra_refs
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         imatrix = os.path.join(tmp, "imatrix.gguf")
@@ -185,7 +205,7 @@ def main():
             cmd = [a.ossify, "quantize", BASE, "-o", out, "--type", "mxfp4_moe", "--mxfp4-scale", scale, "-q"]
             subprocess.check_call(cmd + extra + im)
             rmse = load_quantized(model, src_state, out)
-            kld, top1 = evaluate(model, sequences)
+            kld, top1 = evaluate(model, sequences, refs)
             rows.append({"model": what, "rule": rule, "expert_rmse": rmse, "mean_kld": kld, "top1": top1})
     print(f"calibration: {len(calib)} tokens (expert routings per layer: {routed}); "
           f"evaluation: {sum(map(len, sequences))} tokens; unquantized model vs reference KLD {base_kl:.2e}")

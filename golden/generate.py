@@ -60,9 +60,10 @@ SLIDING_WINDOW = 8  # test sequences are 32 and 20 tokens
 ROPE_THETA = 150000.0
 YARN_FACTOR = 32.0
 # OpenAI's reference asserts 0 < low < high < head_dim/2 - 1 for the YaRN ramp; with head_dim 16 and theta 150000
-# that needs an original context between ~202 and ~213000 tokens. 512 gives ramp bounds 0.627 / 2.953, neither an
-# integer, so llama.cpp's rounded bounds (0 / 3) really differ from HF/OpenAI's.
-ORIGINAL_CONTEXT = 512
+# that needs an original context between ~202 and ~213000 tokens. 1024 gives ramp bounds 1.0927 / 3.4190, which
+# llama.cpp rounds to 1 / 4 -- the same pattern as the real config (8.0928 / 17.398 -> 8 / 18): low rounds down a
+# little, high rounds up by ~0.6. So HF (truncate: false) and llama.cpp's rounded bounds really differ.
+ORIGINAL_CONTEXT = 1024
 MAX_POSITIONS = int(ORIGINAL_CONTEXT * YARN_FACTOR)  # the real config keeps max/original == factor (131072/4096)
 SWIGLU_LIMIT = 7.0
 RMS_EPS = 1e-5
@@ -543,11 +544,18 @@ def build_checkpoints() -> Weights:
 # =================================================================================================================
 # Checks and reference outputs with transformers
 # =================================================================================================================
-def load_hf(folder: Path):
-    """Load a checkpoint with transformers, float32 weights, eager attention, eager experts."""
-    from transformers import AutoModelForCausalLM, Mxfp4Config
+def load_hf(folder: Path, yarn_truncate: bool = False):
+    """Load a checkpoint with transformers, float32 weights, eager attention, eager experts.
+
+    yarn_truncate=True overrides rope_parameters["truncate"] (floor/ceil of the YaRN ramp bounds, as llama.cpp does).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, Mxfp4Config
 
     kwargs = dict(dtype=torch.float32, attn_implementation="eager", experts_implementation="eager")
+    if yarn_truncate:
+        config = AutoConfig.from_pretrained(str(folder))
+        config.rope_parameters["truncate"] = True
+        kwargs["config"] = config
     cfg = json.loads((folder / "config.json").read_text())
     if "quantization_config" in cfg:
         # dequantize=True: MXFP4 -> exact float values (FP4 table * 2^(scale-127)) in the requested dtype
@@ -680,10 +688,14 @@ def reference_outputs(tokens: dict) -> dict:
 
     REFERENCE.mkdir(parents=True, exist_ok=True)
     hist_all = torch.zeros(N_LAYERS, N_EXPERTS, dtype=torch.int64)
+    twin_logits = {}
     for name, model in (("tiny", m_mx), ("tiny-bf16", m_bf), ("tiny-bf16-noisy", m_nz)):
         for k, ids in enumerate(tokens["sequences"]):
             logits, hidden, picks, last_prenorm, extra = run_hf(model, ids)
             facts["hidden_last_is_prenorm"] = last_prenorm
+            twin_logits[(name, k)] = logits
+            if name == "tiny-bf16":
+                continue  # same function as tiny (checked below); its outputs are tiny's, not stored twice
             np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.hidden.npy", hidden.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.attn_resid.npy", extra["attn_resid"].astype(np.float32))
@@ -704,12 +716,26 @@ def reference_outputs(tokens: dict) -> dict:
 
     # MXFP4 and BF16 twins are the same function
     for k in range(len(tokens["sequences"])):
-        a = np.load(REFERENCE / f"tiny.seq{k}.logits.npy")
-        b = np.load(REFERENCE / f"tiny-bf16.seq{k}.logits.npy")
-        d = float(np.abs(a - b).max())
+        d = float(np.abs(twin_logits[("tiny", k)] - twin_logits[("tiny-bf16", k)]).max())
         print(f"  tiny vs tiny-bf16 logits, seq{k}: max |diff| = {d}")
         facts[f"tiny_vs_tiny_bf16_seq{k}"] = d
+        if d != 0.0:
+            raise SystemExit("tiny and tiny-bf16 should give identical float32 logits")
     facts["mask"] = sliding_mask_fact(m_mx)
+
+    # Same checkpoints with llama.cpp's rounded YaRN bounds (rope_parameters truncate=True): the oracle for ossify's
+    # --yarn-truncate mode and the explanation of llama.cpp's difference from the default logits.
+    for name, folder in (("tiny", TINY), ("tiny-bf16-noisy", NOISY)):
+        m = load_hf(folder, yarn_truncate=True)
+        facts[f"{name}.inv_freq.truncate_false"] = [float(x) for x in m_mx.model.rotary_emb.inv_freq]
+        facts[f"{name}.inv_freq.truncate_true"] = [float(x) for x in m.model.rotary_emb.inv_freq]
+        for k, ids in enumerate(tokens["sequences"]):
+            with torch.no_grad():
+                logits = m(torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+            np.save(REFERENCE / f"{name}.seq{k}.logits-yarn-truncate.npy", logits.astype(np.float32))
+            d = float(np.abs(logits - np.load(REFERENCE / f"{name}.seq{k}.logits.npy")).max())
+            print(f"  {name} seq{k}: truncate=true vs false, max |dlogit| = {d:.4f}")
+            facts[f"{name}.seq{k}.yarn_truncate_vs_default_max_abs_dlogit"] = d
     write_json(REFERENCE / "facts.json", facts)
     return facts
 
@@ -766,13 +792,13 @@ def check_original(tokens: dict) -> dict:
 # llama.cpp
 # =================================================================================================================
 LLAMACPP_RUNS = [
-    # (input folder, outtype, output name)
-    (TINY, "f32", "tiny-f32.gguf"),
-    (TINY, "f16", "tiny-f16.gguf"),
-    (TINY, "bf16", "tiny-bf16.gguf"),
-    (TINY, "q8_0", "tiny-q8_0.gguf"),
-    (TINY_BF16, "bf16", "tiny-bf16-src-bf16.gguf"),
-    (TINY_BF16, "f32", "tiny-bf16-src-f32.gguf"),
+    # (input folder, outtype, output file "<checkpoint>.<outtype>.gguf")
+    (TINY, "f32", "tiny.f32.gguf"),
+    (TINY, "f16", "tiny.f16.gguf"),
+    (TINY, "bf16", "tiny.bf16.gguf"),
+    (TINY, "q8_0", "tiny.q8_0.gguf"),
+    (TINY_BF16, "bf16", "tiny-bf16.bf16.gguf"),
+    (TINY_BF16, "f32", "tiny-bf16.f32.gguf"),
 ]
 
 
@@ -813,17 +839,55 @@ def llamacpp_logits(tokens: dict) -> dict:
     for _src, _outtype, out in LLAMACPP_RUNS:
         path = LLAMACPP / out
         base = out[: -len(".gguf")]
-        ref_name = "tiny" if _src == TINY else "tiny-bf16"
         for k, ids in enumerate(tokens["sequences"]):
             logits = llamacpp_eval(llama_cpp, path, ids)
             np.save(LLAMACPP / f"{base}.seq{k}.logits.npy", logits)
-            ref = np.load(REFERENCE / f"{ref_name}.seq{k}.logits.npy")
+            # tiny-bf16 is the same function as tiny, so both compare with tiny's transformers logits
+            ref = np.load(REFERENCE / f"tiny.seq{k}.logits.npy")
+            ref_t = np.load(REFERENCE / f"tiny.seq{k}.logits-yarn-truncate.npy")
             d = float(np.abs(logits - ref).max())
-            top1 = float((logits.argmax(-1) == ref.argmax(-1)).mean())
-            print(f"  llama.cpp {out} seq{k}: max |dlogit| vs transformers = {d:.4e}, top-1 agreement {top1:.3f}")
-            results[f"{base}.seq{k}"] = {"max_abs_dlogit": d, "top1": top1}
+            dt = float(np.abs(logits - ref_t).max())
+            top1 = float((logits.argmax(-1) == ref_t.argmax(-1)).mean())
+            print(f"  llama.cpp {out} seq{k}: max |dlogit| vs transformers = {d:.4e} (truncate=false), "
+                  f"{dt:.4e} (truncate=true, top-1 agreement {top1:.3f})")
+            results[f"{base}.seq{k}"] = {
+                "max_abs_dlogit_vs_transformers": d,
+                "max_abs_dlogit_vs_transformers_yarn_truncate": dt,
+                "top1_vs_transformers_yarn_truncate": top1,
+            }
     write_json(LLAMACPP / "logits_vs_transformers.json", results)
     return results
+
+
+def gguf_manifest() -> None:
+    """What llama.cpp's converter wrote, read back with gguf-py from PyPI: metadata and tensor table per file."""
+    from gguf import GGUFReader, GGUFValueType
+
+    manifest = {}
+    for _src, _outtype, out in LLAMACPP_RUNS:
+        r = GGUFReader(str(LLAMACPP / out))
+        kv = {}
+        for f in r.fields.values():
+            if f.name.startswith("GGUF."):
+                continue
+            vt = GGUFValueType(f.types[0]).name
+            if f.types[0] == GGUFValueType.ARRAY:
+                sub = GGUFValueType(f.types[1]).name if len(f.types) > 1 else "?"
+                val = f.contents()
+                kv[f.name] = {"type": f"ARRAY[{sub}]", "len": len(f.data), "head": val[:3], "tail": val[-3:]}
+            else:
+                kv[f.name] = {"type": vt, "value": f.contents()}
+        tensors = [
+            {"name": t.name, "type": t.tensor_type.name, "ggml_shape": [int(x) for x in t.shape],
+             "n_bytes": int(t.n_bytes), "offset": int(t.data_offset)}
+            for t in r.tensors
+        ]
+        manifest[out] = {"metadata": kv, "tensors": tensors}
+    write_json(LLAMACPP / "manifest.json", manifest)
+    first = manifest[LLAMACPP_RUNS[0][2]]["metadata"]
+    print("  keys written by llama.cpp's converter (tiny.f32.gguf):")
+    for k, v in first.items():
+        print(f"    {k}: {v.get('type')} {v.get('value', v.get('head'))}")
 
 
 def llamacpp_eval(llama_cpp, path: Path, ids: list[int]) -> np.ndarray:
@@ -840,6 +904,11 @@ def llamacpp_eval(llama_cpp, path: Path, ids: list[int]) -> np.ndarray:
     cparams.n_ubatch = 64
     cparams.n_threads = 1
     cparams.n_threads_batch = 1
+    # f32 KV cache and no flash attention, so the only differences left are llama.cpp's YaRN rounding and its CPU
+    # habit of quantizing activations to Q8_0 before multiplying them with quantized (Q8_0, MXFP4) weights.
+    cparams.flash_attn_type = 0  # LLAMA_FLASH_ATTN_TYPE_DISABLED
+    cparams.type_k = 0  # GGML_TYPE_F32
+    cparams.type_v = 0
     ctx = llama_cpp.llama_init_from_model(model, cparams)
     if not ctx:
         raise SystemExit(f"llama.cpp could not create a context for {path}")
@@ -893,6 +962,7 @@ def main() -> None:
     if "llamacpp" in todo:
         print("[llamacpp] llama.cpp's converter ...")
         run_llamacpp_converter()
+        gguf_manifest()
     if "llamacpp-logits" in todo:
         print("[llamacpp-logits] llama.cpp (llama-cpp-python) logits ...")
         llamacpp_logits(tokens)

@@ -4,4 +4,5 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod plan;
 pub mod quantize;

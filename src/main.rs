@@ -1,33 +1,167 @@
 //! ossify: convert, quantize, inspect and verify gpt-oss checkpoints. This file only parses arguments and
 //! dispatches to `ossify::cli`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use ossify::checkpoint::Layout;
+use ossify::cli;
+use ossify::plan::OutType;
 
-#[derive(Parser)]
-#[command(name = "ossify", version, about)]
+#[derive(Parser, Debug)]
+#[command(
+    name = "ossify",
+    version,
+    about = "Convert, quantize, inspect and verify OpenAI gpt-oss checkpoints"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
-    /// Re-encode weights into ggml block types (GGUF) or OpenAI's MXFP4 safetensors layout
-    Quantize(ossify::cli::quantize::QuantizeArgs),
+    /// Convert an HF or original/ checkpoint to GGUF, byte for byte as llama.cpp's converter would.
+    Convert(ConvertArgs),
+    /// Show a checkpoint's layout, architecture and tensor table (GGUF, .safetensors or a checkpoint folder).
+    InspectWeights(InspectArgs),
+    /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
+    Quantize(cli::quantize::QuantizeArgs),
+    // Slots for the commands other work adds: VerifyParity, Perplexity.
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LayoutArg {
+    Hf,
+    Original,
+    Gguf,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Layout {
+        match l {
+            LayoutArg::Hf => Layout::Hf,
+            LayoutArg::Original => Layout::Original,
+            LayoutArg::Gguf => Layout::Gguf,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutTypeArg {
+    Auto,
+    Bf16,
+    F16,
+    F32,
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+impl From<OutTypeArg> for OutType {
+    fn from(o: OutTypeArg) -> OutType {
+        match o {
+            OutTypeArg::Auto => OutType::Auto,
+            OutTypeArg::Bf16 => OutType::Bf16,
+            OutTypeArg::F16 => OutType::F16,
+            OutTypeArg::F32 => OutType::F32,
+            OutTypeArg::Q8_0 => OutType::Q8_0,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct ConvertArgs {
+    /// Checkpoint folder (HF layout, or OpenAI's original/).
+    src: PathBuf,
+    /// Output GGUF file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Type of the non-expert matrices (MXFP4 experts are always repacked losslessly).
+    #[arg(long, value_enum, default_value = "auto")]
+    outtype: OutTypeArg,
+    /// Override layout detection.
+    #[arg(long, value_enum)]
+    layout: Option<LayoutArg>,
+    /// Worker threads (default: all cores). The output is the same at any count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    /// A GGUF file, a .safetensors file or a checkpoint folder.
+    path: PathBuf,
+    /// Per-tensor statistics (reads all the data, in parallel).
+    #[arg(long)]
+    stats: bool,
+    /// Override layout detection.
+    #[arg(long, value_enum)]
+    layout: Option<LayoutArg>,
+    /// Worker threads for --stats (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Convert(a) => cli::convert::run(&cli::convert::ConvertOptions {
+            src: a.src,
+            out: a.output,
+            outtype: a.outtype.into(),
+            layout: a.layout.map(Into::into),
+            threads: a.threads,
+            json: a.json,
+            progress: true,
+        })?,
+        Command::InspectWeights(a) => {
+            cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
+                path: a.path,
+                stats: a.stats,
+                layout: a.layout.map(Into::into),
+                threads: a.threads,
+                json: a.json,
+            })?
+        }
+        Command::Quantize(a) => cli::quantize::run(&a)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let r = match &cli.command {
-        Command::Quantize(a) => ossify::cli::quantize::run(a),
-    };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`ossify inspect-weights x | head`) is not an error.
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", one_line(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line: "converting into x: tensor 'y': z".
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        // Skip a cause already contained in the previous message (thiserror's "{source}" formatting).
+        if parts.last().is_some_and(|p| p.contains(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ").replace('\n', " ")
 }

@@ -16,3 +16,233 @@
 //! ```
 //! Tensor names are the checkpoint's own (HF: `model.layers.0.mlp.experts.gate_up_proj_blocks`; original:
 //! `block.0.mlp.mlp1_weight.blocks`; GGUF: `blk.0.ffn_gate_exps.weight`). Shapes are row-major, outermost first.
+//!
+//! Layout detection: a file starting with the GGUF magic is GGUF; a folder whose config.json names gpt-oss
+//! (`model_type: gpt_oss` or `GptOssForCausalLM`) is HF; a folder whose config.json has OpenAI's keys
+//! (`num_experts` and `experts_per_token`, no `model_type`) is original. `--layout` overrides detection.
+//! Opening validates every tensor the config implies (present, shape, dtype), so later stages can index
+//! without checks failing on input.
+
+mod expect;
+mod gguf;
+
+pub use expect::{
+    expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage,
+};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::gguf::GgufFile;
+use ossify_formats::safetensors::SafetensorsModel;
+use ossify_formats::TensorView;
+
+use crate::gpt_oss::config::read_json;
+use crate::gpt_oss::GptOssConfig;
+
+/// Which of the three checkpoint layouts a path holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Hugging Face transformers: config.json + model*.safetensors (+ index).
+    Hf,
+    /// OpenAI's `original/` folder: config.json + model.safetensors with `block.N.*` names.
+    Original,
+    /// One GGUF file.
+    Gguf,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Hf => "hf",
+            Layout::Original => "original",
+            Layout::Gguf => "gguf",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Layout> {
+        match s {
+            "hf" => Some(Layout::Hf),
+            "original" => Some(Layout::Original),
+            "gguf" => Some(Layout::Gguf),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+enum Store {
+    Safetensors(SafetensorsModel),
+    Gguf(Box<GgufFile>),
+}
+
+/// A checkpoint: its config and a catalogue of tensors over memory maps.
+pub struct Checkpoint {
+    /// What was opened: the model folder, or the GGUF file.
+    pub path: PathBuf,
+    pub layout: Layout,
+    pub config: GptOssConfig,
+    /// The config.json read (None for GGUF).
+    pub config_path: Option<PathBuf>,
+    /// Where tokenizer.json & co. live (the model folder; for `original/`, its parent), if found.
+    pub tokenizer_dir: Option<PathBuf>,
+    /// How the expert matrices are stored.
+    pub experts: ExpertStorage,
+    store: Store,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("layout", &self.layout)
+            .field("experts", &self.experts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The GGUF magic, as the first four bytes of a file.
+const GGUF_MAGIC: &[u8; 4] = b"GGUF";
+
+/// Guesses the layout of `path` (see the module docs).
+pub fn detect_layout(path: &Path) -> Result<Layout> {
+    if path.is_file() {
+        let mut magic = [0u8; 4];
+        let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+        use std::io::Read;
+        if f.read_exact(&mut magic).is_ok() && &magic == GGUF_MAGIC {
+            return Ok(Layout::Gguf);
+        }
+        bail!(
+            "{}: not a GGUF file and not a folder; give the checkpoint folder (the one with config.json)",
+            path.display()
+        );
+    }
+    if !path.is_dir() {
+        bail!("{}: no such file or folder", path.display());
+    }
+    let cfg_path = path.join("config.json");
+    if !cfg_path.is_file() {
+        if path.join("original").join("config.json").is_file() {
+            bail!(
+                "{}: no config.json here; did you mean {}?",
+                path.display(),
+                path.join("original").display()
+            );
+        }
+        bail!("{}: no config.json", path.display());
+    }
+    let cfg = read_json(&cfg_path)?;
+    let has = |k: &str| cfg.get(k).is_some_and(|v| !v.is_null());
+    let model_type = cfg.get("model_type").and_then(|v| v.as_str());
+    let gpt_oss_arch = cfg
+        .get("architectures")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("GptOssForCausalLM")));
+    if model_type == Some("gpt_oss") || gpt_oss_arch {
+        return Ok(Layout::Hf);
+    }
+    if model_type.is_none() && has("num_experts") && has("experts_per_token") {
+        return Ok(Layout::Original);
+    }
+    bail!(
+        "{}: unknown architecture (model_type {}); ossify reads gpt-oss only",
+        cfg_path.display(),
+        model_type.map_or("missing".to_string(), |m| format!("'{m}'"))
+    )
+}
+
+impl Checkpoint {
+    /// Opens and validates a checkpoint; `layout` overrides detection.
+    pub fn open(path: &Path, layout: Option<Layout>) -> Result<Checkpoint> {
+        let layout = match layout {
+            Some(l) => l,
+            None => detect_layout(path)?,
+        };
+        match layout {
+            Layout::Gguf => gguf::open(path),
+            Layout::Hf | Layout::Original => Self::open_safetensors(path, layout),
+        }
+    }
+
+    fn open_safetensors(dir: &Path, layout: Layout) -> Result<Checkpoint> {
+        if !dir.is_dir() {
+            bail!(
+                "{}: the {layout} layout is a folder with config.json and safetensors files",
+                dir.display()
+            );
+        }
+        let cfg_path = dir.join("config.json");
+        let json = read_json(&cfg_path)?;
+        let config = match layout {
+            Layout::Hf => GptOssConfig::from_hf_json(&json, &cfg_path)?,
+            _ => GptOssConfig::from_original_json(&json, &cfg_path)?,
+        };
+        let model = SafetensorsModel::open_dir(dir)?;
+        let experts = expect::validate(&model, layout, &config)?;
+        let tokenizer_dir = [Some(dir), dir.parent()]
+            .into_iter()
+            .flatten()
+            .find(|d| d.join("tokenizer.json").is_file())
+            .map(Path::to_path_buf);
+        Ok(Checkpoint {
+            path: dir.to_path_buf(),
+            layout,
+            config,
+            config_path: Some(cfg_path),
+            tokenizer_dir,
+            experts,
+            store: Store::Safetensors(model),
+        })
+    }
+
+    /// A tensor by its name in this checkpoint; the error names the checkpoint and the tensor.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+        self.get(name)
+            .ok_or_else(|| anyhow!("{}: no tensor '{name}'", self.path.display()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<TensorView<'_>> {
+        match &self.store {
+            Store::Safetensors(m) => m.tensor(name),
+            Store::Gguf(g) => g.tensor(name),
+        }
+    }
+
+    /// Every tensor name, in file order.
+    pub fn tensor_names(&self) -> Vec<&str> {
+        match &self.store {
+            Store::Safetensors(m) => m.entries().iter().map(|e| e.name.as_str()).collect(),
+            Store::Gguf(g) => g.tensors.iter().map(|t| t.name.as_str()).collect(),
+        }
+    }
+
+    /// The file holding `name` (a shard, or the GGUF file).
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        match &self.store {
+            Store::Safetensors(m) => m.file_of(name),
+            Store::Gguf(g) => g.tensor_info(name).map(|_| self.path.as_path()),
+        }
+    }
+
+    /// The GGUF file behind a GGUF checkpoint (for its metadata).
+    pub fn gguf(&self) -> Option<&GgufFile> {
+        match &self.store {
+            Store::Gguf(g) => Some(g),
+            Store::Safetensors(_) => None,
+        }
+    }
+
+    /// The safetensors files behind an HF / original checkpoint.
+    pub fn safetensors(&self) -> Option<&SafetensorsModel> {
+        match &self.store {
+            Store::Safetensors(m) => Some(m),
+            Store::Gguf(_) => None,
+        }
+    }
+}

@@ -42,3 +42,383 @@ pub struct GptOssConfig {
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
 }
+
+// ---- parsing ---------------------------------------------------------------------------------------------------
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+
+/// Defaults transformers' `GptOssConfig` fills in for fields a config.json leaves out (transformers
+/// models/gpt_oss/configuration_gpt_oss.py). llama.cpp's converter reads the config through transformers
+/// (`AutoConfig.from_pretrained(..).to_dict()`), so it sees these same defaults.
+mod hf_default {
+    pub const SLIDING_WINDOW: usize = 128;
+    pub const MAX_POSITION_EMBEDDINGS: usize = 131072;
+    pub const RMS_NORM_EPS: f64 = 1e-5;
+    pub const ROPE_THETA: f64 = 150000.0;
+    pub const SWIGLU_LIMIT: f64 = 7.0;
+    pub const YARN_FACTOR: f64 = 32.0;
+    pub const YARN_BETA_FAST: f64 = 32.0;
+    pub const YARN_BETA_SLOW: f64 = 1.0;
+    pub const YARN_ORIGINAL_CONTEXT: usize = 4096;
+}
+
+/// OpenAI's reference RMSNorm epsilon (gpt_oss/torch/model.py); original/config.json does not carry it.
+const ORIGINAL_RMS_NORM_EPS: f64 = 1e-5;
+
+/// Reads fields of one JSON object, with errors that name the file and the field.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, path: &'a Path) -> Result<Fields<'a>> {
+        let map = value
+            .as_object()
+            .ok_or_else(|| anyhow!("{}: expected a JSON object", path.display()))?;
+        Ok(Fields { map, path })
+    }
+
+    fn raw(&self, keys: &[&str]) -> Option<&'a Value> {
+        keys.iter()
+            .find_map(|k| self.map.get(*k).filter(|v| !v.is_null()))
+    }
+
+    fn missing(&self, keys: &[&str]) -> anyhow::Error {
+        anyhow!(
+            "{}: required field '{}' is missing",
+            self.path.display(),
+            keys.join("' / '")
+        )
+    }
+
+    fn bad(&self, key: &str, want: &str, v: &Value) -> anyhow::Error {
+        anyhow!(
+            "{}: field '{key}' should be {want}, found {v}",
+            self.path.display()
+        )
+    }
+
+    fn opt_usize(&self, keys: &[&str]) -> Result<Option<usize>> {
+        let Some(v) = self.raw(keys) else {
+            return Ok(None);
+        };
+        // JSON written by Python may spell an integer as 4096.0.
+        let n = v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.bad(keys[0], "a non-negative integer", v))?;
+        Ok(Some(n))
+    }
+
+    fn usize(&self, keys: &[&str]) -> Result<usize> {
+        self.opt_usize(keys)?.ok_or_else(|| self.missing(keys))
+    }
+
+    fn positive(&self, keys: &[&str]) -> Result<usize> {
+        let n = self.usize(keys)?;
+        if n == 0 {
+            bail!("{}: field '{}' must not be 0", self.path.display(), keys[0]);
+        }
+        Ok(n)
+    }
+
+    fn opt_f64(&self, keys: &[&str]) -> Result<Option<f64>> {
+        let Some(v) = self.raw(keys) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            v.as_f64().ok_or_else(|| self.bad(keys[0], "a number", v))?,
+        ))
+    }
+
+    fn f64(&self, keys: &[&str]) -> Result<f64> {
+        self.opt_f64(keys)?.ok_or_else(|| self.missing(keys))
+    }
+
+    /// A token id, or the first of a list of ids (transformers allows `eos_token_id: [..]`).
+    fn opt_token(&self, key: &str) -> Result<Option<u32>> {
+        let Some(v) = self.raw(&[key]) else {
+            return Ok(None);
+        };
+        let first = match v {
+            Value::Array(a) => match a.first() {
+                Some(x) => x,
+                None => return Ok(None),
+            },
+            x => x,
+        };
+        first
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| self.bad(key, "a token id", v))
+    }
+}
+
+/// Reads a JSON file, naming it in errors.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+}
+
+impl AttentionKind {
+    /// The layout llama.cpp assumes for gpt-oss (and transformers' default): even layers slide.
+    pub fn alternating(n_layers: usize) -> Vec<AttentionKind> {
+        (0..n_layers)
+            .map(|i| {
+                if i % 2 == 0 {
+                    AttentionKind::Sliding
+                } else {
+                    AttentionKind::Full
+                }
+            })
+            .collect()
+    }
+}
+
+impl GptOssConfig {
+    /// Parses a Hugging Face `config.json` (transformers 4.x `rope_scaling` + `rope_theta`, or 5.x
+    /// `rope_parameters`). Shape-defining fields are required; the rest take transformers' defaults, as llama.cpp's
+    /// converter (which reads through transformers) sees them.
+    pub fn from_hf_json(json: &Value, path: &Path) -> Result<GptOssConfig> {
+        let f = Fields::new(json, path)?;
+        let model_type = f.raw(&["model_type"]).and_then(Value::as_str);
+        let archs: Vec<&str> = f
+            .raw(&["architectures"])
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if model_type != Some("gpt_oss") && !archs.contains(&"GptOssForCausalLM") {
+            bail!(
+                "{}: unknown architecture (model_type {}, architectures {:?}); ossify reads gpt-oss only",
+                path.display(),
+                model_type.map_or("missing".to_string(), |m| format!("'{m}'")),
+                archs
+            );
+        }
+        let num_hidden_layers = f.positive(&["num_hidden_layers"])?;
+        let num_attention_heads = f.positive(&["num_attention_heads"])?;
+        let hidden_size = f.positive(&["hidden_size"])?;
+        let rope = f.raw(&["rope_parameters", "rope_scaling"]);
+        let (rope_scaling, rope_theta_in_rope) = match rope {
+            None => (
+                Some(RopeScaling {
+                    factor: hf_default::YARN_FACTOR,
+                    beta_fast: hf_default::YARN_BETA_FAST,
+                    beta_slow: hf_default::YARN_BETA_SLOW,
+                    original_max_position_embeddings: hf_default::YARN_ORIGINAL_CONTEXT,
+                    truncate: false,
+                }),
+                None,
+            ),
+            Some(r) => parse_hf_rope(r, path)?,
+        };
+        let rope_theta = match rope_theta_in_rope {
+            Some(t) => t,
+            None => f
+                .opt_f64(&["rope_theta"])?
+                .unwrap_or(hf_default::ROPE_THETA),
+        };
+        let layer_types = match f.raw(&["layer_types"]) {
+            None => AttentionKind::alternating(num_hidden_layers),
+            Some(v) => parse_layer_types(v, path, num_hidden_layers)?,
+        };
+        Ok(GptOssConfig {
+            vocab_size: f.positive(&["vocab_size"])?,
+            hidden_size,
+            intermediate_size: f.positive(&["intermediate_size"])?,
+            num_hidden_layers,
+            num_attention_heads,
+            num_key_value_heads: f.positive(&["num_key_value_heads"])?,
+            head_dim: f.positive(&["head_dim"])?,
+            num_local_experts: f.positive(&["num_local_experts", "num_experts"])?,
+            num_experts_per_tok: f.positive(&["num_experts_per_tok", "experts_per_token"])?,
+            sliding_window: f
+                .opt_usize(&["sliding_window"])?
+                .unwrap_or(hf_default::SLIDING_WINDOW),
+            max_position_embeddings: f
+                .opt_usize(&["max_position_embeddings"])?
+                .unwrap_or(hf_default::MAX_POSITION_EMBEDDINGS),
+            rope_theta,
+            rope_scaling,
+            rms_norm_eps: f
+                .opt_f64(&["rms_norm_eps"])?
+                .unwrap_or(hf_default::RMS_NORM_EPS),
+            swiglu_limit: f
+                .opt_f64(&["swiglu_limit"])?
+                .unwrap_or(hf_default::SWIGLU_LIMIT),
+            layer_types,
+            bos_token_id: f.opt_token("bos_token_id")?,
+            eos_token_id: f.opt_token("eos_token_id")?,
+            pad_token_id: f.opt_token("pad_token_id")?,
+        }
+        .validated(path)?)
+    }
+
+    /// Parses OpenAI's `original/config.json` (gpt_oss/torch/model.py `ModelConfig`). Its YaRN fields map as
+    /// OpenAI's code uses them: `rope_ntk_alpha` is beta_slow, `rope_ntk_beta` is beta_fast,
+    /// `initial_context_length` the original context; the full context is initial × factor, which is what
+    /// transformers' conversion script writes as `max_position_embeddings`.
+    pub fn from_original_json(json: &Value, path: &Path) -> Result<GptOssConfig> {
+        let f = Fields::new(json, path)?;
+        let num_hidden_layers = f.positive(&["num_hidden_layers"])?;
+        let initial = f.positive(&["initial_context_length"])?;
+        let factor = f.f64(&["rope_scaling_factor"])?;
+        let max_pos = match f.opt_usize(&["max_position_embeddings"])? {
+            Some(m) => m,
+            None => {
+                let m = initial as f64 * factor;
+                if !(m.is_finite() && m >= 1.0 && m.fract() == 0.0) {
+                    bail!(
+                        "{}: initial_context_length × rope_scaling_factor = {m} is not a whole context length",
+                        path.display()
+                    );
+                }
+                m as usize
+            }
+        };
+        Ok(GptOssConfig {
+            vocab_size: f.positive(&["vocab_size"])?,
+            hidden_size: f.positive(&["hidden_size"])?,
+            intermediate_size: f.positive(&["intermediate_size"])?,
+            num_hidden_layers,
+            num_attention_heads: f.positive(&["num_attention_heads"])?,
+            num_key_value_heads: f.positive(&["num_key_value_heads"])?,
+            head_dim: f.positive(&["head_dim"])?,
+            num_local_experts: f.positive(&["num_experts"])?,
+            num_experts_per_tok: f.positive(&["experts_per_token"])?,
+            sliding_window: f.positive(&["sliding_window"])?,
+            max_position_embeddings: max_pos,
+            rope_theta: f.f64(&["rope_theta"])?,
+            rope_scaling: Some(RopeScaling {
+                factor,
+                beta_fast: f.f64(&["rope_ntk_beta"])?,
+                beta_slow: f.f64(&["rope_ntk_alpha"])?,
+                original_max_position_embeddings: initial,
+                truncate: false,
+            }),
+            rms_norm_eps: ORIGINAL_RMS_NORM_EPS,
+            swiglu_limit: f
+                .opt_f64(&["swiglu_limit"])?
+                .unwrap_or(hf_default::SWIGLU_LIMIT),
+            // OpenAI's reference: `sliding_window if layer_idx % 2 == 0 else 0`.
+            layer_types: AttentionKind::alternating(num_hidden_layers),
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+        .validated(path)?)
+    }
+
+    /// Consistency checks that keep later arithmetic safe.
+    fn validated(self, path: &Path) -> Result<GptOssConfig> {
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            bail!(
+                "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                path.display(),
+                self.num_attention_heads,
+                self.num_key_value_heads
+            );
+        }
+        if self.num_experts_per_tok > self.num_local_experts {
+            bail!(
+                "{}: num_experts_per_tok {} exceeds the {} experts",
+                path.display(),
+                self.num_experts_per_tok,
+                self.num_local_experts
+            );
+        }
+        if self.layer_types.len() != self.num_hidden_layers {
+            bail!(
+                "{}: layer_types has {} entries for {} layers",
+                path.display(),
+                self.layer_types.len(),
+                self.num_hidden_layers
+            );
+        }
+        Ok(self)
+    }
+
+    /// Whether the layers follow the layout llama.cpp assumes when a GGUF has no
+    /// `gpt-oss.attention.sliding_window_pattern` (even layers slide; src/models/openai-moe.cpp
+    /// `load_swa_pattern(ml, 2)`).
+    pub fn has_default_layer_types(&self) -> bool {
+        self.layer_types == AttentionKind::alternating(self.num_hidden_layers)
+    }
+}
+
+/// (scaling, rope_theta if the block carries it) from `rope_parameters` / `rope_scaling`.
+fn parse_hf_rope(r: &Value, path: &Path) -> Result<(Option<RopeScaling>, Option<f64>)> {
+    let f = Fields::new(r, path)?;
+    let theta = f.opt_f64(&["rope_theta"])?;
+    let kind = f
+        .raw(&["rope_type", "type"])
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    match kind {
+        "default" => Ok((None, theta)),
+        "yarn" => {
+            let factor = f.opt_f64(&["factor"])?;
+            let Some(factor) = factor else {
+                // llama.cpp writes no scaling keys for a yarn block without a factor.
+                return Ok((None, theta));
+            };
+            Ok((
+                Some(RopeScaling {
+                    factor,
+                    beta_fast: f
+                        .opt_f64(&["beta_fast"])?
+                        .unwrap_or(hf_default::YARN_BETA_FAST),
+                    beta_slow: f
+                        .opt_f64(&["beta_slow"])?
+                        .unwrap_or(hf_default::YARN_BETA_SLOW),
+                    original_max_position_embeddings: f
+                        .usize(&["original_max_position_embeddings"])
+                        .map_err(|e| anyhow!("{e} (in rope_scaling)"))?,
+                    truncate: f
+                        .raw(&["truncate"])
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                }),
+                theta,
+            ))
+        }
+        other => bail!(
+            "{}: rope_type '{other}' is not supported for gpt-oss (expected 'yarn' or 'default')",
+            path.display()
+        ),
+    }
+}
+
+fn parse_layer_types(v: &Value, path: &Path, n_layers: usize) -> Result<Vec<AttentionKind>> {
+    let a = v
+        .as_array()
+        .ok_or_else(|| anyhow!("{}: layer_types should be a list", path.display()))?;
+    if a.len() != n_layers {
+        bail!(
+            "{}: layer_types has {} entries but num_hidden_layers is {n_layers}",
+            path.display(),
+            a.len()
+        );
+    }
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| match x.as_str() {
+            Some("sliding_attention") => Ok(AttentionKind::Sliding),
+            Some("full_attention") => Ok(AttentionKind::Full),
+            _ => Err(anyhow!(
+                "{}: layer_types[{i}] is {x}, expected \"sliding_attention\" or \"full_attention\"",
+                path.display()
+            )),
+        })
+        .collect()
+}

@@ -1,0 +1,281 @@
+//! A streaming safetensors writer: plan every tensor first (the header fixes all offsets), then write tensor
+//! bytes at their offsets in any order, from any thread, and finally rename `<out>.partial` to `<out>`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::DType;
+
+use super::{Result, SafetensorsError};
+
+/// Plans a safetensors file: tensors in the order they are added, data contiguous, as the format requires.
+#[derive(Debug, Default)]
+pub struct SafetensorsWriter {
+    metadata: Vec<(String, String)>,
+    tensors: Vec<(String, DType, Vec<usize>, usize)>,
+}
+
+impl SafetensorsWriter {
+    pub fn new() -> SafetensorsWriter {
+        SafetensorsWriter::default()
+    }
+
+    /// Adds a `__metadata__` string entry.
+    pub fn add_metadata(&mut self, key: &str, value: &str) {
+        self.metadata.push((key.to_string(), value.to_string()));
+    }
+
+    /// Plans a tensor and returns its index for [`SafetensorsOutput::write_tensor`].
+    pub fn add_tensor(&mut self, name: &str, dtype: DType, shape: &[usize]) -> Result<usize> {
+        let err = |message: String| SafetensorsError::Write {
+            path: PathBuf::from(name),
+            message,
+        };
+        if dtype.to_safetensors().is_none() {
+            return Err(err(format!(
+                "tensor '{name}': safetensors cannot hold {dtype}"
+            )));
+        }
+        if self.tensors.iter().any(|t| t.0 == name) {
+            return Err(err(format!("tensor '{name}' added twice")));
+        }
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|n| dtype.nbytes(n))
+            .ok_or_else(|| err(format!("tensor '{name}': size of {shape:?} overflows")))?;
+        self.tensors
+            .push((name.to_string(), dtype, shape.to_vec(), n));
+        Ok(self.tensors.len() - 1)
+    }
+
+    fn header(&self) -> Result<(Vec<u8>, Vec<(u64, u64)>)> {
+        let mut map = serde_json::Map::new();
+        if !self.metadata.is_empty() {
+            let m: serde_json::Map<String, serde_json::Value> = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            map.insert("__metadata__".into(), serde_json::Value::Object(m));
+        }
+        let mut offsets = Vec::with_capacity(self.tensors.len());
+        let mut pos = 0u64;
+        for (name, dtype, shape, n) in &self.tensors {
+            let end = pos + *n as u64;
+            let st = dtype
+                .to_safetensors()
+                .map(|d| format!("{d:?}"))
+                .unwrap_or_default();
+            map.insert(
+                name.clone(),
+                serde_json::json!({"dtype": st, "shape": shape, "data_offsets": [pos, end]}),
+            );
+            offsets.push((pos, end));
+            pos = end;
+        }
+        let mut json = serde_json::to_vec(&serde_json::Value::Object(map)).map_err(|e| {
+            SafetensorsError::Write {
+                path: PathBuf::new(),
+                message: e.to_string(),
+            }
+        })?;
+        // Pad the header with spaces so the data starts 8-byte aligned, as the safetensors crate does.
+        while json.len() % 8 != 0 {
+            json.push(b' ');
+        }
+        let mut header = (json.len() as u64).to_le_bytes().to_vec();
+        header.extend_from_slice(&json);
+        Ok((header, offsets))
+    }
+
+    /// Creates `<path>.partial`, writes the header and sizes the file. Tensor data follows through
+    /// [`SafetensorsOutput::write_tensor`]; [`SafetensorsOutput::finish`] renames the file into place.
+    pub fn create(self, path: &Path) -> Result<SafetensorsOutput> {
+        let (header, offsets) = self.header()?;
+        let partial = partial_path(path);
+        let io = |source| SafetensorsError::Io {
+            path: partial.clone(),
+            source,
+        };
+        let file = File::create(&partial).map_err(io)?;
+        let mut out = SafetensorsOutput {
+            file: Some(file),
+            target: path.to_path_buf(),
+            partial: partial.clone(),
+            data_start: header.len() as u64,
+            offsets,
+            written: Vec::new(),
+            names: self.tensors.into_iter().map(|t| t.0).collect(),
+        };
+        out.written = out.offsets.iter().map(|_| AtomicBool::new(false)).collect();
+        let total = out.data_start + out.offsets.last().map_or(0, |o| o.1);
+        if let Some(f) = out.file.as_ref() {
+            write_all_at(f, &header, 0).map_err(io)?;
+            f.set_len(total).map_err(io)?;
+        }
+        Ok(out)
+    }
+}
+
+/// `<path>.partial`, beside the target.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
+/// A safetensors file being written. Dropping it before [`finish`](Self::finish) removes the partial file.
+#[derive(Debug)]
+pub struct SafetensorsOutput {
+    file: Option<File>,
+    target: PathBuf,
+    partial: PathBuf,
+    data_start: u64,
+    offsets: Vec<(u64, u64)>,
+    written: Vec<AtomicBool>,
+    names: Vec<String>,
+}
+
+impl SafetensorsOutput {
+    /// Writes tensor `index`'s bytes at its planned offset. Safe to call from several threads at once.
+    pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<()> {
+        let err = |message: String| SafetensorsError::Write {
+            path: self.partial.clone(),
+            message,
+        };
+        let (&(s, e), name) = self
+            .offsets
+            .get(index)
+            .zip(self.names.get(index))
+            .ok_or_else(|| err(format!("no tensor number {index} was planned")))?;
+        if bytes.len() as u64 != e - s {
+            return Err(err(format!(
+                "tensor '{name}': planned {} bytes, got {}",
+                e - s,
+                bytes.len()
+            )));
+        }
+        if self
+            .written
+            .get(index)
+            .is_some_and(|w| w.swap(true, Ordering::SeqCst))
+        {
+            return Err(err(format!("tensor '{name}' written twice")));
+        }
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| err("file already closed".into()))?;
+        write_all_at(file, bytes, self.data_start + s).map_err(|source| SafetensorsError::Io {
+            path: self.partial.clone(),
+            source,
+        })
+    }
+
+    /// Checks that every tensor was written, flushes and renames `<out>.partial` to `<out>`.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(i) = self.written.iter().position(|w| !w.load(Ordering::SeqCst)) {
+            let name = self.names.get(i).cloned().unwrap_or_default();
+            return Err(SafetensorsError::Write {
+                path: self.partial.clone(),
+                message: format!("tensor '{name}' was never written"),
+            });
+        }
+        let io = |path: &Path, source| SafetensorsError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(f) = self.file.take() {
+            f.sync_all().map_err(|e| io(&self.partial, e))?;
+        }
+        std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
+        self.partial = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for SafetensorsOutput {
+    fn drop(&mut self) {
+        if !self.partial.as_os_str().is_empty() {
+            self.file.take();
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        let n = file.seek_write(bytes, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safetensors::SafetensorsModel;
+
+    #[test]
+    fn round_trip_through_the_safetensors_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.safetensors");
+        let mut w = SafetensorsWriter::new();
+        w.add_metadata("format", "pt");
+        let b = w.add_tensor("b", DType::BF16, &[2, 3]).unwrap();
+        let a = w.add_tensor("a", DType::U8, &[5]).unwrap();
+        let out = w.create(&path).unwrap();
+        // Out of order on purpose.
+        out.write_tensor(a, &[1, 2, 3, 4, 5]).unwrap();
+        out.write_tensor(b, &[9; 12]).unwrap();
+        assert!(out.write_tensor(b, &[9; 12]).is_err());
+        out.finish().unwrap();
+        assert!(!partial_path(&path).exists());
+
+        // Read back with the independent implementation.
+        let bytes = std::fs::read(&path).unwrap();
+        let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let tb = st.tensor("b").unwrap();
+        assert_eq!(tb.dtype(), ::safetensors::Dtype::BF16);
+        assert_eq!(tb.shape(), &[2, 3]);
+        assert_eq!(tb.data(), &[9; 12]);
+        assert_eq!(st.tensor("a").unwrap().data(), &[1, 2, 3, 4, 5]);
+
+        let m = SafetensorsModel::open(&path).unwrap();
+        assert_eq!(m.tensor("a").unwrap().bytes, &[1, 2, 3, 4, 5]);
+        assert_eq!(m.entries()[0].name, "b");
+    }
+
+    #[test]
+    fn unfinished_output_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.safetensors");
+        let mut w = SafetensorsWriter::new();
+        w.add_tensor("a", DType::F32, &[2]).unwrap();
+        let out = w.create(&path).unwrap();
+        assert!(partial_path(&path).exists());
+        drop(out);
+        assert!(!partial_path(&path).exists());
+        assert!(!path.exists());
+
+        let mut w = SafetensorsWriter::new();
+        w.add_tensor("a", DType::F32, &[2]).unwrap();
+        let out = w.create(&path).unwrap();
+        assert!(out.finish().is_err());
+        assert!(!partial_path(&path).exists());
+        assert!(!path.exists());
+    }
+}

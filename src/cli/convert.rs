@@ -1,0 +1,330 @@
+//! `ossify convert SRC -o OUT`: an HF or original checkpoint to a GGUF that equals, byte for byte in every tensor
+//! and every metadata value llama.cpp reads, what llama.cpp's own converter writes.
+//!
+//! Streaming: the source is memory-mapped; tensors are produced one after another, each with its rows spread
+//! over the thread pool, and handed to a writer thread through a channel of capacity two, so at most a few
+//! tensors are in memory whatever the model size. Rows are independent and written at planned offsets, so the
+//! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
+use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
+
+use crate::checkpoint::{Checkpoint, Layout};
+use crate::gpt_oss::{AttentionKind, GptOssConfig};
+use crate::plan::{OutType, Plan};
+
+/// Options of `ossify convert`.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub src: PathBuf,
+    pub out: PathBuf,
+    pub outtype: OutType,
+    pub layout: Option<Layout>,
+    /// 0 = rayon's default (all cores).
+    pub threads: usize,
+    pub json: bool,
+    /// Show a progress bar (only honoured on a terminal).
+    pub progress: bool,
+}
+
+/// What a conversion did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConvertSummary {
+    pub source: String,
+    pub layout: String,
+    pub output: String,
+    pub outtype: String,
+    pub file_type: u32,
+    pub tensors: usize,
+    pub tensor_bytes: u64,
+    pub file_bytes: u64,
+    pub seconds: f64,
+}
+
+/// Runs a conversion and returns its summary.
+pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
+    let start = Instant::now();
+    check_output_folder(&opts.out)?;
+    let ckpt = Checkpoint::open(&opts.src, opts.layout)?;
+    let plan = Plan::new(&ckpt, opts.outtype)?;
+
+    let mut w = GgufWriter::new();
+    for (key, value) in metadata(&ckpt, &plan)? {
+        w.add_kv(&key, value)
+            .with_context(|| format!("{}: metadata key '{key}'", opts.out.display()))?;
+    }
+    let mut tensor_bytes = 0u64;
+    for t in &plan.tensors {
+        w.add_tensor(&t.name, t.dtype, &t.shape)
+            .with_context(|| format!("{}: tensor '{}'", opts.out.display(), t.name))?;
+        tensor_bytes += t.nbytes() as u64;
+    }
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .context("starting the thread pool")?;
+    let output = w
+        .create(&opts.out)
+        .with_context(|| format!("{}", opts.out.display()))?;
+    let bar = progress_bar(opts, tensor_bytes);
+
+    // Producer: this thread, one tensor at a time, rows in parallel. Consumer: a writer thread.
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
+    let out_ref = &output;
+    let written: Result<()> = std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<()> {
+            for (i, bytes) in rx {
+                out_ref.write_tensor(i, &bytes)?;
+            }
+            Ok(())
+        });
+        let produced: Result<()> = (|| {
+            for (i, t) in plan.tensors.iter().enumerate() {
+                let bytes = pool.install(|| t.materialize(&ckpt))?;
+                let n = bytes.len() as u64;
+                if tx.send((i, bytes)).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+                if let Some(b) = &bar {
+                    b.inc(n);
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let wrote = writer
+            .join()
+            .map_err(|_| anyhow!("the writer thread panicked"))?;
+        produced.and(wrote)
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    // On error `output` is dropped here, which removes `<out>.partial`.
+    written.with_context(|| format!("converting into {}", opts.out.display()))?;
+    output
+        .finish()
+        .with_context(|| format!("{}", opts.out.display()))?;
+    let file_bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
+    Ok(ConvertSummary {
+        source: ckpt.path.display().to_string(),
+        layout: ckpt.layout.to_string(),
+        output: opts.out.display().to_string(),
+        outtype: plan.outtype.name().to_string(),
+        file_type: plan.file_type,
+        tensors: plan.tensors.len(),
+        tensor_bytes,
+        file_bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs `ossify convert` and prints its summary.
+pub fn run(opts: &ConvertOptions) -> Result<()> {
+    let s = convert(opts)?;
+    if opts.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            std::io::stdout().lock(),
+            "wrote {}: {} tensors, {:.1} MiB, outtype {} (general.file_type {}), from {} layout {} in {:.2} s",
+            s.output,
+            s.tensors,
+            s.file_bytes as f64 / (1024.0 * 1024.0),
+            s.outtype,
+            s.file_type,
+            s.layout,
+            s.source,
+            s.seconds
+        )?;
+    }
+    Ok(())
+}
+
+fn check_output_folder(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "{}: is a folder; give the output file name (e.g. {}/model.gguf)",
+            out.display(),
+            out.display()
+        );
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "{}: output folder {} does not exist",
+            out.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(opts: &ConvertOptions, total: u64) -> Option<indicatif::ProgressBar> {
+    if !opts.progress || opts.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Every metadata key/value, in the order llama.cpp's converter writes them (gguf-py `GGUFWriter`,
+/// conversion/base.py `TextModel.set_gguf_parameters`, conversion/gpt_oss.py `GptOssModel.set_gguf_parameters`),
+/// with the same GGUF value types.
+pub fn metadata(ckpt: &Checkpoint, plan: &Plan) -> Result<Vec<(String, MetaValue)>> {
+    let c = &ckpt.config;
+    let a = |t: &str| k::key(t, ARCH_GPT_OSS);
+    let u32v = |n: usize, what: &str| -> Result<MetaValue> {
+        u32::try_from(n)
+            .map(MetaValue::U32)
+            .map_err(|_| anyhow!("{what} = {n} does not fit GGUF's u32"))
+    };
+    let mut kv: Vec<(String, MetaValue)> = vec![
+        (
+            k::GENERAL_ARCHITECTURE.into(),
+            MetaValue::String(ARCH_GPT_OSS.into()),
+        ),
+        (k::GENERAL_TYPE.into(), MetaValue::String("model".into())),
+        (k::GENERAL_NAME.into(), MetaValue::String(model_name(ckpt))),
+        (
+            a(k::LLM_BLOCK_COUNT),
+            u32v(c.num_hidden_layers, "num_hidden_layers")?,
+        ),
+        (
+            a(k::LLM_CONTEXT_LENGTH),
+            u32v(c.max_position_embeddings, "max_position_embeddings")?,
+        ),
+        (
+            a(k::LLM_EMBEDDING_LENGTH),
+            u32v(c.hidden_size, "hidden_size")?,
+        ),
+        (
+            a(k::LLM_FEED_FORWARD_LENGTH),
+            u32v(c.intermediate_size, "intermediate_size")?,
+        ),
+        (
+            a(k::ATTENTION_HEAD_COUNT),
+            u32v(c.num_attention_heads, "num_attention_heads")?,
+        ),
+        (
+            a(k::ATTENTION_HEAD_COUNT_KV),
+            u32v(c.num_key_value_heads, "num_key_value_heads")?,
+        ),
+    ];
+    if let Some(r) = &c.rope_scaling {
+        kv.push((a(k::ROPE_SCALING_TYPE), MetaValue::String("yarn".into())));
+        kv.push((a(k::ROPE_SCALING_FACTOR), MetaValue::F32(r.factor as f32)));
+        kv.push((
+            a(k::ROPE_SCALING_ORIG_CTX_LEN),
+            u32v(
+                r.original_max_position_embeddings,
+                "original_max_position_embeddings",
+            )?,
+        ));
+        kv.push((
+            a(k::ROPE_SCALING_YARN_BETA_FAST),
+            MetaValue::F32(r.beta_fast as f32),
+        ));
+        kv.push((
+            a(k::ROPE_SCALING_YARN_BETA_SLOW),
+            MetaValue::F32(r.beta_slow as f32),
+        ));
+    }
+    kv.push((a(k::ROPE_FREQ_BASE), MetaValue::F32(c.rope_theta as f32)));
+    kv.push((
+        a(k::ATTENTION_LAYERNORM_RMS_EPS),
+        MetaValue::F32(c.rms_norm_eps as f32),
+    ));
+    kv.push((
+        a(k::EXPERT_COUNT),
+        u32v(c.num_local_experts, "num_local_experts")?,
+    ));
+    kv.push((
+        a(k::EXPERT_USED_COUNT),
+        u32v(c.num_experts_per_tok, "num_experts_per_tok")?,
+    ));
+    kv.push((a(k::ATTENTION_KEY_LENGTH), u32v(c.head_dim, "head_dim")?));
+    kv.push((a(k::ATTENTION_VALUE_LENGTH), u32v(c.head_dim, "head_dim")?));
+    kv.push((k::GENERAL_FILE_TYPE.into(), MetaValue::U32(plan.file_type)));
+    kv.push((
+        a(k::ATTENTION_SLIDING_WINDOW),
+        u32v(c.sliding_window, "sliding_window")?,
+    ));
+    kv.push((
+        a(k::EXPERT_FEED_FORWARD_LENGTH),
+        u32v(c.intermediate_size, "intermediate_size")?,
+    ));
+    if let Some(pattern) = sliding_window_pattern(c) {
+        kv.push((
+            a(k::ATTENTION_SLIDING_WINDOW_PATTERN),
+            MetaValue::Array(MetaArray::Bool(pattern)),
+        ));
+    }
+    kv.push((
+        k::GENERAL_QUANTIZATION_VERSION.into(),
+        MetaValue::U32(k::GGML_QUANT_VERSION),
+    ));
+    kv.extend(vocab_metadata(ckpt)?);
+    Ok(kv)
+}
+
+/// llama.cpp's converter writes no layer layout: llama.cpp then assumes even layers slide
+/// (src/models/openai-moe.cpp `load_swa_pattern(ml, 2)`). That same loader first reads
+/// `gpt-oss.attention.sliding_window_pattern` as a per-layer bool array, so a checkpoint with any other
+/// `layer_types` gets that array (true = sliding) and stays exact; the default layout gets nothing, so the file
+/// equals llama.cpp's.
+pub fn sliding_window_pattern(c: &GptOssConfig) -> Option<Vec<bool>> {
+    if c.has_default_layer_types() {
+        return None;
+    }
+    Some(
+        c.layer_types
+            .iter()
+            .map(|t| *t == AttentionKind::Sliding)
+            .collect(),
+    )
+}
+
+/// `general.name`: the model folder's name (for `original/`, its parent's), as gguf-py falls back to.
+fn model_name(ckpt: &Checkpoint) -> String {
+    let dir = match ckpt.layout {
+        Layout::Original => ckpt.path.parent().unwrap_or(&ckpt.path),
+        _ => &ckpt.path,
+    };
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gpt-oss".into())
+}
+
+/// The tokenizer key/values (tokenizer.ggml.*, chat template), as llama.cpp's `_set_vocab_gpt2` writes them.
+fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
+    let Some(_dir) = &ckpt.tokenizer_dir else {
+        bail!(
+            "{}: no tokenizer.json here{}; a GGUF needs the vocabulary",
+            ckpt.path.display(),
+            if ckpt.layout == Layout::Original {
+                " or in the parent folder"
+            } else {
+                ""
+            }
+        );
+    };
+    Ok(Vec::new())
+}

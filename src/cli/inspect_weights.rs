@@ -1,0 +1,530 @@
+//! `ossify inspect-weights PATH`: layout, architecture summary and tensor table of a GGUF, one .safetensors or a
+//! checkpoint folder (any layout). Without `--stats` only headers are read (instant on a 13 GB checkpoint);
+//! with it every tensor is decoded over the memory map, in parallel, into min / max / mean / std and NaN / Inf
+//! counts, and MXFP4 tensors add their scale-exponent histogram and the share of codes at ±6 (saturation).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ossify_formats::quant;
+use ossify_formats::safetensors::SafetensorsModel;
+use ossify_formats::{DType, TensorView};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::gpt_oss::config::read_json;
+use crate::gpt_oss::{AttentionKind, GptOssConfig};
+
+#[derive(Clone, Debug)]
+pub struct InspectOptions {
+    pub path: PathBuf,
+    pub stats: bool,
+    pub layout: Option<Layout>,
+    pub threads: usize,
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Architecture {
+    pub layers: usize,
+    pub experts: usize,
+    pub experts_per_token: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub context: usize,
+    pub sliding_window: usize,
+    /// "S" sliding, "F" full, one letter per layer.
+    pub layer_types: String,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<String>,
+}
+
+impl Architecture {
+    fn of(c: &GptOssConfig) -> Architecture {
+        Architecture {
+            layers: c.num_hidden_layers,
+            experts: c.num_local_experts,
+            experts_per_token: c.num_experts_per_tok,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            vocab: c.vocab_size,
+            context: c.max_position_embeddings,
+            sliding_window: c.sliding_window,
+            layer_types: c
+                .layer_types
+                .iter()
+                .map(|t| {
+                    if *t == AttentionKind::Sliding {
+                        'S'
+                    } else {
+                        'F'
+                    }
+                })
+                .collect(),
+            rope_theta: c.rope_theta,
+            rope_scaling: c.rope_scaling.as_ref().map(|r| {
+                format!(
+                    "yarn factor {} original context {} beta_fast {} beta_slow {}",
+                    r.factor, r.original_max_position_embeddings, r.beta_fast, r.beta_slow
+                )
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TensorStats {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub std: f64,
+    pub nan: u64,
+    pub inf: u64,
+    /// MXFP4 only: scale exponent (e8m0 byte − 127) → number of blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_exponents: Option<BTreeMap<i32, u64>>,
+    /// MXFP4 only: share of 4-bit codes that are ±6, the largest magnitude.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_at_6: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorRow {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub bytes: usize,
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TensorStats>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub path: String,
+    pub layout: String,
+    pub architecture: Option<Architecture>,
+    pub total_bytes: u64,
+    pub tensors: Vec<TensorRow>,
+}
+
+/// Builds the report.
+pub fn inspect(opts: &InspectOptions) -> Result<Report> {
+    let path = &opts.path;
+    let is_safetensors_file = path.is_file()
+        && path.extension().is_some_and(|e| e == "safetensors")
+        && opts.layout.is_none();
+    if is_safetensors_file {
+        return inspect_safetensors_file(path, opts);
+    }
+    let ckpt = Checkpoint::open(path, opts.layout)?;
+    let names = ckpt.tensor_names();
+    let views: Vec<TensorView<'_>> = names.iter().filter_map(|n| ckpt.get(n)).collect();
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| ckpt.file_of(n).map(file_label).unwrap_or_default())
+        .collect();
+    let rows = table(&views, &files, opts)?;
+    Ok(Report {
+        path: path.display().to_string(),
+        layout: ckpt.layout.to_string(),
+        architecture: Some(Architecture::of(&ckpt.config)),
+        total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        tensors: rows,
+    })
+}
+
+/// A lone .safetensors file: its tensors; the architecture if a config.json beside it says gpt-oss.
+fn inspect_safetensors_file(path: &Path, opts: &InspectOptions) -> Result<Report> {
+    let model = SafetensorsModel::open(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let cfg_path = dir.join("config.json");
+    let (layout, architecture) = match detect_layout(dir) {
+        Ok(l @ (Layout::Hf | Layout::Original)) => {
+            let json = read_json(&cfg_path)?;
+            let c = if l == Layout::Hf {
+                GptOssConfig::from_hf_json(&json, &cfg_path)?
+            } else {
+                GptOssConfig::from_original_json(&json, &cfg_path)?
+            };
+            (format!("{l} (one file)"), Some(Architecture::of(&c)))
+        }
+        _ => ("safetensors".to_string(), None),
+    };
+    let views: Vec<TensorView<'_>> = model
+        .entries()
+        .iter()
+        .filter_map(|e| model.view(e))
+        .collect();
+    let files = vec![file_label(path); views.len()];
+    let rows = table(&views, &files, opts)?;
+    Ok(Report {
+        path: path.display().to_string(),
+        layout,
+        architecture,
+        total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        tensors: rows,
+    })
+}
+
+fn file_label(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn table(
+    views: &[TensorView<'_>],
+    files: &[String],
+    opts: &InspectOptions,
+) -> Result<Vec<TensorRow>> {
+    let stats: Vec<Option<TensorStats>> = if opts.stats {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .context("starting the thread pool")?;
+        pool.install(|| {
+            views
+                .par_iter()
+                .map(|v| tensor_stats(v, views).map(Some))
+                .collect::<Result<Vec<_>>>()
+        })?
+    } else {
+        vec![None; views.len()]
+    };
+    Ok(views
+        .iter()
+        .zip(files)
+        .zip(stats)
+        .map(|((v, f), s)| TensorRow {
+            name: v.name.clone(),
+            dtype: v.dtype.to_string(),
+            shape: v.shape.clone(),
+            bytes: v.bytes.len(),
+            file: f.clone(),
+            stats: s,
+        })
+        .collect())
+}
+
+/// Mergeable running statistics (Chan et al.'s parallel variance).
+#[derive(Clone, Copy, Debug)]
+struct Acc {
+    n: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+    nan: u64,
+    inf: u64,
+}
+
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            nan: 0,
+            inf: 0,
+        }
+    }
+    fn push_all(mut self, xs: &[f32]) -> Acc {
+        for &x in xs {
+            if x.is_nan() {
+                self.nan += 1;
+                continue;
+            }
+            if x.is_infinite() {
+                self.inf += 1;
+                continue;
+            }
+            let x = f64::from(x);
+            self.n += 1;
+            let d = x - self.mean;
+            self.mean += d / self.n as f64;
+            self.m2 += d * (x - self.mean);
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self
+    }
+    fn merge(self, o: Acc) -> Acc {
+        if self.n == 0 {
+            return Acc {
+                nan: self.nan + o.nan,
+                inf: self.inf + o.inf,
+                ..o
+            };
+        }
+        if o.n == 0 {
+            return Acc {
+                nan: self.nan + o.nan,
+                inf: self.inf + o.inf,
+                ..self
+            };
+        }
+        let n = self.n + o.n;
+        let d = o.mean - self.mean;
+        Acc {
+            n,
+            mean: self.mean + d * o.n as f64 / n as f64,
+            m2: self.m2 + o.m2 + d * d * (self.n as f64) * (o.n as f64) / n as f64,
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
+            nan: self.nan + o.nan,
+            inf: self.inf + o.inf,
+        }
+    }
+    fn finish(self) -> TensorStats {
+        let has = self.n > 0;
+        TensorStats {
+            count: self.n + self.nan + self.inf,
+            min: if has { self.min } else { 0.0 },
+            max: if has { self.max } else { 0.0 },
+            mean: self.mean,
+            std: if has {
+                (self.m2 / self.n as f64).sqrt()
+            } else {
+                0.0
+            },
+            nan: self.nan,
+            inf: self.inf,
+            scale_exponents: None,
+            share_at_6: None,
+        }
+    }
+}
+
+/// Rows decoded per work item.
+const CHUNK_ELEMENTS: usize = 1 << 16;
+
+fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStats> {
+    let ctx = || format!("tensor '{}'", v.name);
+    // HF / original MXFP4 pairs: decode blocks with their scales; the scales tensor reports its histogram.
+    if v.dtype == DType::U8 {
+        if let Some(scales) = mxfp4_sibling(&v.name).and_then(|s| all.iter().find(|t| t.name == s))
+        {
+            return hf_mxfp4_stats(v, scales).with_context(ctx);
+        }
+        if is_mxfp4_scales(&v.name) {
+            let mut s = Acc::new().finish();
+            s.count = v.bytes.len() as u64;
+            s.scale_exponents = Some(histogram(v.bytes.iter().copied()));
+            return Ok(s);
+        }
+    }
+    match v.dtype {
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::Q8_0
+        | DType::Q4_0
+        | DType::Q4_1
+        | DType::Q5_0
+        | DType::Q5_1
+        | DType::Mxfp4 => {
+            let bs = v.dtype.block_size();
+            let elems = (CHUNK_ELEMENTS / bs).max(1) * bs;
+            let chunk_bytes = v.dtype.nbytes(elems).unwrap_or(usize::MAX);
+            let acc = v
+                .bytes
+                .par_chunks(chunk_bytes)
+                .map(|c| -> Result<Acc> {
+                    let n = c.len() / v.dtype.type_size() * bs;
+                    let mut buf = vec![0f32; n];
+                    quant::dequantize_row(v.dtype, c, &mut buf)?;
+                    Ok(Acc::new().push_all(&buf))
+                })
+                .try_reduce(Acc::new, |a, b| Ok(a.merge(b)))
+                .with_context(ctx)?;
+            let mut s = acc.finish();
+            if v.dtype == DType::Mxfp4 {
+                let blocks = v.bytes.chunks_exact(17);
+                s.scale_exponents = Some(histogram(blocks.clone().map(|b| b[0])));
+                let (six, total) = blocks
+                    .flat_map(|b| b[1..].iter().copied())
+                    .fold((0u64, 0u64), |(s6, t), byte| (s6 + at_6(byte), t + 2));
+                s.share_at_6 = Some(if total > 0 {
+                    six as f64 / total as f64
+                } else {
+                    0.0
+                });
+            }
+            Ok(s)
+        }
+        _ => {
+            // Integers: statistics of the raw values.
+            let xs = raw_integers(v);
+            Ok(Acc::new().push_all(&xs).finish())
+        }
+    }
+}
+
+/// Number of nibbles in `byte` that encode ±6 (E2M1 code 7 or 15).
+fn at_6(byte: u8) -> u64 {
+    u64::from(byte & 0x7 == 0x7) + u64::from((byte >> 4) & 0x7 == 0x7)
+}
+
+fn histogram(scales: impl Iterator<Item = u8>) -> BTreeMap<i32, u64> {
+    let mut h = BTreeMap::new();
+    for e in scales {
+        *h.entry(i32::from(e) - 127).or_insert(0) += 1;
+    }
+    h
+}
+
+/// `x_blocks` → `x_scales`, `x.blocks` → `x.scales`.
+fn mxfp4_sibling(name: &str) -> Option<String> {
+    if let Some(base) = name.strip_suffix("_blocks") {
+        return Some(format!("{base}_scales"));
+    }
+    name.strip_suffix(".blocks").map(|b| format!("{b}.scales"))
+}
+
+fn is_mxfp4_scales(name: &str) -> bool {
+    name.ends_with("_scales") || name.ends_with(".scales")
+}
+
+fn hf_mxfp4_stats(blocks: &TensorView<'_>, scales: &TensorView<'_>) -> Result<TensorStats> {
+    if blocks.bytes.len() != scales.bytes.len() * 16 {
+        anyhow::bail!(
+            "{} bytes of blocks do not match {} scale bytes (16 per scale)",
+            blocks.bytes.len(),
+            scales.bytes.len()
+        );
+    }
+    const SCALES_PER_CHUNK: usize = 2048;
+    let acc = blocks
+        .bytes
+        .par_chunks(16 * SCALES_PER_CHUNK)
+        .zip(scales.bytes.par_chunks(SCALES_PER_CHUNK))
+        .map(|(b, s)| -> Result<Acc> {
+            let mut buf = vec![0f32; s.len() * 32];
+            quant::dequantize_row_mxfp4_hf(b, s, &mut buf)?;
+            Ok(Acc::new().push_all(&buf))
+        })
+        .try_reduce(Acc::new, |a, b| Ok(a.merge(b)))?;
+    let mut st = acc.finish();
+    st.scale_exponents = Some(histogram(scales.bytes.iter().copied()));
+    let six: u64 = blocks.bytes.iter().map(|&b| at_6(b)).sum();
+    let total = blocks.bytes.len() as u64 * 2;
+    st.share_at_6 = Some(if total > 0 {
+        six as f64 / total as f64
+    } else {
+        0.0
+    });
+    Ok(st)
+}
+
+fn raw_integers(v: &TensorView<'_>) -> Vec<f32> {
+    let b = v.bytes;
+    match v.dtype {
+        DType::U8 | DType::Bool => b.iter().map(|&x| f32::from(x)).collect(),
+        DType::I8 => b.iter().map(|&x| f32::from(x as i8)).collect(),
+        DType::I16 => b
+            .chunks_exact(2)
+            .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        DType::I32 => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        DType::I64 => b
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        DType::F64 => b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs `ossify inspect-weights` and prints the report.
+pub fn run(opts: &InspectOptions) -> Result<()> {
+    let report = inspect(opts)?;
+    let mut out = std::io::stdout().lock();
+    if opts.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "path    {}", report.path)?;
+    writeln!(out, "layout  {}", report.layout)?;
+    if let Some(a) = &report.architecture {
+        writeln!(
+            out,
+            "model   gpt-oss: {} layers ({}), {} experts top-{}, {} heads / {} kv heads × {}, hidden {}, expert ffn {}, vocab {}",
+            a.layers, a.layer_types, a.experts, a.experts_per_token, a.heads, a.kv_heads, a.head_dim, a.hidden,
+            a.intermediate, a.vocab
+        )?;
+        writeln!(
+            out,
+            "        context {}, sliding window {}, rope theta {}{}",
+            a.context,
+            a.sliding_window,
+            a.rope_theta,
+            a.rope_scaling
+                .as_ref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(
+        out,
+        "tensors {} ({:.1} MiB)",
+        report.tensors.len(),
+        report.total_bytes as f64 / (1024.0 * 1024.0)
+    )?;
+    let w = report
+        .tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:<6} {:<22} {:>12}  file",
+        "name", "type", "shape", "bytes"
+    )?;
+    for t in &report.tensors {
+        let shape = format!("{:?}", t.shape);
+        writeln!(
+            out,
+            "{:<w$}  {:<6} {:<22} {:>12}  {}",
+            t.name, t.dtype, shape, t.bytes, t.file
+        )?;
+        if let Some(s) = &t.stats {
+            write!(
+                out,
+                "{:<w$}    min {:.6} max {:.6} mean {:.6} std {:.6} nan {} inf {}",
+                "", s.min, s.max, s.mean, s.std, s.nan, s.inf
+            )?;
+            if let Some(p) = s.share_at_6 {
+                write!(out, " at±6 {:.4}%", 100.0 * p)?;
+            }
+            if let Some(h) = &s.scale_exponents {
+                let hs: Vec<String> = h.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+                write!(out, " scale-exp {{{}}}", hs.join(" "))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
