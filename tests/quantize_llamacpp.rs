@@ -96,3 +96,25 @@ fn q5_0_matches_llama_quantize() {
 fn q5_1_matches_llama_quantize() {
     check("q5_1");
 }
+
+/// An HF BF16 folder goes through convert's plan and gives the same tensors as llama.cpp's converter followed
+/// by llama.cpp's quantizer.
+#[test]
+fn hf_folder_input_matches_convert_then_llama_quantize() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.gguf");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/tiny-bf16-noisy");
+    ossify::quantize::quantize_to_gguf(&src, &out, &options("mxfp4_moe")).unwrap();
+    let ours = GgufFile::open(&out).unwrap();
+    let theirs = GgufFile::open(&golden("tiny-bf16-noisy.mxfp4_moe.gguf")).unwrap();
+    assert_eq!(ours.tensors.len(), theirs.tensors.len());
+    for t in &theirs.tensors {
+        let o = ours.tensor_info(&t.name).unwrap();
+        assert_eq!((o.dtype, &o.shape), (t.dtype, &t.shape), "{}", t.name);
+        assert!(
+            ours.tensor_bytes(o) == theirs.tensor_bytes(t),
+            "{} differs",
+            t.name
+        );
+    }
+}

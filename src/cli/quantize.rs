@@ -1,14 +1,14 @@
 //! `ossify quantize`: re-encode a checkpoint's tensors into ggml block types (GGUF) or OpenAI's MXFP4
 //! safetensors layout.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
 use crate::quantize::preset::{parse_tensor_type, Preset};
 use crate::quantize::{
-    quantize_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
+    quantize_to_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -104,15 +104,6 @@ impl QuantizeArgs {
     }
 }
 
-fn is_gguf(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == b"GGUF"
-}
-
 pub fn run(args: &QuantizeArgs) -> Result<()> {
     let opts = args.options()?;
     if args.output.exists() {
@@ -123,14 +114,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     }
     match args.format {
         OutputFormat::Gguf => {
-            if !is_gguf(&args.input) {
-                bail!(
-                    "{}: quantizing a Hugging Face folder to GGUF is not available yet in this build; convert \
-                     it first with `ossify convert --outtype bf16`",
-                    args.input.display()
-                );
-            }
-            let s = quantize_gguf(&args.input, &args.output, &opts)?;
+            let s = quantize_to_gguf(&args.input, &args.output, &opts)?;
             for n in &s.notes {
                 eprintln!("note: {n}");
             }

@@ -13,6 +13,9 @@ use ossify_formats::gguf::constants::{
 use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
 use ossify_formats::DType;
 
+use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::plan::{OutType, Plan};
+
 use super::encode::{encode_tensor, Mxfp4Scale};
 use super::imatrix::ImportanceMatrix;
 use super::select::{Choice, TypeRules};
@@ -156,6 +159,32 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         ..opts.clone()
     };
     write_gguf(f.metadata.clone(), &sources, output, &opts)
+        .with_context(|| format!("quantizing {}", input.display()))
+}
+
+/// Quantizes any checkpoint ossify reads into a GGUF. An HF or original folder goes through `convert`'s plan
+/// (its tensors, names, transforms and metadata, with `--outtype auto`, i.e. lossless), so the result is what
+/// `ossify convert` followed by llama-quantize would give, without the intermediate file.
+pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
+    // A GGUF is re-typed as it is, whatever its metadata (as llama-quantize does).
+    if detect_layout(input)? == Layout::Gguf {
+        return quantize_gguf(input, output, opts);
+    }
+    let ckpt = Checkpoint::open(input, None)?;
+    let plan = Plan::new(&ckpt, OutType::Auto)?;
+    let metadata = crate::cli::convert::metadata(&ckpt, &plan)?;
+    let ckpt_ref = &ckpt;
+    let sources: Vec<SourceTensor<'_>> = plan
+        .tensors
+        .iter()
+        .map(|t| SourceTensor {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            load: Box::new(move || Ok(Cow::Owned(t.materialize(ckpt_ref)?))),
+        })
+        .collect();
+    write_gguf(metadata, &sources, output, opts)
         .with_context(|| format!("quantizing {}", input.display()))
 }
 
