@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
 use crate::quantize::preset::{parse_tensor_type, Preset};
+use crate::quantize::safetensors_out::{quantize_to_safetensors, DEFAULT_SHARD_BYTES};
 use crate::quantize::{
     quantize_to_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
 };
@@ -61,6 +62,9 @@ pub struct QuantizeArgs {
     /// --calibration); implies --mxfp4-scale mse
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// Largest safetensors shard, in bytes (--format safetensors)
+    #[arg(long, default_value_t = DEFAULT_SHARD_BYTES, hide = true)]
+    pub shard_size: usize,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -129,6 +133,19 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
             }
             Ok(())
         }
-        OutputFormat::Safetensors => bail!("--format safetensors: not available yet in this build"),
+        OutputFormat::Safetensors => {
+            if opts.rules.preset.name != "mxfp4_moe" || !args.tensor_type.is_empty() {
+                bail!("--format safetensors writes OpenAI's layout (experts MXFP4, the rest BF16); --type and --tensor-type do not apply");
+            }
+            let n = quantize_to_safetensors(&args.input, &args.output, &opts, args.shard_size)?;
+            if !args.quiet {
+                eprintln!(
+                    "{}: {:.2} MiB",
+                    args.output.display(),
+                    n as f64 / (1 << 20) as f64
+                );
+            }
+            Ok(())
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod encode;
 pub mod imatrix;
 pub mod pipeline;
 pub mod preset;
+pub mod safetensors_out;
 pub mod select;
 
 pub use encode::Mxfp4Scale;
