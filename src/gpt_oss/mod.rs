@@ -4,3 +4,9 @@ pub mod config;
 pub mod names;
 
 pub use config::{AttentionKind, GptOssConfig, RopeScaling};
+pub mod forward;
+pub mod rope;
+pub mod weights;
+
+pub use forward::{ForwardOptions, Model, Session, SubBlock, Trace};
+pub use weights::{NameLayout, TensorSource};

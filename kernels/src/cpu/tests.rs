@@ -1,0 +1,283 @@
+//! Fast kernels against their scalar twins, and the decoders against hand-worked ggml blocks.
+
+use half::{bf16, f16};
+use ossify_formats::DType;
+
+use super::decode::decode_row;
+use super::*;
+
+/// A small deterministic generator (no `rand` dependency): xorshift64*.
+struct Rng(u64);
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Random bytes for `rows x cols` of `dtype`, with every f16 scale/min and E8M0 exponent set to a sane value.
+fn random_matrix(rng: &mut Rng, dtype: DType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * cols;
+    match dtype {
+        DType::F32 => (0..n).flat_map(|_| rng.f32().to_le_bytes()).collect(),
+        DType::F16 => (0..n)
+            .flat_map(|_| f16::from_f32(rng.f32()).to_le_bytes())
+            .collect(),
+        DType::BF16 => (0..n)
+            .flat_map(|_| bf16::from_f32(rng.f32()).to_le_bytes())
+            .collect(),
+        _ => {
+            let (bs, ts) = (dtype.block_size(), dtype.type_size());
+            let mut b = rng.bytes(n / bs * ts);
+            for blk in b.chunks_exact_mut(ts) {
+                if dtype == DType::Mxfp4 {
+                    blk[0] = 120 + (blk[0] % 12);
+                } else {
+                    blk[..2].copy_from_slice(&f16::from_f32(rng.f32() * 0.1).to_le_bytes());
+                    if matches!(dtype, DType::Q4_1 | DType::Q5_1) {
+                        blk[2..4].copy_from_slice(&f16::from_f32(rng.f32() * 0.1).to_le_bytes());
+                    }
+                }
+            }
+            b
+        }
+    }
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    // Sums in a different order differ by rounding relative to the terms, so scale by the largest result.
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}: element {i}: {x} vs {y}"
+        );
+    }
+}
+
+const ALL: [DType; 9] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Mxfp4,
+];
+
+#[test]
+fn matmul_agrees_with_scalar_twin_for_every_type() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (rows, cols) = (37, 96);
+    for dtype in ALL {
+        let bytes = random_matrix(&mut rng, dtype, rows, cols);
+        let w = WeightMatrix::new(dtype, &bytes, rows, cols).unwrap();
+        for n_tokens in [1, 3, 17, 150] {
+            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
+            let mut y = vec![0f32; n_tokens * rows];
+            let mut y_ref = vec![0f32; n_tokens * rows];
+            matmul(&w, &x, n_tokens, &mut y).unwrap();
+            matmul_ref(&w, &x, n_tokens, &mut y_ref).unwrap();
+            assert_close(&y, &y_ref, 1e-5, &format!("{dtype} T={n_tokens}"));
+            assert!(y_ref.iter().any(|v| *v != 0.0));
+        }
+    }
+}
+
+#[test]
+fn selected_rows_are_the_rows_of_the_whole_matrix() {
+    // Interleaved gate/up: even rows = gate, odd rows = up; a selection is computed exactly like the whole.
+    let mut rng = Rng(7);
+    let (rows, cols) = (24, 64);
+    let blocks = rng.bytes(rows * cols / 2);
+    let scales: Vec<u8> = (0..rows * cols / 32)
+        .map(|_| 120 + (rng.next_u64() % 10) as u8)
+        .collect();
+    let w = WeightMatrix::mxfp4_pair(&blocks, &scales, rows, cols).unwrap();
+    let x: Vec<f32> = (0..2 * cols).map(|_| rng.f32()).collect();
+    let mut whole = vec![0f32; 2 * rows];
+    matmul(&w, &x, 2, &mut whole).unwrap();
+    for (first, step, n) in [(0, 2, 12), (1, 2, 12), (5, 1, 7), (3, 3, 7)] {
+        let sel = w.select_rows(first, step, n).unwrap();
+        let mut y = vec![0f32; 2 * n];
+        let mut y_ref = vec![0f32; 2 * n];
+        matmul(&sel, &x, 2, &mut y).unwrap();
+        matmul_ref(&sel, &x, 2, &mut y_ref).unwrap();
+        assert_close(&y, &y_ref, 1e-5, "selection vs twin");
+        for t in 0..2 {
+            for k in 0..n {
+                assert_eq!(y[t * n + k], whole[t * rows + first + k * step]);
+            }
+        }
+        // A selection of a selection composes.
+        let sub = sel.select_rows(1, 2, n / 2).unwrap();
+        let mut ys = vec![0f32; 2 * (n / 2)];
+        matmul(&sub, &x, 2, &mut ys).unwrap();
+        for t in 0..2 {
+            for k in 0..n / 2 {
+                assert_eq!(ys[t * (n / 2) + k], y[t * n + 1 + 2 * k]);
+            }
+        }
+    }
+    assert!(w.select_rows(1, 2, 13).is_err());
+}
+
+#[test]
+fn transposed_matrix_computes_x_times_w() {
+    // Stored (in, out) BF16, as fine-tunes store experts; compare with the same numbers stored (out, in).
+    let mut rng = Rng(11);
+    let (inp, out) = (70, 150);
+    let vals: Vec<bf16> = (0..inp * out).map(|_| bf16::from_f32(rng.f32())).collect();
+    let stored: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut normal = Vec::with_capacity(stored.len());
+    for o in 0..out {
+        for i in 0..inp {
+            normal.extend_from_slice(&vals[i * out + o].to_le_bytes());
+        }
+    }
+    let wt = WeightMatrix::transposed(DType::BF16, &stored, inp, out).unwrap();
+    let wn = WeightMatrix::new(DType::BF16, &normal, out, inp).unwrap();
+    for n_tokens in [1, 5] {
+        let x: Vec<f32> = (0..n_tokens * inp).map(|_| rng.f32()).collect();
+        for (first, step, n) in [(0, 1, out), (0, 2, out / 2), (1, 2, out / 2)] {
+            let (st, sn) = (
+                wt.select_rows(first, step, n).unwrap(),
+                wn.select_rows(first, step, n).unwrap(),
+            );
+            let mut a = vec![0f32; n_tokens * n];
+            let mut b = vec![0f32; n_tokens * n];
+            let mut c = vec![0f32; n_tokens * n];
+            matmul(&st, &x, n_tokens, &mut a).unwrap();
+            matmul_ref(&st, &x, n_tokens, &mut b).unwrap();
+            matmul(&sn, &x, n_tokens, &mut c).unwrap();
+            assert_close(&a, &b, 1e-5, "transposed vs twin");
+            assert_close(&a, &c, 1e-5, "transposed vs normal");
+        }
+    }
+    assert!(WeightMatrix::transposed(DType::Q8_0, &stored, inp, out).is_err());
+}
+
+#[test]
+fn matmul_rejects_wrong_sizes() {
+    let bytes = vec![0u8; 4 * 8 * 4];
+    assert!(WeightMatrix::new(DType::F32, &bytes, 4, 9).is_err());
+    assert!(WeightMatrix::new(DType::Q8_0, &bytes, 1, 33).is_err());
+    assert!(WeightMatrix::new(DType::I32, &bytes, 4, 8).is_err());
+    let w = WeightMatrix::new(DType::F32, &bytes, 4, 8).unwrap();
+    let mut y = vec![0f32; 4];
+    assert!(matmul(&w, &[0f32; 7], 1, &mut y).is_err());
+}
+
+/// Blocks worked by hand from ggml's `dequantize_row_*` formulas (ggml-quants.c).
+#[test]
+fn decoders_follow_ggml_formulas() {
+    let half = f16::from_f32(0.5).to_le_bytes();
+    let quarter = f16::from_f32(0.25).to_le_bytes();
+    let mut y = [0f32; 32];
+
+    // Q8_0: d * q
+    let mut b = vec![half[0], half[1]];
+    b.extend((0..32).map(|i| (i as i8 - 16) as u8));
+    decode_row(DType::Q8_0, &b, &mut y);
+    assert_eq!((y[0], y[31]), (-8.0, 7.5));
+
+    // Q4_0: (nibble - 8) * d, element j low nibble, j+16 high nibble
+    let mut b = vec![half[0], half[1]];
+    b.extend([0x1Fu8; 16]);
+    decode_row(DType::Q4_0, &b, &mut y);
+    assert_eq!((y[0], y[16]), (3.5, -3.5));
+
+    // Q4_1: nibble * d + m
+    let mut b = vec![half[0], half[1], quarter[0], quarter[1]];
+    b.extend([0x2Fu8; 16]);
+    decode_row(DType::Q4_1, &b, &mut y);
+    assert_eq!((y[0], y[16]), (7.75, 1.25));
+
+    // Q5_0: ((nibble | high bit << 4) - 16) * d; bit j of qh is element j's fifth bit, bit j+16 element j+16's.
+    let mut b = vec![half[0], half[1]];
+    b.extend(((1u32 << 0) | (1u32 << 17)).to_le_bytes());
+    b.extend([0x33u8; 16]);
+    decode_row(DType::Q5_0, &b, &mut y);
+    assert_eq!((y[0], y[1], y[16], y[17]), (1.5, -6.5, -6.5, 1.5));
+
+    // Q5_1: (nibble | high bit << 4) * d + m
+    let mut b = vec![half[0], half[1], quarter[0], quarter[1]];
+    b.extend((1u32 << 31).to_le_bytes());
+    b.extend([0xF0u8; 16]);
+    decode_row(DType::Q5_1, &b, &mut y);
+    assert_eq!((y[0], y[15], y[31]), (0.25, 0.25, 15.75));
+}
+
+/// The AVX2 fused decode-and-dot kernels against their scalar twins (decode, then `dot_scalar`).
+#[test]
+fn avx2_kernels_agree_with_scalar_twins() {
+    use super::decode::decode_row_mxfp4_hf;
+    use super::simd::Avx2;
+    let mut rng = Rng(99);
+    let Some(s) = Avx2::detect() else {
+        // No AVX2 here: the dispatching entry points fall back to the scalar twin exactly.
+        let a: Vec<f32> = (0..100).map(|_| rng.f32()).collect();
+        assert_eq!(dot(&a, &a), dot_scalar(&a, &a));
+        return;
+    };
+    println!("AVX2+FMA kernels under test");
+    for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 2880] {
+        let a: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        assert_close(
+            &[s.dot(&a, &b)],
+            &[dot_scalar(&a, &b)],
+            1e-5,
+            &format!("dot n={n}"),
+        );
+
+        let bf: Vec<u8> = a
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        let mut dec = vec![0f32; n];
+        decode_row(DType::BF16, &bf, &mut dec);
+        assert_close(
+            &[s.dot_bf16(&bf, &b)],
+            &[dot_scalar(&dec, &b)],
+            1e-5,
+            &format!("bf16 n={n}"),
+        );
+    }
+    for cols in [32usize, 64, 2880] {
+        let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+        let mut dec = vec![0f32; cols];
+        // HF pair
+        let blocks = rng.bytes(cols / 2);
+        let scales: Vec<u8> = (0..cols / 32)
+            .map(|_| 118 + (rng.next_u64() % 16) as u8)
+            .collect();
+        decode_row_mxfp4_hf(&blocks, &scales, &mut dec);
+        assert_close(
+            &[s.dot_mxfp4_hf(&blocks, &scales, &x)],
+            &[dot_scalar(&dec, &x)],
+            1e-5,
+            &format!("mxfp4 hf cols={cols}"),
+        );
+        // ggml blocks
+        let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
+        decode_row(DType::Mxfp4, &row, &mut dec);
+        assert_close(
+            &[s.dot_mxfp4_ggml(&row, &x)],
+            &[dot_scalar(&dec, &x)],
+            1e-5,
+            &format!("mxfp4 ggml cols={cols}"),
+        );
+    }
+}

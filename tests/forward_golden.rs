@@ -1,0 +1,452 @@
+//! Acceptance of the reference forward pass: on every golden checkpoint and layout, ossify's logits agree with
+//! transformers' float32 logits (golden/reference/, made by golden/generate.py): max |Δlogit| ≤ 1e-3, mean KL
+//! divergence ≤ 1e-6, and the same top-1 wherever transformers' top-2 margin exceeds 1e-3. The measured values
+//! are printed (`cargo test --test forward_golden -- --nocapture`).
+
+use std::path::{Path, PathBuf};
+
+use ossify::checkpoint::Checkpoint;
+use ossify::gpt_oss::rope::Rope;
+use ossify::gpt_oss::{ForwardOptions, Model, NameLayout};
+use ossify_formats::DType;
+
+const MAX_DLOGIT: f64 = 1e-3;
+const MAX_MEAN_KL: f64 = 1e-6;
+const TOP2_MARGIN: f32 = 1e-3;
+
+fn golden() -> PathBuf {
+    let g = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+    assert!(
+        g.join("reference/tokens.json").is_file(),
+        "golden data missing at {} (golden/generate.py makes it)",
+        g.display()
+    );
+    g
+}
+
+/// A little-endian float32 C-order .npy: (shape, values).
+fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&b[..6], b"\x93NUMPY", "{}: not a .npy file", path.display());
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+    assert!(header.contains("'<f4'"), "{}: {header}", path.display());
+    assert!(header.contains("'fortran_order': False"));
+    let shape_str = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_str
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[start + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>());
+    (shape, data)
+}
+
+fn sequences() -> Vec<Vec<u32>> {
+    let text = std::fs::read_to_string(golden().join("reference/tokens.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["sequences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+struct Metrics {
+    max_dlogit: f64,
+    mean_kl: f64,
+    top1_checked: usize,
+    top1_mismatch: usize,
+}
+
+fn log_softmax(x: &[f32]) -> Vec<f64> {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let lse = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln() + m;
+    x.iter().map(|&v| v as f64 - lse).collect()
+}
+
+/// Ours against the reference, `[T, vocab]` each. KL(reference || ours), as llama-perplexity defines it.
+fn compare(reference: &[f32], ours: &[f32], vocab: usize) -> Metrics {
+    assert_eq!(reference.len(), ours.len());
+    let mut m = Metrics {
+        max_dlogit: 0.0,
+        mean_kl: 0.0,
+        top1_checked: 0,
+        top1_mismatch: 0,
+    };
+    let rows = reference.len() / vocab;
+    for (r, o) in reference.chunks_exact(vocab).zip(ours.chunks_exact(vocab)) {
+        for (a, b) in r.iter().zip(o) {
+            assert!(b.is_finite(), "non-finite logit");
+            m.max_dlogit = m.max_dlogit.max((a - b).abs() as f64);
+        }
+        let (lr, lo) = (log_softmax(r), log_softmax(o));
+        m.mean_kl += lr
+            .iter()
+            .zip(&lo)
+            .map(|(a, b)| a.exp() * (a - b))
+            .sum::<f64>();
+        let mut idx: Vec<usize> = (0..vocab).collect();
+        idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]));
+        if r[idx[0]] - r[idx[1]] > TOP2_MARGIN {
+            m.top1_checked += 1;
+            let top_ours = (0..vocab).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap();
+            if top_ours != idx[0] {
+                m.top1_mismatch += 1;
+            }
+        }
+    }
+    m.mean_kl /= rows as f64;
+    m
+}
+
+/// Runs `ckpt` on every golden sequence and checks it against `golden/reference/<reference>.seq<k>.<suffix>.npy`.
+fn check(ckpt_path: &Path, reference: &str, suffix: &str, options: ForwardOptions) {
+    check_in(
+        &golden().join("reference"),
+        ckpt_path,
+        reference,
+        suffix,
+        options,
+    )
+}
+
+/// Like [`check`], with the reference logits in `ref_dir`.
+fn check_in(
+    ref_dir: &Path,
+    ckpt_path: &Path,
+    reference: &str,
+    suffix: &str,
+    options: ForwardOptions,
+) {
+    let ckpt = Checkpoint::open(ckpt_path, None)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", ckpt_path.display()));
+    let model = Model::new(&ckpt, options).unwrap_or_else(|e| panic!("{e:#}"));
+    let vocab = model.config().vocab_size;
+    for (k, toks) in sequences().iter().enumerate() {
+        let refp = ref_dir.join(format!("{reference}.seq{k}.{suffix}.npy"));
+        let (shape, want) = read_npy_f32(&refp);
+        assert_eq!(shape, [toks.len(), vocab]);
+        let got = model.forward(toks).unwrap();
+        let m = compare(&want, &got, vocab);
+        println!(
+            "{} ({:?}) seq{k} vs {}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{} agree",
+            ckpt_path
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(ckpt_path)
+                .display(),
+            model.layout(),
+            refp.file_name().unwrap().to_string_lossy(),
+            m.max_dlogit,
+            m.mean_kl,
+            m.top1_checked - m.top1_mismatch,
+            m.top1_checked
+        );
+        assert!(m.max_dlogit <= MAX_DLOGIT, "max |Δlogit| {}", m.max_dlogit);
+        assert!(m.mean_kl <= MAX_MEAN_KL, "mean KL {}", m.mean_kl);
+        assert_eq!(m.top1_mismatch, 0, "top-1 disagreements");
+        assert!(m.top1_checked > 0);
+    }
+}
+
+#[test]
+fn hf_mxfp4_matches_transformers() {
+    check(
+        &golden().join("tiny"),
+        "tiny",
+        "logits",
+        ForwardOptions::default(),
+    );
+}
+
+#[test]
+fn original_layout_matches_transformers() {
+    check(
+        &golden().join("tiny/original"),
+        "tiny",
+        "logits",
+        ForwardOptions::default(),
+    );
+}
+
+#[test]
+fn hf_bf16_matches_transformers() {
+    check(
+        &golden().join("tiny-bf16"),
+        "tiny-bf16",
+        "logits",
+        ForwardOptions::default(),
+    );
+    check(
+        &golden().join("tiny-bf16-noisy"),
+        "tiny-bf16-noisy",
+        "logits",
+        ForwardOptions::default(),
+    );
+}
+
+#[test]
+fn gguf_from_llama_cpp_matches_transformers() {
+    // Lossless conversions by llama.cpp's converter: the same function as the source.
+    for (file, reference) in [
+        ("tiny.f32.gguf", "tiny"),
+        ("tiny.f16.gguf", "tiny"),
+        ("tiny.bf16.gguf", "tiny"),
+        ("tiny-bf16.f32.gguf", "tiny-bf16"),
+        ("tiny-bf16.bf16.gguf", "tiny-bf16"),
+    ] {
+        check(
+            &golden().join("llamacpp").join(file),
+            reference,
+            "logits",
+            ForwardOptions::default(),
+        );
+    }
+}
+
+/// Quantized GGUFs (gguf-py's quantizers; llama.cpp's converter for tiny.q8_0) against transformers run on the
+/// weights as gguf-py decodes them (tests/data/forward/make_quant_refs.py).
+#[test]
+fn quantized_gguf_matches_transformers_on_decoded_weights() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
+    for (ty, dtype) in [
+        ("q8_0", DType::Q8_0),
+        ("q4_0", DType::Q4_0),
+        ("q4_1", DType::Q4_1),
+        ("q5_0", DType::Q5_0),
+        ("q5_1", DType::Q5_1),
+        ("mxfp4", DType::Mxfp4),
+    ] {
+        let path = data.join(format!("tiny-bf16.{ty}.gguf"));
+        let ckpt = Checkpoint::open(&path, None).unwrap();
+        // The fixture really holds the type under test, experts included.
+        for name in [
+            "blk.0.attn_q.weight",
+            "blk.0.ffn_gate_exps.weight",
+            "output.weight",
+        ] {
+            assert_eq!(ckpt.tensor(name).unwrap().dtype, dtype, "{name} in {ty}");
+        }
+        check_in(
+            &data,
+            &path,
+            &format!("tiny-bf16.{ty}"),
+            "logits",
+            ForwardOptions::default(),
+        );
+    }
+    check_in(
+        &data,
+        &golden().join("llamacpp/tiny.q8_0.gguf"),
+        "tiny.q8_0",
+        "logits",
+        ForwardOptions::default(),
+    );
+}
+
+#[test]
+fn yarn_truncate_matches_transformers_with_rounded_bounds() {
+    let opts = ForwardOptions {
+        yarn_truncate: true,
+        ..ForwardOptions::default()
+    };
+    check(
+        &golden().join("tiny"),
+        "tiny",
+        "logits-yarn-truncate",
+        opts.clone(),
+    );
+    check(
+        &golden().join("tiny-bf16-noisy"),
+        "tiny-bf16-noisy",
+        "logits-yarn-truncate",
+        opts,
+    );
+}
+
+#[test]
+fn yarn_inverse_frequencies_match_transformers() {
+    let facts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(golden().join("reference/facts.json")).unwrap(),
+    )
+    .unwrap();
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    for (truncate, key) in [
+        (false, "tiny.inv_freq.truncate_false"),
+        (true, "tiny.inv_freq.truncate_true"),
+    ] {
+        let want: Vec<f64> = facts[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let rope = Rope::new(&ckpt.config, Some(truncate));
+        assert_eq!(rope.inv_freq.len(), want.len());
+        for (i, (&a, &b)) in rope.inv_freq.iter().zip(&want).enumerate() {
+            assert!(
+                ((a as f64) - b).abs() <= 1e-6 * b.abs(),
+                "{key}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// The residual stream after each attention and MoE sub-block matches transformers' (attn_resid: input of
+/// post_attention_layernorm; hidden: decoder layer outputs; last_prenorm: input of the final norm).
+#[test]
+fn traced_residuals_match_transformers() {
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let toks = &sequences()[0];
+    let tr = model.forward_traced(toks).unwrap();
+    let (_, attn) = read_npy_f32(&golden().join("reference/tiny.seq0.attn_resid.npy"));
+    let (hs, hidden) = read_npy_f32(&golden().join("reference/tiny.seq0.hidden.npy"));
+    let (_, last) = read_npy_f32(&golden().join("reference/tiny.seq0.last_prenorm.npy"));
+    let n_layers = model.config().num_hidden_layers;
+    let th = hs[1] * hs[2];
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        println!("{what}: max |Δ| {err:.3e} (scale {scale:.2})");
+        assert!(err <= 1e-5 * scale, "{what}: max |Δ| {err}");
+    };
+    close(&tr.embeddings, &hidden[..th], "embeddings");
+    for l in 0..n_layers {
+        close(
+            &tr.after_attention[l],
+            &attn[l * th..(l + 1) * th],
+            &format!("layer {l} after attention"),
+        );
+        let want = if l + 1 < n_layers {
+            &hidden[(l + 1) * th..(l + 2) * th]
+        } else {
+            &last[..]
+        };
+        close(&tr.after_moe[l], want, &format!("layer {l} after MoE"));
+    }
+    assert_eq!(tr.first_non_finite(), None);
+    assert_eq!(tr.logits, model.forward(toks).unwrap());
+}
+
+/// Incremental decode through the KV cache (sliding-window ring included) and small prefill batches give the
+/// logits of one full pass.
+#[test]
+fn kv_cache_and_batching_agree_with_one_pass() {
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    assert_eq!(model.layout(), NameLayout::Hf);
+    let toks = &sequences()[0];
+    let window = model.config().sliding_window;
+    assert!(toks.len() > 2 * window, "sequence must outrun the window");
+    let full = model.forward(toks).unwrap();
+    let vocab = model.config().vocab_size;
+
+    let mut s = model.session();
+    let mut inc = s.eval(&toks[..5]).unwrap();
+    for &t in &toks[5..] {
+        inc.extend(s.eval(&[t]).unwrap());
+    }
+    assert_eq!(s.n_past(), toks.len());
+
+    let batched = Model::new(
+        &ckpt,
+        ForwardOptions {
+            batch_size: 3,
+            threads: 1,
+            ..ForwardOptions::default()
+        },
+    )
+    .unwrap()
+    .forward(toks)
+    .unwrap();
+    for (what, other) in [("incremental", &inc), ("batch of 3", &batched)] {
+        let m = compare(&full, other, vocab);
+        println!("{what} vs one pass: max|Δlogit| {:.3e}", m.max_dlogit);
+        assert!(m.max_dlogit <= 1e-4, "{what}: {}", m.max_dlogit);
+    }
+    s.reset();
+    assert_eq!(s.n_past(), 0);
+
+    // Scoring only a suffix, a batch at a time, gives the same rows.
+    let mut s = model.session();
+    let mut seen = Vec::new();
+    s.eval_each(&toks[..20], 12, |i, row| {
+        let m = compare(&full[i * vocab..(i + 1) * vocab], row, vocab);
+        assert!(m.max_dlogit <= 1e-4, "eval_each row {i}: {}", m.max_dlogit);
+        seen.push(i);
+    })
+    .unwrap();
+    assert_eq!(seen, (12..20).collect::<Vec<_>>());
+    let last = s.eval_last(&toks[20..]).unwrap();
+    let m = compare(&full[(toks.len() - 1) * vocab..], &last, vocab);
+    assert!(m.max_dlogit <= 1e-4, "eval_last: {}", m.max_dlogit);
+}
+
+#[test]
+fn out_of_vocabulary_token_is_an_error() {
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let err = model.forward(&[1, 100_000]).unwrap_err();
+    assert!(format!("{err:#}").contains("100000"), "{err:#}");
+}
+
+/// Past 8192 positions (YaRN's long range, the sliding ring wrapped a thousand times): the last positions of an
+/// 8200-token sequence match transformers (tests/data/forward/make_quant_refs.py `long`).
+#[test]
+fn long_context_matches_transformers() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
+    let toks: Vec<u32> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("long.tokens.json")).unwrap())
+            .unwrap();
+    let (shape, want) = read_npy_f32(&data.join("long.tail.logits.npy"));
+    assert!(toks.len() > 8192);
+    let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
+    let opts = ForwardOptions {
+        context: toks.len(),
+        ..ForwardOptions::default()
+    };
+    let model = Model::new(&ckpt, opts).unwrap();
+    let vocab = model.config().vocab_size;
+    assert_eq!(shape[1], vocab);
+    let first = toks.len() - shape[0];
+    let mut got = Vec::new();
+    model
+        .session()
+        .eval_each(&toks, first, |_, row| got.extend_from_slice(row))
+        .unwrap();
+    let m = compare(&want, &got, vocab);
+    println!(
+        "{} tokens, last {}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{} agree",
+        toks.len(),
+        shape[0],
+        m.max_dlogit,
+        m.mean_kl,
+        m.top1_checked - m.top1_mismatch,
+        m.top1_checked
+    );
+    assert!(m.max_dlogit <= MAX_DLOGIT, "max |Δlogit| {}", m.max_dlogit);
+    assert!(m.mean_kl <= MAX_MEAN_KL, "mean KL {}", m.mean_kl);
+    assert_eq!(m.top1_mismatch, 0);
+}
