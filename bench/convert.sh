@@ -5,8 +5,8 @@
 #   bench/convert.sh [--layers N] [--workdir DIR] [--llama-cpp DIR] [--python PY]
 #
 # --llama-cpp: a llama.cpp source tree (llama-cpp-python's sdist carries one under vendor/llama.cpp);
-# without it the llama.cpp row is skipped. --python must have torch, numpy and sentencepiece-free deps of
-# llama.cpp's converter. The page cache is warmed once before timing; each command runs twice, best time kept.
+# without it the llama.cpp row is skipped. --python must have what llama.cpp's converter imports (torch, numpy,
+# transformers). The page cache is warmed once before timing; each command runs twice, best time kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layers=4; work=${TMPDIR:-/tmp}/ossify-bench; llama=""; py=python3
@@ -44,8 +44,8 @@ echo "checkpoint: $src ($(du -sh "$src" | cut -f1)), $(nproc) cores"
 measure cp cp -r "$src" "$work/out/copy"
 measure ossify "$bin" convert "$src" -o "$work/out/ossify.gguf"
 if [ -n "$llama" ]; then
-  measure llamacpp env PYTHONPATH="$llama/gguf-py" "$py" golden/convert_with_llamacpp.py \
-    --llama-cpp "$llama" "$src" --outfile "$work/out/llama.gguf" --outtype auto
+  measure llamacpp env LLAMA_CPP_SRC="$llama" "$py" golden/convert_with_llamacpp.py \
+    "$src" --outfile "$work/out/llama.gguf" --outtype auto
 fi
 echo "ossify / cp time: $(awk "BEGIN{printf \"%.2f\", $t_ossify/$t_cp}")x"
 if [ -n "$llama" ]; then

@@ -695,7 +695,10 @@ def reference_outputs(tokens: dict) -> dict:
             facts["hidden_last_is_prenorm"] = last_prenorm
             twin_logits[(name, k)] = logits
             if name == "tiny-bf16":
-                continue  # same function as tiny (checked below); its outputs are tiny's, not stored twice
+                # same function as tiny (checked below): only its logits are stored, for tests that look them up
+                # by checkpoint name; its hidden states are tiny's
+                np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
+                continue
             np.save(REFERENCE / f"{name}.seq{k}.logits.npy", logits.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.hidden.npy", hidden.astype(np.float32))
             np.save(REFERENCE / f"{name}.seq{k}.attn_resid.npy", extra["attn_resid"].astype(np.float32))
@@ -855,8 +858,79 @@ def llamacpp_logits(tokens: dict) -> dict:
                 "max_abs_dlogit_vs_transformers_yarn_truncate": dt,
                 "top1_vs_transformers_yarn_truncate": top1,
             }
+    results["explained"] = explain_llamacpp_mxfp4(tokens)
+    results["tokenization_equal"] = llamacpp_tokenize_check()
     write_json(LLAMACPP / "logits_vs_transformers.json", results)
     return results
+
+
+TOKENIZER_PROBE = "Hello   world!!\n\n  123456 don't I'M ok\t\tß文字 🚀 <|start|>x<|end|>"
+
+
+def llamacpp_tokenize_check() -> dict:
+    """llama.cpp, told the pre-tokenizer is gpt-4o, must split text exactly as tokenizer.json does."""
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(TINY / "tokenizer.json"))
+    mparams = llama_cpp.llama_model_default_params()
+    mparams.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(LLAMACPP / "tiny.f32.gguf").encode(), mparams)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    out = {}
+    for i, text in enumerate((TEXT_SEQ0, TEXT_SEQ1, CORPUS, TOKENIZER_PROBE)):
+        raw = text.encode()
+        buf = (llama_cpp.llama_token * 4096)()
+        n = llama_cpp.llama_tokenize(vocab, raw, len(raw), buf, 4096, False, True)  # no BOS, parse specials
+        ours = tok.encode(text, add_special_tokens=False).ids
+        same = list(buf[:n]) == ours
+        print(f"  llama.cpp tokenization of text {i} ({len(ours)} tokens) equals tokenizers': {same}")
+        out[f"text{i}"] = same
+        if not same:
+            raise SystemExit("llama.cpp's gpt-4o pre-tokenizer splits the golden vocabulary differently")
+    llama_cpp.llama_model_free(model)
+    return out
+
+
+def q8_0_roundtrip(x: torch.Tensor) -> torch.Tensor:
+    """x -> ggml Q8_0 (blocks of 32, d = amax/127 stored as f16, q = round(x/d)) -> float, as ggml's CPU backend
+    quantizes activations before a dot product with Q8_0 or MXFP4 weights."""
+    shape = x.shape
+    b = x.reshape(-1, 32).float()
+    d = b.abs().max(-1, keepdim=True).values / 127
+    inv = torch.where(d > 0, 1.0 / d, torch.zeros_like(d))
+    q = torch.round(b * inv)
+    return (q * d.half().float()).reshape(shape)
+
+
+def explain_llamacpp_mxfp4(tokens: dict) -> dict:
+    """llama.cpp's CPU logits for an MXFP4 GGUF = transformers with (a) YaRN truncate=true and (b) the inputs of both
+    expert matmuls rounded through Q8_0. Checked here by patching transformers' expert forward."""
+    m = load_hf(TINY, yarn_truncate=True)
+
+    def forward(self, hidden_states, router_indices=None, routing_weights=None):
+        out = torch.zeros_like(hidden_states)
+        for e in range(self.num_experts):
+            tok, slot = torch.where(router_indices == e)
+            if len(tok) == 0:
+                continue
+            gu = q8_0_roundtrip(hidden_states[tok]) @ self.gate_up_proj[e] + self.gate_up_proj_bias[e]
+            y = q8_0_roundtrip(self._apply_gate(gu)) @ self.down_proj[e] + self.down_proj_bias[e]
+            out.index_add_(0, tok, y * routing_weights[tok, slot, None])
+        return out
+
+    for layer in m.model.layers:
+        layer.mlp.experts.forward = forward.__get__(layer.mlp.experts)
+    facts = {}
+    for k, ids in enumerate(tokens["sequences"]):
+        with torch.no_grad():
+            sim = m(torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+        got = np.load(LLAMACPP / f"tiny.f32.seq{k}.logits.npy")
+        d = float(np.abs(sim - got).max())
+        print(f"  llama.cpp tiny.f32.gguf seq{k} vs transformers(truncate=true, Q8_0 expert inputs): "
+              f"max |dlogit| = {d:.3e}")
+        facts[f"tiny.f32.seq{k}.max_abs_dlogit_vs_simulated_q8_0_activations"] = d
+    return facts
 
 
 def gguf_manifest() -> None:
@@ -884,10 +958,28 @@ def gguf_manifest() -> None:
         ]
         manifest[out] = {"metadata": kv, "tensors": tensors}
     write_json(LLAMACPP / "manifest.json", manifest)
+
+    # The MXFP4 experts llama.cpp repacked from tiny/ decode (gguf-py's own dequantizer) to exactly the F32 experts
+    # it wrote from tiny-bf16/: the repack is lossless and both sources describe the same weights.
+    from gguf.quants import dequantize
+
+    a = {t.name: t for t in GGUFReader(str(LLAMACPP / "tiny.f32.gguf")).tensors}
+    b = {t.name: t for t in GGUFReader(str(LLAMACPP / "tiny-bf16.f32.gguf")).tensors}
+    if set(a) != set(b):
+        raise SystemExit(f"tensor sets differ: {sorted(set(a) ^ set(b))}")
+    worst = 0.0
+    for name, t in a.items():
+        x = dequantize(t.data, t.tensor_type).astype(np.float64).reshape(-1)
+        y = dequantize(b[name].data, b[name].tensor_type).astype(np.float64).reshape(-1)
+        worst = max(worst, float(np.abs(x - y).max()))
+    print(f"  tiny.f32.gguf (MXFP4 experts) vs tiny-bf16.f32.gguf (F32 experts), all {len(a)} tensors decoded: "
+          f"max |diff| = {worst}")
+    if worst != 0.0:
+        raise SystemExit("llama.cpp's GGUFs from tiny/ and tiny-bf16/ should hold the same values")
     first = manifest[LLAMACPP_RUNS[0][2]]["metadata"]
     print("  keys written by llama.cpp's converter (tiny.f32.gguf):")
     for k, v in first.items():
-        print(f"    {k}: {v.get('type')} {v.get('value', v.get('head'))}")
+        print(f"    {k}: {v.get('type')} {repr(v.get('value', v.get('head')))[:70]}")
 
 
 def llamacpp_eval(llama_cpp, path: Path, ids: list[int]) -> np.ndarray:

@@ -6,3 +6,4 @@ pub mod cli;
 pub mod gpt_oss;
 pub mod plan;
 pub mod quantize;
+pub mod tokenizer;

@@ -146,6 +146,23 @@ fn mxfp4_hf_repack_matches_llama_cpp_converter() {
     assert_same_floats("mxfp4_hf", &got, &want);
 }
 
+/// HF/OpenAI semantics pinned by transformers' own dequantizer (FP4 table, then ldexp by scale - 127). It writes
+/// code 8 as -0.0 where ggml writes +0.0, so compare as numbers; every other value must be bit-identical.
+#[test]
+fn mxfp4_hf_decoder_matches_transformers() {
+    let blocks = golden("mxfp4_hf.blocks.bin");
+    let scales = golden("mxfp4_hf.scales.bin");
+    let want = f32s(&golden("mxfp4_hf.transformers.f32"));
+    let mut got = vec![0f32; want.len()];
+    dequantize_row_mxfp4_hf(&blocks, &scales, &mut got).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g == w && (g.to_bits() == w.to_bits() || *g == 0.0),
+            "element {i}: got {g:e}, transformers {w:e}"
+        );
+    }
+}
+
 #[test]
 fn kvalues_match_gguf_py() {
     // gguf-py quants.py MXFP4.kvalues

@@ -218,6 +218,9 @@ def main():
                         65520, 1e10, -0.0, 0.0, 1.0])
         nan_bits = np.array([0x7F800001, 0xFFC00001, 0x7FFFFFFF, 0x7FA00000], np.uint32).view(np.float32)
         specials = np.concatenate([specials, nan_bits]).astype("<f4")
+        # and 4096 random bit patterns (all exponents, NaNs included)
+        specials = np.concatenate([specials, rng.integers(0, 1 << 32, 4096, dtype=np.uint32).view(np.float32)])
+        specials = specials.astype("<f4")
         write("specials.f32", specials.tobytes())
         for tname in ("f16", "bf16"):
             write(f"{tname}.specials.bin", run_c(tool, "quantize", tname, specials.tobytes()))
@@ -235,7 +238,9 @@ def main():
 
     # HF/OpenAI MXFP4 -> ggml repack, by llama.cpp's own converter code: [experts=2, rows=3, blocks=4, 16]
     blocks = torch.from_numpy(rng.integers(0, 256, (2, 3, 4, 16), dtype=np.uint8))
-    scales = torch.from_numpy(rng.integers(100, 150, (2, 3, 4), dtype=np.uint8))
+    scales = rng.integers(100, 150, (2, 3, 4), dtype=np.uint8)
+    scales.flat[:6] = [0, 1, 2, 127, 254, 255]  # subnormal, unit and overflowing scales too
+    scales = torch.from_numpy(scales)
     ggml = torch.concat((scales.unsqueeze(-1), transform_nibble_layout(blocks)), dim=-1)
     write("mxfp4_hf.blocks.bin", blocks.numpy().tobytes())
     write("mxfp4_hf.scales.bin", scales.numpy().tobytes())
@@ -247,6 +252,15 @@ def main():
         f.write("# where gguf-py's quantizers differ from ggml's C reference (the vectors keep ggml C)\n")
         f.write("".join(d + "\n" for d in disagreements))
     print("\n".join(disagreements))
+    # HF semantics straight from transformers (integrations/mxfp4.py, FP4 LUT then ldexp(., scale - 127)); it
+    # returns [experts, cols, rows], so transpose back to [experts, rows, cols]. Code 8 gives -0.0 here, +0.0 in
+    # ggml: compare as numbers.
+    import transformers
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+    hf = convert_moe_packed_tensors(blocks, scales, dtype=torch.float32).transpose(1, 2).contiguous()
+    write("mxfp4_hf.transformers.f32", hf.numpy().astype("<f4").tobytes())
+
+    print(f"transformers {transformers.__version__}")
     print(f"gguf-py {gguf.__file__} (pyproject 0.19.0), numpy {np.__version__}, torch {torch.__version__}")
 
 

@@ -312,6 +312,26 @@ pub const TOKENIZER_GGML_ADD_EOS_TOKEN: &str = "tokenizer.ggml.add_eos_token";
 pub const TOKENIZER_GGML_ADD_SEP_TOKEN: &str = "tokenizer.ggml.add_sep_token";
 /// `Keys.Tokenizer.ADD_PREFIX` (bool).
 pub const TOKENIZER_GGML_ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
+/// `Keys.Tokenizer.NORMALIZER_LOWERCASE` (bool; from tokenizer.json's normalizer, via SpecialVocab).
+pub const TOKENIZER_GGML_NORMALIZER_LOWERCASE: &str = "tokenizer.ggml.normalizer.lowercase";
+/// `Keys.Tokenizer.NORMALIZER_STRIP_ACCENTS` (bool).
+pub const TOKENIZER_GGML_NORMALIZER_STRIP_ACCENTS: &str = "tokenizer.ggml.normalizer.strip_accents";
+/// `Keys.Tokenizer.PRECOMPILED_CHARSMAP` (array of u8).
+pub const TOKENIZER_GGML_PRECOMPILED_CHARSMAP: &str = "tokenizer.ggml.precompiled_charsmap";
+/// `Keys.Tokenizer.REMOVE_EXTRA_WS` (bool).
+pub const TOKENIZER_GGML_REMOVE_EXTRA_WHITESPACES: &str = "tokenizer.ggml.remove_extra_whitespaces";
+/// `Keys.Tokenizer.FIM_PRE_ID` (u32).
+pub const TOKENIZER_GGML_FIM_PRE_TOKEN_ID: &str = "tokenizer.ggml.fim_pre_token_id";
+/// `Keys.Tokenizer.FIM_SUF_ID` (u32).
+pub const TOKENIZER_GGML_FIM_SUF_TOKEN_ID: &str = "tokenizer.ggml.fim_suf_token_id";
+/// `Keys.Tokenizer.FIM_MID_ID` (u32).
+pub const TOKENIZER_GGML_FIM_MID_TOKEN_ID: &str = "tokenizer.ggml.fim_mid_token_id";
+/// `Keys.Tokenizer.FIM_PAD_ID` (u32).
+pub const TOKENIZER_GGML_FIM_PAD_TOKEN_ID: &str = "tokenizer.ggml.fim_pad_token_id";
+/// `Keys.Tokenizer.FIM_REP_ID` (u32).
+pub const TOKENIZER_GGML_FIM_REP_TOKEN_ID: &str = "tokenizer.ggml.fim_rep_token_id";
+/// `Keys.Tokenizer.FIM_SEP_ID` (u32).
+pub const TOKENIZER_GGML_FIM_SEP_TOKEN_ID: &str = "tokenizer.ggml.fim_sep_token_id";
 /// `Keys.Tokenizer.HF_JSON` (string).
 pub const TOKENIZER_HUGGINGFACE_JSON: &str = "tokenizer.huggingface.json";
 /// `Keys.Tokenizer.CHAT_TEMPLATE` (string).

@@ -15,6 +15,31 @@
 //!   tensors be written in any order, from several threads, at their planned offsets, into `<out>.partial`,
 //!   renamed into place by [`GgufOutput::finish`]. Same input gives the same bytes as gguf-py writes.
 //! - [`constants`] holds the format facts and metadata key names.
+//!
+//! ```
+//! use ossify_formats::gguf::{constants as k, GgufFile, GgufWriter, MetaValue};
+//! use ossify_formats::DType;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("ossify-gguf-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("model.gguf");
+//! let mut w = GgufWriter::new();
+//! w.add_kv(k::GENERAL_ARCHITECTURE, MetaValue::String(k::ARCH_GPT_OSS.into()))?;
+//! w.add_kv(&k::key(k::LLM_BLOCK_COUNT, k::ARCH_GPT_OSS), MetaValue::U32(24))?;
+//! let experts = w.add_tensor("blk.0.ffn_down_exps.weight", DType::Mxfp4, &[4, 96, 64])?;
+//! let out = w.create(&path)?; // writes model.gguf.partial
+//! // any order, any thread: out.write_tensor(i, &bytes)
+//! out.write_tensor(experts, &vec![0u8; out.tensor_size(experts)])?;
+//! out.finish()?; // renames model.gguf.partial to model.gguf
+//!
+//! let f = GgufFile::open(&path)?;
+//! assert_eq!(f.architecture(), Some("gpt-oss"));
+//! let t = f.tensor("blk.0.ffn_down_exps.weight").unwrap();
+//! assert_eq!((t.dtype, t.shape.as_slice()), (DType::Mxfp4, &[4, 96, 64][..]));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod constants;
 mod reader;

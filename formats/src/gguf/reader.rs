@@ -15,15 +15,17 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use super::constants::{
-    GgufValueType, GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT,
-    GGUF_MAGIC,
+    GgufValueType, GENERAL_ALIGNMENT, GENERAL_ARCHITECTURE, GGML_MAX_DIMS, GGML_MAX_NAME,
+    GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
 };
-use super::value::{MetaArray, MetaValue};
+use super::value::{MetaArray, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::{DType, TensorView};
 
-/// Deepest array nesting we accept. gguf-py can write arrays of arrays; ggml reads none; real files have none.
-const MAX_ARRAY_DEPTH: usize = 4;
+/// Most elements we reserve room for ahead of parsing them. Counts are already checked against the bytes left,
+/// but a large file could still "afford" a count whose in-memory form (24-byte `String`s, ...) is many times its
+/// size on disk; beyond this the vectors grow as elements are actually parsed.
+const MAX_PREALLOC: usize = 1 << 16;
 
 /// Smallest possible key/value record: u64 key length, a 1-byte key, u32 type, 1-byte value.
 const MIN_KV_BYTES: u64 = 8 + 1 + 4 + 1;
@@ -107,6 +109,11 @@ impl GgufFile {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// `general.architecture`, if present and a string.
+    pub fn architecture(&self) -> Option<&str> {
+        self.get(GENERAL_ARCHITECTURE).and_then(MetaValue::as_str)
+    }
+
     pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
         self.by_name.get(name).and_then(|&i| self.tensors.get(i))
     }
@@ -176,8 +183,10 @@ impl GgufFile {
             });
         }
 
-        let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(n_kv as usize);
-        let mut seen_keys: HashMap<String, ()> = HashMap::with_capacity(n_kv as usize);
+        let mut metadata: Vec<(String, MetaValue)> =
+            Vec::with_capacity((n_kv as usize).min(MAX_PREALLOC));
+        let mut seen_keys: HashMap<String, ()> =
+            HashMap::with_capacity((n_kv as usize).min(MAX_PREALLOC));
         for i in 0..n_kv {
             let key_offset = r.pos as u64;
             let key = r.string(|| format!("key #{i}"))?;
@@ -212,8 +221,10 @@ impl GgufFile {
             }
         };
 
-        let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
-        let mut by_name: HashMap<String, usize> = HashMap::with_capacity(n_tensors as usize);
+        let mut tensors: Vec<TensorInfo> =
+            Vec::with_capacity((n_tensors as usize).min(MAX_PREALLOC));
+        let mut by_name: HashMap<String, usize> =
+            HashMap::with_capacity((n_tensors as usize).min(MAX_PREALLOC));
         for i in 0..n_tensors {
             let name = r.string(|| format!("name of tensor #{i}"))?;
             if name.len() >= GGML_MAX_NAME {
@@ -498,14 +509,14 @@ impl<'a> Cursor<'a> {
             T::Int64 => MetaArray::I64(fixed(self, n, what, i64::from_le_bytes)?),
             T::Float64 => MetaArray::F64(fixed(self, n, what, f64::from_le_bytes)?),
             T::String => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::with_capacity(n.min(MAX_PREALLOC));
                 for i in 0..n {
                     v.push(self.string(|| format!("string #{i} of key '{key}'"))?);
                 }
                 MetaArray::String(v)
             }
             T::Array => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::with_capacity(n.min(MAX_PREALLOC));
                 for _ in 0..n {
                     v.push(self.meta_array(key, depth + 1)?);
                 }

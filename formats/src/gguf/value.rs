@@ -2,6 +2,10 @@
 
 use super::constants::GgufValueType;
 
+/// Deepest array nesting we read or write (an array of arrays is depth 2). gguf-py can write arrays of arrays;
+/// ggml reads none; real files have none.
+pub(crate) const MAX_ARRAY_DEPTH: usize = 4;
+
 /// One metadata value. The variant is the GGUF value type, so a value read and written back keeps its type
 /// (llama.cpp is strict about types: `general.alignment` must be u32, token types i32, ...).
 #[derive(Clone, Debug, PartialEq)]
@@ -240,6 +244,14 @@ impl MetaArray {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// 1 for an array of scalars or strings, 1 + the deepest element for an array of arrays.
+    pub fn depth(&self) -> usize {
+        match self {
+            MetaArray::Array(v) => 1 + v.iter().map(MetaArray::depth).max().unwrap_or(0),
+            _ => 1,
+        }
     }
 
     /// "[201088 strings]" for string arrays and arrays of arrays; numbers show their first few values.

@@ -19,7 +19,7 @@ use super::constants::{
     GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
     GGUF_VERSION,
 };
-use super::value::{encode_str, encode_value, MetaValue};
+use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::atomic::PartialFile;
 use crate::DType;
@@ -74,6 +74,14 @@ impl GgufWriter {
             return Err(GgufError::DuplicateKey {
                 key: key.to_owned(),
             });
+        }
+        if let MetaValue::Array(a) = &value {
+            if a.depth() > MAX_ARRAY_DEPTH {
+                return Err(GgufError::ArrayTooDeep {
+                    key: key.to_owned(),
+                    max: MAX_ARRAY_DEPTH,
+                });
+            }
         }
         if key == GENERAL_ALIGNMENT {
             match value {

@@ -111,43 +111,52 @@ pub fn mxfp4_ref_exponent(x: &[f32; QK_MXFP4]) -> u8 {
     }
 }
 
-/// Magnitudes of [`KVALUES_MXFP4`] codes 0..8 (codes 8..16 are their negatives).
-const KMAG: [f32; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0];
+/// Midpoints between consecutive magnitudes of [`KVALUES_MXFP4`] codes 0..8 (0, 1, 2, 3, 4, 6, 8, 12).
+const KMIDS: [f32; 7] = [0.5, 1.5, 2.5, 3.5, 5.0, 7.0, 10.0];
 
-/// Same result as [`best_index_mxfp4`], with two error evaluations instead of sixteen.
-///
-/// Why it is the same: every k*d is exact (a power of two times a small integer), so ggml's error
-/// |k*d - x| is a rounded function that is monotone in k on each side of x, and symmetric in the sign of x.
-/// The minimum is therefore at one of the two magnitudes bracketing |x|; ggml's "lowest index wins ties"
-/// picks the smaller magnitude on both sides of zero, and code 0 (not 8) for magnitude zero. Distinct
-/// non-bracketing candidates differ from the bracketing ones by at least d, far above the rounding of
-/// |x| for the scales our encoders pick. `best_index_matches_reference` checks this on random and tie inputs.
+/// The midpoints scaled by the half-scale `d`; every product is exact (a power of two times a short integer).
 #[inline]
-pub fn nearest_code_mxfp4(x: f32, d: f32) -> u8 {
-    let a = x.abs();
-    // index of the largest magnitude <= a (magnitudes are exact multiples of d)
-    let lo = KMAG[1..].iter().filter(|&&m| m * d <= a).count();
-    let mut i = lo;
-    if lo < 7 {
-        let err_lo = (KMAG[lo] * d - a).abs();
-        let err_hi = (KMAG[lo + 1] * d - a).abs();
-        if err_hi < err_lo {
-            i = lo + 1;
-        }
+fn scaled_mids(d: f32) -> [f32; 7] {
+    KMIDS.map(|m| m * d)
+}
+
+/// Code for `x` given the scaled midpoints: the number of midpoints strictly below |x|, with x's sign.
+#[inline]
+fn nearest_code_mids(x: f32, mids: &[f32; 7]) -> u8 {
+    // From exponent 253 on (d >= 2^125) ggml's products overflow and the shortcut no longer mirrors its
+    // arithmetic; such blocks (never real weights) take ggml's own search.
+    if mids[6].is_infinite() {
+        return best_index_mxfp4(x, mids[0] * 2.0);
     }
+    let a = x.abs();
+    let i = mids.iter().filter(|&&m| m < a).count() as u8;
     if i != 0 && x.is_sign_negative() {
-        (i + 8) as u8
+        i + 8
     } else {
-        i as u8
+        i
     }
 }
 
+/// Same result as [`best_index_mxfp4`] (ggml's 16-way search), by comparing |x| with the 7 midpoints.
+///
+/// Why it is the same: every k*d is exact. For |x| between magnitudes lo*d and hi*d, ggml's errors |x| - lo*d and
+/// hi*d - |x| are exact by Sterbenz's lemma (lo*d >= |x|/2), except for lo = 0 where the first is |x| itself and
+/// the second, when rounded, is still >= d/2 >= |x|. So ggml picks hi exactly when |x| is strictly above the
+/// (exact) midpoint. Farther candidates are strictly worse, rounding being monotone. ggml's "lowest index wins
+/// ties" means the smaller magnitude on both sides of zero, and code 0 (not 8) for zero. From exponent 253 on,
+/// where ggml's products overflow, we run ggml's search itself. `best_index_matches_reference` checks all this at
+/// every exponent, tie point and float neighbour.
+#[inline]
+pub fn nearest_code_mxfp4(x: f32, d: f32) -> u8 {
+    nearest_code_mids(x, &scaled_mids(d))
+}
+
 fn encode_block(x: &[f32; QK_MXFP4], e: u8) -> [u8; 17] {
-    let d = e8m0_to_fp32_half(e);
+    let mids = scaled_mids(e8m0_to_fp32_half(e));
     let mut b = [0u8; 17];
     b[0] = e;
     for j in 0..QK_MXFP4 / 2 {
-        b[1 + j] = nearest_code_mxfp4(x[j], d) | (nearest_code_mxfp4(x[j + 16], d) << 4);
+        b[1 + j] = nearest_code_mids(x[j], &mids) | (nearest_code_mids(x[j + 16], &mids) << 4);
     }
     b
 }
@@ -171,18 +180,32 @@ pub fn quantize_row_mxfp4_ref(src: &[f32], dst: &mut [u8]) {
 /// everything above 1.5 * 2^floor(log2 amax) to 6 * scale) at a coarser step.
 const MSE_EXPONENT_RANGE: std::ops::RangeInclusive<i32> = -2..=1;
 
-/// Squared error of encoding `x` with exponent `e` (nearest codes), weighted by `w` when given; and the block.
-fn block_error(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>, e: u8) -> (f64, [u8; 17]) {
-    let b = encode_block(x, e);
-    let mut y = [0f32; QK_MXFP4];
-    dequantize_block_mxfp4(&b, &mut y);
+/// (Importance-weighted) squared error of encoding `x` with exponent `e` and the nearest codes, computed from the
+/// decoded values exactly as [`dequantize_block_mxfp4`] would produce them.
+fn block_error(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>, e: u8) -> f64 {
+    let d = e8m0_to_fp32_half(e);
+    let mids = scaled_mids(d);
     let mut err = 0f64;
-    for i in 0..QK_MXFP4 {
-        let diff = f64::from(y[i]) - f64::from(x[i]);
-        let wi = w.map_or(1.0, |w| f64::from(w[i]));
-        err += wi * diff * diff;
+    for (i, &xi) in x.iter().enumerate() {
+        let y = f32::from(KVALUES_MXFP4[usize::from(nearest_code_mids(xi, &mids))]) * d;
+        let diff = f64::from(y) - f64::from(xi);
+        err += w.map_or(1.0, |w| f64::from(w[i])) * diff * diff;
     }
-    (err, b)
+    err
+}
+
+/// A lower bound of [`block_error`] for exponent `e`: what clipping the element of largest magnitude to 12 * d
+/// alone costs. Lets the search skip smaller exponents cheaply.
+fn clipping_error(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>, e: u8) -> f64 {
+    let top = f64::from(12.0 * e8m0_to_fp32_half(e));
+    let (mut i_max, mut amax) = (0, 0f32);
+    for (i, v) in x.iter().enumerate() {
+        if v.abs() > amax {
+            (i_max, amax) = (i, v.abs());
+        }
+    }
+    let over = (f64::from(amax) - top).max(0.0);
+    w.map_or(1.0, |w| f64::from(w[i_max])) * over * over
 }
 
 /// Encodes one block choosing the exponent among the reference exponent and its neighbours (and, for each, the
@@ -191,30 +214,39 @@ fn block_error(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>, e: u8) -> (f64,
 /// measure, and equal to it when nothing beats it.
 pub fn quantize_block_mxfp4_mse(x: &[f32; QK_MXFP4], w: Option<&[f32; QK_MXFP4]>) -> [u8; 17] {
     let e_ref = mxfp4_ref_exponent(x);
-    let (mut best_err, mut best) = block_error(x, w, e_ref);
-    if best_err == 0.0 {
-        return best;
-    }
-    for delta in MSE_EXPONENT_RANGE {
-        let e = i32::from(e_ref) + delta;
-        if delta == 0 || !(0..=254).contains(&e) {
-            continue;
+    let mut best_err = block_error(x, w, e_ref);
+    let mut best_e = e_ref;
+    if best_err > 0.0 {
+        for delta in MSE_EXPONENT_RANGE {
+            let e = i32::from(e_ref) + delta;
+            if delta == 0 || !(0..=254).contains(&e) {
+                continue;
+            }
+            if delta < 0 && clipping_error(x, w, e as u8) >= best_err {
+                continue;
+            }
+            let err = block_error(x, w, e as u8);
+            if err < best_err {
+                best_err = err;
+                best_e = e as u8;
+            }
         }
-        let (err, b) = block_error(x, w, e as u8);
-        if err < best_err {
-            best_err = err;
-            best = b;
-        }
     }
-    best
+    encode_block(x, best_e)
 }
 
-/// Encodes whole blocks with the MSE rule (see [`quantize_block_mxfp4_mse`]). `importance`, when given, holds one
-/// non-negative weight per element of `src` (e.g. an importance matrix's per-column values repeated per row).
+/// Encodes whole blocks with the MSE rule (see [`quantize_block_mxfp4_mse`]).
+///
+/// `importance`, when given, holds non-negative weights, one per column: its length is a multiple of 32 that
+/// divides `src.len()`, and it repeats over `src` (so one row's importance, e.g. an importance matrix's
+/// per-input-channel values, serves any number of rows passed at once; a length equal to `src.len()` gives one
+/// weight per element).
 pub fn quantize_row_mxfp4_mse(src: &[f32], importance: Option<&[f32]>, dst: &mut [u8]) {
     debug_assert_eq!(src.len() / QK_MXFP4 * BlockMxfp4::SIZE, dst.len());
-    debug_assert!(importance.map_or(true, |w| w.len() == src.len()));
-    let mut weights = importance.map(|w| w.chunks_exact(QK_MXFP4));
+    debug_assert!(importance.map_or(true, |w| w.len() % QK_MXFP4 == 0
+        && !w.is_empty()
+        && src.len() % w.len() == 0));
+    let mut weights = importance.map(|w| w.chunks_exact(QK_MXFP4).cycle());
     for (x, o) in src
         .chunks_exact(QK_MXFP4)
         .zip(dst.chunks_exact_mut(BlockMxfp4::SIZE))
@@ -381,7 +413,7 @@ mod tests {
             }
             for _ in 0..200 {
                 let u = (rng(&mut s) >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
-                let x = (u * 2.0 - 1.0) * 16.0 * d;
+                let x = (u * 2.0 - 1.0) * 64.0 * d;
                 if x.is_finite() {
                     assert_eq!(
                         nearest_code_mxfp4(x, d),

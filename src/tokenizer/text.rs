@@ -1,0 +1,97 @@
+//! Text -> token ids, for `perplexity` and `verify-parity --text`, from whichever vocabulary a checkpoint has.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, Context, Result};
+
+use super::bpe::ByteLevelBpe;
+use super::vocab::GgufVocab;
+
+/// A tokenizer for turning text into the ids a model was trained on.
+pub enum TextTokenizer {
+    /// A checkpoint's tokenizer.json through the `tokenizers` crate (bit-exact with the Python library).
+    HuggingFace {
+        tokenizer: Box<tokenizers::Tokenizer>,
+        /// the same tokenizer with special-token parsing off, made on first use
+        plain: OnceLock<Box<tokenizers::Tokenizer>>,
+    },
+    /// A GGUF file's vocabulary (tokens + merges + pre-tokenizer), byte-level BPE.
+    Gguf(Box<ByteLevelBpe>),
+    /// tiktoken-rs's o200k_harmony, for checkpoints without tokenizer.json.
+    O200kHarmony(Box<tiktoken_rs::CoreBPE>),
+}
+
+impl TextTokenizer {
+    pub fn from_tokenizer_json(path: &Path) -> Result<TextTokenizer> {
+        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| {
+            anyhow!(
+                "{}: the tokenizers library cannot load it: {e}",
+                path.display()
+            )
+        })?;
+        Ok(TextTokenizer::HuggingFace {
+            tokenizer: Box::new(tokenizer),
+            plain: OnceLock::new(),
+        })
+    }
+
+    pub fn from_gguf_vocab(vocab: &GgufVocab) -> Result<TextTokenizer> {
+        Ok(TextTokenizer::Gguf(Box::new(ByteLevelBpe::from_vocab(
+            vocab,
+        )?)))
+    }
+
+    pub fn o200k_harmony() -> Result<TextTokenizer> {
+        let bpe = tiktoken_rs::o200k_harmony().context("loading tiktoken-rs's o200k_harmony")?;
+        Ok(TextTokenizer::O200kHarmony(Box::new(bpe)))
+    }
+
+    /// A Hugging Face checkpoint folder's tokenizer.json, or o200k_harmony when it has none (OpenAI's
+    /// `original/` layout ships no tokenizer).
+    pub fn for_checkpoint_dir(dir: &Path) -> Result<TextTokenizer> {
+        let tj = dir.join("tokenizer.json");
+        if tj.is_file() {
+            Self::from_tokenizer_json(&tj)
+        } else {
+            Self::o200k_harmony()
+        }
+    }
+
+    /// Which kind this is, for reports.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TextTokenizer::HuggingFace { .. } => "tokenizer.json",
+            TextTokenizer::Gguf(_) => "GGUF vocabulary",
+            TextTokenizer::O200kHarmony(_) => "o200k_harmony (tiktoken-rs)",
+        }
+    }
+
+    /// Token ids for `text`, with no BOS/EOS added (gpt-oss adds none). With `parse_special`, special tokens
+    /// written in the text (`<|start|>`) become their ids; without, they are tokenized as plain text.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        match self {
+            TextTokenizer::HuggingFace { tokenizer, plain } => {
+                let tok = if parse_special {
+                    tokenizer.as_ref()
+                } else {
+                    plain.get_or_init(|| {
+                        let mut t = tokenizer.clone();
+                        t.set_encode_special_tokens(true);
+                        t
+                    })
+                };
+                let enc = tok
+                    .encode(text, false)
+                    .map_err(|e| anyhow!("tokenizing text: {e}"))?;
+                Ok(enc.get_ids().to_vec())
+            }
+            TextTokenizer::Gguf(bpe) => bpe.encode(text, parse_special),
+            TextTokenizer::O200kHarmony(bpe) => Ok(if parse_special {
+                bpe.encode_with_special_tokens(text)
+            } else {
+                bpe.encode_ordinary(text)
+            }),
+        }
+    }
+}
