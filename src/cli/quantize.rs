@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
+use crate::quantize::calibrate::{collect_importance, DEFAULT_CHUNK};
 use crate::quantize::preset::{parse_tensor_type, Preset};
 use crate::quantize::safetensors_out::{quantize_to_safetensors, DEFAULT_SHARD_BYTES};
 use crate::quantize::{
@@ -65,6 +66,9 @@ pub struct QuantizeArgs {
     /// Largest safetensors shard, in bytes (--format safetensors)
     #[arg(long, default_value_t = DEFAULT_SHARD_BYTES, hide = true)]
     pub shard_size: usize,
+    /// With --calibration: also save the importance matrix here (llama.cpp's imatrix GGUF format)
+    #[arg(long, value_name = "FILE")]
+    pub imatrix_out: Option<PathBuf>,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -113,8 +117,16 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     if args.output.exists() {
         bail!("{}: already exists; not overwriting", args.output.display());
     }
-    if args.calibration.is_some() {
-        bail!("--calibration: not available yet in this build (needs the forward pass)");
+    let mut opts = opts;
+    if let Some(text) = &args.calibration {
+        if args.imatrix.is_some() {
+            bail!("--calibration and --imatrix both give an importance matrix; pass one");
+        }
+        let m = collect_importance(&args.input, text, DEFAULT_CHUNK)?;
+        if let Some(path) = &args.imatrix_out {
+            m.write_gguf(path, &text.display().to_string(), DEFAULT_CHUNK as u32)?;
+        }
+        opts.imatrix = Some(m);
     }
     match args.format {
         OutputFormat::Gguf => {

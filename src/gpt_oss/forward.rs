@@ -509,7 +509,10 @@ fn moe(
     xn: &[f32],
     n: usize,
     out: &mut [f32],
-    hook: Option<(usize, &(dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync))>,
+    hook: Option<(
+        usize,
+        &(dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync),
+    )>,
 ) -> Result<()> {
     let (h, i_n, e_n, k) = (
         cfg.hidden_size,

@@ -5,6 +5,7 @@
 //! - [`select`]: which type each tensor gets (llama.cpp's rules, overrides, fallbacks).
 //! - [`imatrix`]: per-input-channel activation importance collected by the forward pass (`--calibration`).
 
+pub mod calibrate;
 pub mod encode;
 pub mod imatrix;
 pub mod pipeline;
