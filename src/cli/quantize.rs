@@ -69,6 +69,9 @@ pub struct QuantizeArgs {
     /// With --calibration: also save the importance matrix here (llama.cpp's imatrix GGUF format)
     #[arg(long, value_name = "FILE")]
     pub imatrix_out: Option<PathBuf>,
+    /// Worker threads (default: all cores). The output is the same at any count.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -113,6 +116,14 @@ impl QuantizeArgs {
 }
 
 pub fn run(args: &QuantizeArgs) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting {} worker threads: {e}", args.threads))?;
+    pool.install(|| run_inner(args))
+}
+
+fn run_inner(args: &QuantizeArgs) -> Result<()> {
     let opts = args.options()?;
     if args.output.exists() {
         bail!("{}: already exists; not overwriting", args.output.display());
