@@ -209,3 +209,27 @@ fn existing_output_is_not_overwritten() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
+
+#[test]
+fn output_bytes_do_not_depend_on_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/tiny-bf16-noisy");
+    let mut files = Vec::new();
+    for t in ["1", "3"] {
+        let out = dir.path().join(format!("t{t}.gguf"));
+        let o = ossify(&[
+            "quantize",
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--mxfp4-scale",
+            "mse",
+            "--threads",
+            t,
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        files.push(std::fs::read(&out).unwrap());
+    }
+    assert!(files[0] == files[1]);
+}
