@@ -4,6 +4,8 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod npy;
+pub mod parity;
 pub mod plan;
 pub mod quantize;
 pub mod tokenizer;

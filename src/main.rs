@@ -26,9 +26,76 @@ enum Command {
     Convert(ConvertArgs),
     /// Show a checkpoint's layout, architecture and tensor table (GGUF, .safetensors or a checkpoint folder).
     InspectWeights(InspectArgs),
+    /// Prove a converted model computes what its source computes: tensors, then logits (exit 0 pass, 1 fail).
+    VerifyParity(VerifyParityArgs),
+    /// Chunked perplexity of a model over a text, as llama-perplexity computes it.
+    Perplexity(PerplexityArgs),
     /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
     Quantize(cli::quantize::QuantizeArgs),
-    // Slots for the commands other work adds: VerifyParity, Perplexity.
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "With --reference-logits, give only CANDIDATE: ossify verify-parity --reference-logits ref.npy --tokens tokens.json CANDIDATE"
+)]
+struct VerifyParityArgs {
+    /// SOURCE CANDIDATE (or only CANDIDATE with --reference-logits).
+    #[arg(num_args = 1..=2, required = true, value_name = "MODEL")]
+    models: Vec<PathBuf>,
+    /// float32 logits [tokens, vocab] from another implementation (.npy), for the ids in --tokens.
+    #[arg(long, value_name = "FILE.npy")]
+    reference_logits: Option<PathBuf>,
+    /// Text to evaluate, tokenized with the source's tokenizer.
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
+    /// Token ids: [..], {"tokens": [..]} or {"sequences": [[..], ..]}.
+    #[arg(long, value_name = "FILE.json")]
+    tokens: Option<PathBuf>,
+    /// Use only this sequence of a multi-sequence tokens file.
+    #[arg(long)]
+    sequence: Option<usize>,
+    /// Fail when the mean KL divergence exceeds this (default 1e-3 when no threshold is given).
+    #[arg(long)]
+    max_kld: Option<f64>,
+    /// Fail when the same-top-1 rate is below this fraction (default 0.99 when no threshold is given).
+    #[arg(long)]
+    min_top1: Option<f64>,
+    /// Fail when PPL(candidate) / PPL(reference) exceeds this.
+    #[arg(long)]
+    max_ppl_ratio: Option<f64>,
+    /// Round the YaRN correction range as llama.cpp does (to match its F32 path).
+    #[arg(long)]
+    yarn_truncate: bool,
+    /// Compare tensors only (no forward pass).
+    #[arg(long)]
+    tensors_only: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct PerplexityArgs {
+    /// A checkpoint folder or GGUF file.
+    model: PathBuf,
+    /// Text to evaluate, tokenized with the model's tokenizer.
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
+    /// Token ids instead of text (JSON, as verify-parity --tokens).
+    #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
+    tokens: Option<PathBuf>,
+    /// Context (chunk) length.
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
+    #[arg(long, value_name = "FILE.npy")]
+    dump_logits: Option<PathBuf>,
+    /// Round the YaRN correction range as llama.cpp does.
+    #[arg(long)]
+    yarn_truncate: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,15 +188,51 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
         })?,
-        Command::InspectWeights(a) => {
-            cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
-                path: a.path,
-                stats: a.stats,
-                layout: a.layout.map(Into::into),
-                threads: a.threads,
+        Command::InspectWeights(a) => cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
+            path: a.path,
+            stats: a.stats,
+            layout: a.layout.map(Into::into),
+            threads: a.threads,
+            json: a.json,
+        })?,
+        Command::VerifyParity(a) => {
+            let (source, candidate) = match (a.models.as_slice(), &a.reference_logits) {
+                ([c], Some(_)) => (None, c.clone()),
+                ([s, c], None) => (Some(s.clone()), c.clone()),
+                ([_], None) => anyhow::bail!(
+                    "verify-parity needs SOURCE and CANDIDATE (or --reference-logits FILE CANDIDATE)"
+                ),
+                _ => anyhow::bail!("with --reference-logits give only CANDIDATE"),
+            };
+            let pass = cli::verify_parity::run(&cli::verify_parity::VerifyOptions {
+                source,
+                candidate,
+                reference_logits: a.reference_logits,
+                text: a.text,
+                tokens: a.tokens,
+                sequence: a.sequence,
+                thresholds: ossify::parity::logits::Thresholds {
+                    max_kld: a.max_kld,
+                    min_top1: a.min_top1,
+                    max_ppl_ratio: a.max_ppl_ratio,
+                },
+                yarn_truncate: a.yarn_truncate,
+                tensors_only: a.tensors_only,
                 json: a.json,
-            })?
+            })?;
+            if !pass {
+                return Ok(ExitCode::from(1));
+            }
         }
+        Command::Perplexity(a) => cli::perplexity::run(&cli::perplexity::PerplexityOptions {
+            model: a.model,
+            text: a.text,
+            tokens: a.tokens,
+            ctx: a.ctx,
+            dump_logits: a.dump_logits,
+            yarn_truncate: a.yarn_truncate,
+            json: a.json,
+        })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -358,9 +358,18 @@ impl PlannedTensor {
             } => {
                 let b = ckpt.tensor(blocks)?;
                 let s = ckpt.tensor(scales)?;
-                let (e, r_src) = (b.shape[0], b.shape[1]);
+                let (e, r_src) = match b.shape[..] {
+                    [e, r, _, 16] => (e, r),
+                    _ => bail!(
+                        "'{blocks}' has shape {:?}, expected (E, rows, blocks, 16)",
+                        b.shape
+                    ),
+                };
                 let nb = row_len / 32;
-                let r_out = self.shape[1];
+                let r_out = *self.shape.get(1).unwrap_or(&0);
+                if r_out == 0 || (r_out - 1) * rows.step().0 + rows.step().1 >= r_src {
+                    bail!("'{blocks}' has {r_src} rows, too few for {r_out} output rows");
+                }
                 check_len(&b, e * r_src * nb * 16)?;
                 check_len(&s, e * r_src * nb)?;
                 let (step, off) = rows.step();
@@ -376,25 +385,40 @@ impl PlannedTensor {
                         )
                     })?;
             }
+            Source::DenseExperts { name, rows } => {
+                let t = float_source(ckpt, name)?;
+                self.transpose_experts(&t, *rows, row_len, row_bytes, &mut out)?;
+            }
             source => {
-                let (name, index): (&str, Box<dyn Fn(usize, usize) -> usize + Sync>) =
-                    self.index_map(source, ckpt)?;
-                let t = ckpt.tensor(name)?;
+                let (name, map) = self.row_map(source, ckpt)?;
+                let t = float_source(ckpt, name)?;
                 let n_src = t.n_elements();
-                check_len(&t, t.dtype.nbytes(n_src).unwrap_or(usize::MAX))?;
-                if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
-                    bail!("source dtype {} is not a float type", t.dtype);
-                }
                 let dtype = self.dtype;
                 out.par_chunks_mut(row_bytes).enumerate().try_for_each(
                     |(r, dst)| -> Result<()> {
                         let mut row = vec![0f32; row_len];
-                        for (c, x) in row.iter_mut().enumerate() {
-                            let i = index(r, c);
-                            if i >= n_src {
-                                bail!("index {i} outside the source's {n_src} elements");
+                        match &map {
+                            RowMap::Contiguous(start) => {
+                                let s = start(r);
+                                if s + row_len > n_src {
+                                    bail!("row {r} reads past the source's {n_src} elements");
+                                }
+                                let es = t.dtype.type_size();
+                                quant::dequantize_row(
+                                    t.dtype,
+                                    &t.bytes[s * es..(s + row_len) * es],
+                                    &mut row,
+                                )?;
                             }
-                            *x = read_f32(&t, i);
+                            RowMap::Gather(index) => {
+                                for (c, x) in row.iter_mut().enumerate() {
+                                    let i = index(r, c);
+                                    if i >= n_src {
+                                        bail!("index {i} outside the source's {n_src} elements");
+                                    }
+                                    *x = read_f32(&t, i);
+                                }
+                            }
                         }
                         quant::quantize_row(dtype, &row, dst).map_err(anyhow::Error::new)
                     },
@@ -404,60 +428,123 @@ impl PlannedTensor {
         Ok(out)
     }
 
-    /// For float sources: the source tensor and a map (output row, column) -> source element index.
-    #[allow(clippy::type_complexity)]
-    fn index_map<'s>(
-        &self,
-        source: &'s Source,
-        ckpt: &Checkpoint,
-    ) -> Result<(&'s str, Box<dyn Fn(usize, usize) -> usize + Sync>)> {
+    /// For float sources (not dense experts): the source tensor and where each output row's values are.
+    fn row_map<'s>(&self, source: &'s Source, ckpt: &Checkpoint) -> Result<(&'s str, RowMap)> {
         let row_len = self.shape.last().copied().unwrap_or(1);
         Ok(match source {
             Source::Float { name, rows } => {
                 let (step, off) = rows.step();
                 if step == 1 {
-                    (name, Box::new(move |r, c| r * row_len + c))
+                    (name, RowMap::Contiguous(Box::new(move |r| r * row_len)))
                 } else if self.shape.len() == 2 && ckpt.tensor(name)?.shape.len() == 2 {
-                    // A gate/up bias (E, 2I) -> (E, I): entries along the last dimension.
-                    (name, Box::new(move |r, c| r * 2 * row_len + c * step + off))
+                    // A gate/up bias (E, 2I) -> (E, I): every other entry of the last dimension.
+                    (
+                        name,
+                        RowMap::Gather(Box::new(move |r, c| r * 2 * row_len + c * step + off)),
+                    )
                 } else {
                     // (E, 2X, C) -> (E, X, C): whole rows of dimension 1.
                     let x = *self.shape.get(1).unwrap_or(&1);
                     (
                         name,
-                        Box::new(move |r, c| {
+                        RowMap::Contiguous(Box::new(move |r| {
                             let (e, j) = (r / x, r % x);
-                            ((e * 2 * x) + j * step + off) * row_len + c
-                        }),
+                            ((e * 2 * x) + j * step + off) * row_len
+                        })),
                     )
                 }
             }
             Source::RowRange { name, start, .. } => {
                 let start = *start;
                 if self.shape.len() == 1 {
-                    (name, Box::new(move |_, c| start + c))
+                    // A bias: one row, elements start..end.
+                    (name, RowMap::Contiguous(Box::new(move |_| start)))
                 } else {
-                    (name, Box::new(move |r, c| (start + r) * row_len + c))
+                    (
+                        name,
+                        RowMap::Contiguous(Box::new(move |r| (start + r) * row_len)),
+                    )
                 }
             }
-            Source::DenseExperts { name, rows } => {
-                // Source (E, in, out_total); output (E, out, in) with out = out_total / step.
-                let src = ckpt.tensor(name)?;
-                let out_total = *src.shape.get(2).unwrap_or(&1);
-                let r_out = *self.shape.get(1).unwrap_or(&1);
-                let (step, off) = rows.step();
-                (
-                    name,
-                    Box::new(move |r, c| {
-                        let (e, o) = (r / r_out, r % r_out);
-                        (e * row_len + c) * out_total + o * step + off
-                    }),
-                )
+            Source::DenseExperts { .. } | Source::Mxfp4 { .. } => {
+                bail!("expert sources have their own paths")
             }
-            Source::Mxfp4 { .. } => bail!("MXFP4 sources are repacked, not indexed"),
         })
     }
+
+    /// Dense experts (E, in, out_total) -> (E, out, in), `rows` of out. Works in tiles of output rows so the
+    /// source is read along its rows (a plain gather would touch one cache line per element).
+    fn transpose_experts(
+        &self,
+        t: &TensorView<'_>,
+        rows: Rows,
+        row_len: usize,
+        row_bytes: usize,
+        out: &mut [u8],
+    ) -> Result<()> {
+        const TILE: usize = 32;
+        let (e_n, c_n, out_total) = match t.shape[..] {
+            [e, c, o] => (e, c, o),
+            _ => bail!("expected a 3-D expert tensor, found {:?}", t.shape),
+        };
+        let r_out = *self.shape.get(1).unwrap_or(&0);
+        let (step, off) = rows.step();
+        if c_n != row_len
+            || (r_out > 0 && (r_out - 1) * step + off >= out_total)
+            || e_n != self.shape[0]
+        {
+            bail!(
+                "source shape {:?} does not fit output shape {:?}",
+                t.shape,
+                self.shape
+            );
+        }
+        let dtype = self.dtype;
+        out.par_chunks_mut(row_bytes * r_out)
+            .enumerate()
+            .try_for_each(|(e, expert)| {
+                expert
+                    .par_chunks_mut(row_bytes * TILE)
+                    .enumerate()
+                    .try_for_each(|(blk, dst)| -> Result<()> {
+                        let o0 = blk * TILE;
+                        let n = dst.len() / row_bytes;
+                        let mut tile = vec![0f32; n * row_len];
+                        for c in 0..c_n {
+                            let base = (e * c_n + c) * out_total;
+                            for k in 0..n {
+                                tile[k * row_len + c] = read_f32(t, base + (o0 + k) * step + off);
+                            }
+                        }
+                        for (k, d) in dst.chunks_mut(row_bytes).enumerate() {
+                            quant::quantize_row(dtype, &tile[k * row_len..(k + 1) * row_len], d)?;
+                        }
+                        Ok(())
+                    })
+            })
+    }
 }
+
+/// A float source tensor, checked to hold exactly its shape.
+fn float_source<'c>(ckpt: &'c Checkpoint, name: &str) -> Result<TensorView<'c>> {
+    let t = ckpt.tensor(name)?;
+    if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        bail!("source '{name}' has dtype {}, not a float type", t.dtype);
+    }
+    t.check().map_err(|e| anyhow!(e))?;
+    Ok(t)
+}
+
+/// Where an output row's values are in the source.
+enum RowMap {
+    /// A run of row-length elements starting at this element index.
+    Contiguous(Box<dyn Fn(usize) -> usize + Sync>),
+    /// Element by element.
+    Gather(IndexFn),
+}
+
+/// (output row, column) -> source element index.
+type IndexFn = Box<dyn Fn(usize, usize) -> usize + Sync>;
 
 fn check_len(t: &TensorView<'_>, want: usize) -> Result<()> {
     if t.bytes.len() != want {

@@ -14,7 +14,7 @@ use ossify_formats::DType;
 
 const E: usize = 3;
 const H: usize = 64; // hidden
-const I: usize = 32; // intermediate
+const I: usize = 40; // intermediate (not a multiple of the 32-row tiles)
 const V: usize = 544; // golden tokenizer's vocabulary
 const LAYERS: usize = 2;
 const HEADS: usize = 2;

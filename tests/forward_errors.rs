@@ -6,16 +6,17 @@ use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::{ForwardOptions, GptOssConfig, Model, TensorSource};
 use ossify_formats::TensorView;
 
-/// A checkpoint with one tensor hidden, or given a wrong shape.
+/// A checkpoint with one tensor hidden, or given a wrong shape, or another config.
 struct Tampered<'c> {
     inner: &'c Checkpoint,
+    config: Option<GptOssConfig>,
     hide: Option<&'static str>,
     reshape: Option<(&'static str, Vec<usize>)>,
 }
 
 impl TensorSource for Tampered<'_> {
     fn config(&self) -> &GptOssConfig {
-        &self.inner.config
+        self.config.as_ref().unwrap_or(&self.inner.config)
     }
     fn get(&self, name: &str) -> Option<TensorView<'_>> {
         if self.hide == Some(name) {
@@ -59,6 +60,7 @@ fn missing_tensor_is_named() {
     ] {
         let e = error_of(&Tampered {
             inner: &c,
+            config: None,
             hide: Some(name),
             reshape: None,
         });
@@ -72,6 +74,7 @@ fn wrong_shape_is_named() {
     let c = tiny();
     let e = error_of(&Tampered {
         inner: &c,
+        config: None,
         hide: None,
         reshape: Some(("model.layers.0.self_attn.q_proj.weight", vec![96, 64])),
     });
@@ -80,6 +83,7 @@ fn wrong_shape_is_named() {
     // Bytes that do not fit the claimed shape are caught too.
     let e = error_of(&Tampered {
         inner: &c,
+        config: None,
         hide: None,
         reshape: Some(("model.layers.0.mlp.router.bias", vec![5])),
     });
@@ -91,8 +95,33 @@ fn not_a_gpt_oss_checkpoint() {
     let c = tiny();
     let e = error_of(&Tampered {
         inner: &c,
+        config: None,
         hide: Some("model.embed_tokens.weight"),
         reshape: None,
     });
     assert!(e.contains("token embedding"), "{e}");
+}
+
+#[test]
+fn impossible_config_is_refused() {
+    let c = tiny();
+    let edits: [fn(&mut GptOssConfig); 4] = [
+        |k| k.num_experts_per_tok = 0,
+        |k| k.num_key_value_heads = 3,
+        |k| k.head_dim = 0,
+        |k| {
+            k.layer_types.pop();
+        },
+    ];
+    for edit in edits {
+        let mut cfg = c.config.clone();
+        edit(&mut cfg);
+        let e = error_of(&Tampered {
+            inner: &c,
+            config: Some(cfg),
+            hide: None,
+            reshape: None,
+        });
+        assert!(e.contains("config"), "{e}");
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::rope::Rope;
-use ossify::gpt_oss::{ForwardOptions, Model, NameLayout};
+use ossify::gpt_oss::{ForwardOptions, Model, NameLayout, SubBlock};
 use ossify_formats::DType;
 
 const MAX_DLOGIT: f64 = 1e-3;
@@ -281,6 +281,15 @@ fn yarn_truncate_matches_transformers_with_rounded_bounds() {
         &golden().join("tiny-bf16-noisy"),
         "tiny-bf16-noisy",
         "logits-yarn-truncate",
+        opts.clone(),
+    );
+    // llama.cpp's own F32 path (all-F32 GGUF, so no activation quantization) rounds the bounds too: with
+    // --yarn-truncate ossify matches the logits llama.cpp computed.
+    check_in(
+        &golden().join("llamacpp"),
+        &golden().join("llamacpp/tiny-bf16.f32.gguf"),
+        "tiny-bf16.f32",
+        "logits",
         opts,
     );
 }
@@ -347,6 +356,27 @@ fn traced_residuals_match_transformers() {
         close(&tr.after_moe[l], want, &format!("layer {l} after MoE"));
     }
     assert_eq!(tr.first_non_finite(), None);
+
+    // Divergence between two runs is located at the sub-block where it starts: the same weights in GGUF
+    // agree everywhere; tiny-bf16-noisy (same attention, experts off the MXFP4 grid) first diverges at
+    // layer 0's MoE.
+    let gg = Checkpoint::open(&golden().join("llamacpp/tiny.f32.gguf"), None).unwrap();
+    let tr_gguf = Model::new(&gg, ForwardOptions::default())
+        .unwrap()
+        .forward_traced(toks)
+        .unwrap();
+    let errs = tr_gguf.relative_errors(&tr);
+    assert_eq!(errs.len(), 2 * n_layers);
+    assert!(errs.iter().all(|d| d.relative_error < 1e-5), "{errs:?}");
+    assert_eq!(tr_gguf.first_divergence(&tr, 1e-4), None);
+    let noisy = Checkpoint::open(&golden().join("tiny-bf16-noisy"), None).unwrap();
+    let tr_noisy = Model::new(&noisy, ForwardOptions::default())
+        .unwrap()
+        .forward_traced(toks)
+        .unwrap();
+    let first = tr_noisy.first_divergence(&tr, 1e-4).unwrap();
+    println!("tiny-bf16-noisy vs tiny diverges first at {first:?}");
+    assert_eq!((first.layer, first.sub_block), (0, SubBlock::Moe));
     assert_eq!(tr.logits, model.forward(toks).unwrap());
 }
 

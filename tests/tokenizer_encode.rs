@@ -79,3 +79,39 @@ fn special_tokens_are_text_unless_asked() {
     assert_eq!(gguf.encode(text, true).unwrap(), parsed);
     assert_eq!(gguf.encode(text, false).unwrap(), plain);
 }
+
+#[test]
+fn long_pieces_match_tiktoken() {
+    // one pre-tokenizer piece of thousands of symbols exercises the heap merge order on equal ranks
+    let text = format!(
+        "{}{}x{}\n\n{}",
+        " ".repeat(3001),
+        "a".repeat(2999),
+        "ab".repeat(1500),
+        "🦙😶\u{200d}🌫\u{fe0f}".repeat(300)
+    );
+    let vocab = GgufVocab::from_o200k_harmony(201_088).unwrap();
+    let ours = TextTokenizer::from_gguf_vocab(&vocab)
+        .unwrap()
+        .encode(&text, false)
+        .unwrap();
+    let reference = TextTokenizer::o200k_harmony()
+        .unwrap()
+        .encode(&text, false)
+        .unwrap();
+    assert_eq!(ours, reference);
+}
+
+#[test]
+fn decode_inverts_encode_for_all_three() {
+    let text = "Grüße 🦙 <|start|>user<|message|>你好, world!\n\t  x";
+    let vocab = GgufVocab::from_o200k_harmony(201_088).unwrap();
+    for tok in [
+        TextTokenizer::o200k_harmony().unwrap(),
+        TextTokenizer::from_gguf_vocab(&vocab).unwrap(),
+        TextTokenizer::from_tokenizer_json(&data().join("tiny/tokenizer.json")).unwrap(),
+    ] {
+        let ids = tok.encode(text, true).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text, "{}", tok.describe());
+    }
+}

@@ -119,3 +119,26 @@ fn text_tokenizers_match_transformers_on_golden_texts() {
         }
     }
 }
+
+#[test]
+fn for_checkpoint_reads_gguf_files_and_folders() {
+    let text = "The quick brown fox <|start|>";
+    let gguf =
+        TextTokenizer::for_checkpoint(&root().join("golden/llamacpp/tiny.f32.gguf")).unwrap();
+    let dir = TextTokenizer::for_checkpoint(&root().join("golden/tiny")).unwrap();
+    assert_eq!(gguf.describe(), "GGUF vocabulary");
+    assert_eq!(dir.describe(), "tokenizer.json");
+    assert_eq!(
+        gguf.encode(text, true).unwrap(),
+        dir.encode(text, true).unwrap()
+    );
+    // OpenAI's original/ layout has no tokenizer.json: the HF folder around it has, else o200k_harmony
+    let orig = TextTokenizer::for_checkpoint(&root().join("golden/tiny/original")).unwrap();
+    assert_eq!(
+        orig.encode(text, true).unwrap(),
+        dir.encode(text, true).unwrap()
+    );
+    let lone = tempfile::tempdir().unwrap();
+    let bare = TextTokenizer::for_checkpoint(lone.path()).unwrap();
+    assert_eq!(bare.describe(), "o200k_harmony (tiktoken-rs)");
+}

@@ -233,3 +233,44 @@ fn gpt_oss_tokenizer_json_from_dir_matches_llama_cpp() {
     let o = GgufVocab::from_o200k_harmony(201_088).unwrap();
     assert_eq!(v, o);
 }
+
+/// A vocabulary that is not o200k gets the name llama.cpp's table gives its hash: GPT-2's, rebuilt from
+/// tiktoken-rs's r50k_base ranks as a tokenizer.json, must be "gpt-2" as llama.cpp named the original.
+#[test]
+fn other_vocabularies_get_llama_cpps_name() {
+    let exp = load("gpt2_expected.json");
+    let bpe = tiktoken_rs::r50k_base().unwrap();
+    let ranks = ossify::tokenizer::tiktoken_ranks(&bpe, 50_256).unwrap();
+    let (tokens, merges) = ossify::tokenizer::tiktoken_ranks_to_bpe(&ranks);
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), Value::from(i)))
+        .collect();
+    let byte_level = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+        "use_regex": true});
+    let tj = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null, "pre_tokenizer": byte_level, "post_processor": byte_level, "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": merges},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        serde_json::to_string(&tj).unwrap(),
+    )
+    .unwrap();
+    let tok = tokenizers::Tokenizer::from_file(dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!(
+        chkhsh(tok.encode(CHKTXT, true).unwrap().get_ids()),
+        exp["chkhsh"].as_str().unwrap()
+    );
+    let v = GgufVocab::from_dir(dir.path(), 50_257).unwrap();
+    assert_eq!(v.pre, exp["pre"].as_str().unwrap());
+    assert_eq!(v.pre, "gpt-2");
+    assert_eq!(v.tokens.len() as u64, exp["n_tokens"].as_u64().unwrap());
+}

@@ -14,6 +14,11 @@
 //!     pub fn tensor_names(&self) -> Vec<&str>;
 //! }
 //! ```
+//! Beyond the contract: `config_path`, `tokenizer_dir` (the folder with tokenizer.json; for `original/` its
+//! parent), `experts` ([`ExpertStorage`]: MXFP4 pair, dense (E, in, out), or GGUF), `file_of(name)`, `gguf()` and
+//! `safetensors()` (the underlying readers), [`detect_layout`], [`expected_tensors`], [`gguf_shape`] and
+//! [`config_from_gguf`].
+//!
 //! Tensor names are the checkpoint's own (HF: `model.layers.0.mlp.experts.gate_up_proj_blocks`; original:
 //! `block.0.mlp.mlp1_weight.blocks`; GGUF: `blk.0.ffn_gate_exps.weight`). Shapes are row-major, outermost first.
 //!
@@ -25,6 +30,8 @@
 
 mod expect;
 mod gguf;
+
+pub use gguf::config_from_gguf;
 
 pub use expect::{
     expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage,

@@ -2,7 +2,7 @@
 //! and every metadata value llama.cpp reads, what llama.cpp's own converter writes.
 //!
 //! Streaming: the source is memory-mapped; tensors are produced one after another, each with its rows spread
-//! over the thread pool, and handed to a writer thread through a channel of capacity two, so at most a few
+//! over the thread pool, and handed to a writer thread through a channel of capacity one, so at most three
 //! tensors are in memory whatever the model size. Rows are independent and written at planned offsets, so the
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
@@ -18,6 +18,7 @@ use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
 use crate::plan::{OutType, Plan};
+use crate::tokenizer::GgufVocab;
 
 /// Options of `ossify convert`.
 #[derive(Clone, Debug)]
@@ -76,7 +77,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let bar = progress_bar(opts, tensor_bytes);
 
     // Producer: this thread, one tensor at a time, rows in parallel. Consumer: a writer thread.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(1);
     let out_ref = &output;
     let written: Result<()> = std::thread::scope(|s| {
         let writer = s.spawn(move || -> Result<()> {
@@ -313,9 +314,10 @@ fn model_name(ckpt: &Checkpoint) -> String {
         .unwrap_or_else(|| "gpt-oss".into())
 }
 
-/// The tokenizer key/values (tokenizer.ggml.*, chat template), as llama.cpp's `_set_vocab_gpt2` writes them.
+/// The tokenizer key/values, as llama.cpp's `_set_vocab_gpt2` + gguf-py's `SpecialVocab` write them
+/// (`GgufVocab::to_metadata`).
 fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
-    let Some(_dir) = &ckpt.tokenizer_dir else {
+    let Some(dir) = &ckpt.tokenizer_dir else {
         bail!(
             "{}: no tokenizer.json here{}; a GGUF needs the vocabulary",
             ckpt.path.display(),
@@ -326,5 +328,7 @@ fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
             }
         );
     };
-    Ok(Vec::new())
+    let v = GgufVocab::from_dir(dir, ckpt.config.vocab_size)
+        .with_context(|| format!("{}: reading the tokenizer", dir.display()))?;
+    Ok(v.to_metadata())
 }

@@ -8,13 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use ossify_formats::gguf::GgufFile;
 use ossify_formats::quant;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::checkpoint::{config_from_gguf, detect_layout, Checkpoint, Layout};
 use crate::gpt_oss::config::read_json;
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
 
@@ -128,7 +129,14 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
     if is_safetensors_file {
         return inspect_safetensors_file(path, opts);
     }
-    let ckpt = Checkpoint::open(path, opts.layout)?;
+    let layout = match opts.layout {
+        Some(l) => l,
+        None => detect_layout(path)?,
+    };
+    if layout == Layout::Gguf {
+        return inspect_gguf(path, opts);
+    }
+    let ckpt = Checkpoint::open(path, Some(layout))?;
     let names = ckpt.tensor_names();
     let views: Vec<TensorView<'_>> = names.iter().filter_map(|n| ckpt.get(n)).collect();
     let files: Vec<String> = names
@@ -140,6 +148,25 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
         path: path.display().to_string(),
         layout: ckpt.layout.to_string(),
         architecture: Some(Architecture::of(&ckpt.config)),
+        total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        tensors: rows,
+    })
+}
+
+/// A GGUF file: the format is validated in full, but the model need not be a complete gpt-oss (any
+/// architecture's tensors are listed; the summary appears when the metadata describes gpt-oss).
+fn inspect_gguf(path: &Path, opts: &InspectOptions) -> Result<Report> {
+    let file = GgufFile::open(path)?;
+    let architecture = config_from_gguf(&file, path)
+        .ok()
+        .map(|c| Architecture::of(&c));
+    let views: Vec<TensorView<'_>> = file.tensor_views().collect();
+    let files = vec![file_label(path); views.len()];
+    let rows = table(&views, &files, opts)?;
+    Ok(Report {
+        path: path.display().to_string(),
+        layout: Layout::Gguf.to_string(),
+        architecture,
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
         tensors: rows,
     })

@@ -3,4 +3,6 @@
 
 pub mod convert;
 pub mod inspect_weights;
+pub mod perplexity;
 pub mod quantize;
+pub mod verify_parity;

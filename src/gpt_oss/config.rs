@@ -232,7 +232,7 @@ impl GptOssConfig {
             None => AttentionKind::alternating(num_hidden_layers),
             Some(v) => parse_layer_types(v, path, num_hidden_layers)?,
         };
-        Ok(GptOssConfig {
+        GptOssConfig {
             vocab_size: f.positive(&["vocab_size"])?,
             hidden_size,
             intermediate_size: f.positive(&["intermediate_size"])?,
@@ -261,7 +261,7 @@ impl GptOssConfig {
             eos_token_id: f.opt_token("eos_token_id")?,
             pad_token_id: f.opt_token("pad_token_id")?,
         }
-        .validated(path)?)
+        .validated(path)
     }
 
     /// Parses OpenAI's `original/config.json` (gpt_oss/torch/model.py `ModelConfig`). Its YaRN fields map as
@@ -286,7 +286,7 @@ impl GptOssConfig {
                 m as usize
             }
         };
-        Ok(GptOssConfig {
+        GptOssConfig {
             vocab_size: f.positive(&["vocab_size"])?,
             hidden_size: f.positive(&["hidden_size"])?,
             intermediate_size: f.positive(&["intermediate_size"])?,
@@ -316,7 +316,7 @@ impl GptOssConfig {
             eos_token_id: None,
             pad_token_id: None,
         }
-        .validated(path)?)
+        .validated(path)
     }
 
     /// Consistency checks that keep later arithmetic safe.
@@ -421,4 +421,89 @@ fn parse_layer_types(v: &Value, path: &Path, n_layers: usize) -> Result<Vec<Atte
             )),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn golden(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("golden")
+            .join(rel)
+    }
+
+    #[test]
+    fn hf_4x_rope_scaling_and_5x_rope_parameters_agree() {
+        let p = golden("tiny/config.json");
+        let v4 = read_json(&p).unwrap();
+        let c4 = GptOssConfig::from_hf_json(&v4, &p).unwrap();
+        // transformers 5.x spelling: rope_parameters carries rope_theta; no top-level rope_theta.
+        let mut v5 = v4.clone();
+        let obj = v5.as_object_mut().unwrap();
+        let mut rope = obj.remove("rope_scaling").unwrap();
+        rope["rope_theta"] = obj.remove("rope_theta").unwrap();
+        obj.insert("rope_parameters".into(), rope);
+        let c5 = GptOssConfig::from_hf_json(&v5, &p).unwrap();
+        assert_eq!(c4, c5);
+        let r = c4.rope_scaling.as_ref().unwrap();
+        assert_eq!(
+            (r.factor, r.beta_fast, r.beta_slow, r.truncate),
+            (32.0, 32.0, 1.0, false)
+        );
+        assert_eq!(c4.rope_theta, 150000.0);
+        assert!(c4.has_default_layer_types());
+    }
+
+    #[test]
+    fn original_config_equals_hf_config() {
+        // golden/tiny/original/config.json is OpenAI's spelling of the same model as golden/tiny/config.json.
+        let ph = golden("tiny/config.json");
+        let po = golden("tiny/original/config.json");
+        let h = GptOssConfig::from_hf_json(&read_json(&ph).unwrap(), &ph).unwrap();
+        let o = GptOssConfig::from_original_json(&read_json(&po).unwrap(), &po).unwrap();
+        let strip = |c: &GptOssConfig| GptOssConfig {
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+            ..c.clone()
+        };
+        assert_eq!(strip(&h), strip(&o));
+    }
+
+    #[test]
+    fn missing_and_malformed_fields_are_named() {
+        let p = PathBuf::from("x/config.json");
+        let base = serde_json::json!({"model_type": "gpt_oss", "vocab_size": 10, "hidden_size": 64,
+            "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "head_dim": 32, "num_local_experts": 2, "num_experts_per_tok": 1});
+        let c = GptOssConfig::from_hf_json(&base, &p).unwrap();
+        // transformers' defaults fill the rest.
+        assert_eq!(c.sliding_window, 128);
+        assert_eq!(c.max_position_embeddings, 131072);
+        assert_eq!(
+            c.rope_scaling
+                .as_ref()
+                .map(|r| r.original_max_position_embeddings),
+            Some(4096)
+        );
+        let mut v = base.clone();
+        v.as_object_mut().unwrap().remove("head_dim");
+        let e = GptOssConfig::from_hf_json(&v, &p).unwrap_err().to_string();
+        assert!(e.contains("x/config.json") && e.contains("head_dim"), "{e}");
+        let mut v = base.clone();
+        v["hidden_size"] = "big".into();
+        let e = GptOssConfig::from_hf_json(&v, &p).unwrap_err().to_string();
+        assert!(e.contains("hidden_size") && e.contains("\"big\""), "{e}");
+        let mut v = base.clone();
+        v["num_experts_per_tok"] = 3.into();
+        assert!(GptOssConfig::from_hf_json(&v, &p).is_err());
+        let mut v = base;
+        v["eos_token_id"] = serde_json::json!([7, 8]);
+        assert_eq!(
+            GptOssConfig::from_hf_json(&v, &p).unwrap().eos_token_id,
+            Some(7)
+        );
+    }
 }

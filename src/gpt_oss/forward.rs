@@ -14,9 +14,16 @@
 //! let model = Model::new(&checkpoint, ForwardOptions::default())?;
 //! let logits = model.forward(&tokens)?;            // [T, vocab], row-major
 //! let mut s = model.session();                      // incremental decode with a KV cache
-//! let l = s.eval(&prompt)?; let next = s.eval(&[tok])?;
+//! let l = s.eval(&prompt)?; let next = s.eval_last(&[tok])?;
+//! s.eval_each(&chunk, chunk.len() / 2, |i, row| score(i, row))?;   // perplexity: one batch of logits at a time
 //! let trace = model.forward_traced(&tokens)?;       // residual stream after each sub-block
+//! let first = trace.first_divergence(&reference_trace, 1e-3);      // where two models part
+//! let bad = trace.first_non_finite();                              // first layer that made a NaN / Inf
 //! ```
+//!
+//! Memory: weight matrices are views over the mapped files (never copied; 1-D tensors are decoded, a few
+//! hundred KB per layer); full-attention layers keep every position's keys and values, sliding layers only
+//! the last `sliding_window` (a ring); activations are sized to one batch (`ForwardOptions::batch_size`).
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -41,6 +48,18 @@ pub struct ForwardOptions {
     pub batch_size: usize,
     /// Expected context length: full-attention KV caches reserve this many positions up front. 0 = grow.
     pub context: usize,
+}
+
+impl ForwardOptions {
+    /// How logits are computed, for reports (`verify-parity --json`'s `mode`): every weight decoded exactly,
+    /// activations and accumulation in f32.
+    pub fn mode(&self) -> &'static str {
+        if self.yarn_truncate {
+            "f32-reference-yarn-truncate"
+        } else {
+            "f32-reference"
+        }
+    }
 }
 
 impl Default for ForwardOptions {
@@ -98,7 +117,65 @@ pub struct Trace {
     pub logits: Vec<f32>,
 }
 
+/// One point of the residual stream where two runs were compared.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    pub layer: usize,
+    pub sub_block: SubBlock,
+    /// ‖self − reference‖₂ / ‖reference‖₂ over all tokens.
+    pub relative_error: f64,
+}
+
 impl Trace {
+    /// The relative error of this run's residual stream against `reference`'s after every sub-block, in
+    /// order (layer 0 attention, layer 0 MoE, layer 1 attention, ...). Runs of different shapes give an
+    /// empty list.
+    pub fn relative_errors(&self, reference: &Trace) -> Vec<Divergence> {
+        let rel = |a: &[f32], b: &[f32]| {
+            let (mut num, mut den) = (0f64, 0f64);
+            for (x, y) in a.iter().zip(b) {
+                num += (f64::from(*x) - f64::from(*y)).powi(2);
+                den += f64::from(*y).powi(2);
+            }
+            if den > 0.0 {
+                (num / den).sqrt()
+            } else {
+                num.sqrt()
+            }
+        };
+        if self.after_attention.len() != reference.after_attention.len()
+            || self.embeddings.len() != reference.embeddings.len()
+        {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(2 * self.after_attention.len());
+        for l in 0..self.after_attention.len() {
+            for (sub_block, a, b) in [
+                (
+                    SubBlock::Attention,
+                    &self.after_attention[l],
+                    &reference.after_attention[l],
+                ),
+                (SubBlock::Moe, &self.after_moe[l], &reference.after_moe[l]),
+            ] {
+                out.push(Divergence {
+                    layer: l,
+                    sub_block,
+                    relative_error: rel(a, b),
+                });
+            }
+        }
+        out
+    }
+
+    /// The first sub-block whose relative error against `reference` exceeds `threshold` (NaN counts as
+    /// exceeding), for "name the first layer where they diverge".
+    pub fn first_divergence(&self, reference: &Trace, threshold: f64) -> Option<Divergence> {
+        self.relative_errors(reference)
+            .into_iter()
+            .find(|d| d.relative_error.is_nan() || d.relative_error > threshold)
+    }
+
     /// The first (layer, sub-block) whose output holds a NaN or an infinity.
     pub fn first_non_finite(&self) -> Option<(usize, SubBlock)> {
         let bad = |v: &Vec<f32>| v.iter().any(|x| !x.is_finite());

@@ -104,3 +104,59 @@ impl Rope {
         Some((lo.max(0.0), hi.min(dim - 1.0)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpt_oss::config::{AttentionKind, RopeScaling};
+
+    fn gpt_oss_20b_rope() -> GptOssConfig {
+        GptOssConfig {
+            vocab_size: 201088,
+            hidden_size: 2880,
+            intermediate_size: 2880,
+            num_hidden_layers: 24,
+            num_attention_heads: 64,
+            num_key_value_heads: 8,
+            head_dim: 64,
+            num_local_experts: 32,
+            num_experts_per_tok: 4,
+            sliding_window: 128,
+            max_position_embeddings: 131072,
+            rope_theta: 150000.0,
+            rope_scaling: Some(RopeScaling {
+                factor: 32.0,
+                beta_fast: 32.0,
+                beta_slow: 1.0,
+                original_max_position_embeddings: 4096,
+                truncate: false,
+            }),
+            rms_norm_eps: 1e-5,
+            swiglu_limit: 7.0,
+            layer_types: vec![AttentionKind::Sliding; 24],
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+
+    /// The real config's YaRN ramp: 8.0928 and 17.398 unrounded (HF / OpenAI), 8 and 18 rounded (llama.cpp),
+    /// as the issue states them; concentration 0.1·ln(32) + 1.
+    #[test]
+    fn gpt_oss_20b_correction_range_and_concentration() {
+        let c = gpt_oss_20b_rope();
+        let (lo, hi) = Rope::correction_range(&c, false).unwrap();
+        assert!(
+            (lo - 8.0928).abs() < 1e-4 && (hi - 17.398).abs() < 1e-3,
+            "{lo} {hi}"
+        );
+        assert_eq!(Rope::correction_range(&c, true), Some((8.0, 18.0)));
+        let r = Rope::new(&c, None);
+        assert!((r.attention_scaling - (0.1 * 32f32.ln() + 1.0)).abs() < 1e-6);
+        assert_eq!(r.inv_freq.len(), 32);
+        // Below the ramp the frequencies are the original ones; above it they are divided by the factor.
+        assert_eq!(r.inv_freq[0], 1.0);
+        let base31 = 1.0 / 150000f32.powf(62.0 / 64.0);
+        assert!((r.inv_freq[31] - base31 / 32.0).abs() <= 1e-6 * base31);
+    }
+}

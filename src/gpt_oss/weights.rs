@@ -375,10 +375,19 @@ impl<'a> Weights<'a> {
             cfg.head_dim,
         );
         let (e_n, i) = (cfg.num_local_experts, cfg.intermediate_size);
-        if nkv == 0 || nh % nkv != 0 || hd % 2 != 0 || cfg.num_experts_per_tok > e_n {
+        let widths = [h, v, nh, hd, e_n, i, cfg.num_hidden_layers];
+        if widths.contains(&0)
+            || nkv == 0
+            || nh % nkv != 0
+            || hd % 2 != 0
+            || cfg.num_experts_per_tok == 0
+            || cfg.num_experts_per_tok > e_n
+        {
             bail!(
-                "{}: inconsistent config: {nh} heads, {nkv} kv heads, head_dim {hd}, top-{} of {e_n} experts",
+                "{}: inconsistent config: hidden {h}, vocab {v}, {} layers, {nh} heads, {nkv} kv heads, head_dim \
+                 {hd}, top-{} of {e_n} experts of width {i}",
                 src.origin(),
+                cfg.num_hidden_layers,
                 cfg.num_experts_per_tok
             );
         }

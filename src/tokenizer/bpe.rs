@@ -5,7 +5,11 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, bail, Result};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::pre::{compile, pre_regex};
 use super::vocab::{token_type_from_i32, GgufVocab, TokenType};
@@ -40,9 +44,41 @@ pub struct ByteLevelBpe {
     /// "left right" (the merge as the GGUF stores it) -> rank; looked up with a reused buffer
     merge_ranks: HashMap<String, u32>,
     byte_chars: [char; 256],
-    /// control tokens (matched only when asked) and user-defined tokens (always matched), as llama.cpp does
-    control: Vec<(String, u32)>,
-    user_defined: Vec<(String, u32)>,
+    /// for decoding: token strings by id, which ids are byte-level text, and the byte of each byte-level char
+    tokens: Vec<String>,
+    byte_level: Vec<bool>,
+    char_bytes: HashMap<char, u8>,
+    /// user-defined tokens (always matched in text) and control tokens (matched only when asked), as llama.cpp
+    /// does; leftmost-longest
+    user_defined: Specials,
+    with_control: Specials,
+}
+
+/// Special token strings found in text by one automaton.
+struct Specials {
+    matcher: Option<AhoCorasick>,
+    ids: Vec<u32>,
+}
+
+impl Specials {
+    fn new(tokens: Vec<(String, u32)>) -> Result<Specials> {
+        let tokens: Vec<(String, u32)> =
+            tokens.into_iter().filter(|(s, _)| !s.is_empty()).collect();
+        if tokens.is_empty() {
+            return Ok(Specials {
+                matcher: None,
+                ids: Vec::new(),
+            });
+        }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(tokens.iter().map(|(s, _)| s.as_str()))
+            .context("building the special-token matcher")?;
+        Ok(Specials {
+            matcher: Some(matcher),
+            ids: tokens.into_iter().map(|(_, id)| id).collect(),
+        })
+    }
 }
 
 impl ByteLevelBpe {
@@ -84,13 +120,25 @@ impl ByteLevelBpe {
             let rank = u32::try_from(rank).map_err(|_| anyhow!("too many merges"))?;
             merge_ranks.entry(m.clone()).or_insert(rank);
         }
+        let with_control = Specials::new(user_defined.iter().cloned().chain(control).collect())?;
         Ok(ByteLevelBpe {
             regex,
             token_ids,
             merge_ranks,
             byte_chars: bytes_to_unicode(),
-            control,
-            user_defined,
+            tokens: vocab.tokens.clone(),
+            byte_level: vocab
+                .token_types
+                .iter()
+                .map(|&t| matches!(token_type_from_i32(t), Some(TokenType::Normal)))
+                .collect(),
+            char_bytes: bytes_to_unicode()
+                .iter()
+                .zip(0..=255u8)
+                .map(|(&c, b)| (c, b))
+                .collect(),
+            user_defined: Specials::new(user_defined)?,
+            with_control,
         })
     }
 
@@ -107,35 +155,52 @@ impl ByteLevelBpe {
         Ok(out)
     }
 
-    fn split_special<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Part<'t>> {
-        let mut hits: Vec<(usize, usize, u32)> = Vec::new();
-        let specials = self.user_defined.iter().chain(if parse_special {
-            &self.control[..]
-        } else {
-            &[]
-        });
-        for (s, id) in specials {
-            if s.is_empty() {
-                continue;
+    /// The bytes of `ids`: normal tokens decoded from GPT-2's byte alphabet, control and user-defined tokens
+    /// as their text.
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for &id in ids {
+            let i = id as usize;
+            let tok = self.tokens.get(i).ok_or_else(|| {
+                anyhow!(
+                    "token id {id} is outside the vocabulary of {} tokens",
+                    self.tokens.len()
+                )
+            })?;
+            if self.byte_level.get(i).copied().unwrap_or(false) {
+                for c in tok.chars() {
+                    match self.char_bytes.get(&c) {
+                        Some(&b) => out.push(b),
+                        None => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+                    }
+                }
+            } else {
+                out.extend_from_slice(tok.as_bytes());
             }
-            hits.extend(
-                text.match_indices(s.as_str())
-                    .map(|(at, m)| (at, m.len(), *id)),
-            );
         }
-        // leftmost first, longest first at the same place
-        hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        Ok(out)
+    }
+
+    fn split_special<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Part<'t>> {
+        let specials = if parse_special {
+            &self.with_control
+        } else {
+            &self.user_defined
+        };
+        let Some(matcher) = &specials.matcher else {
+            return vec![Part::Text(text)];
+        };
         let mut parts = Vec::new();
         let mut pos = 0;
-        for (at, len, id) in hits {
-            if at < pos {
+        for m in matcher.find_iter(text) {
+            let Some(&id) = specials.ids.get(m.pattern().as_usize()) else {
                 continue;
-            }
-            if at > pos {
-                parts.push(Part::Text(&text[pos..at]));
+            };
+            if m.start() > pos {
+                parts.push(Part::Text(&text[pos..m.start()]));
             }
             parts.push(Part::Special(id));
-            pos = at + len;
+            pos = m.end();
         }
         if pos < text.len() {
             parts.push(Part::Text(&text[pos..]));
@@ -159,46 +224,96 @@ impl ByteLevelBpe {
         Ok(())
     }
 
+    /// BPE on one pre-tokenized piece: a doubly linked list of symbols (byte ranges of the byte-level string)
+    /// and a heap of candidate merges ordered by (rank, position), so long pieces stay O(n log n). Equal ranks go
+    /// leftmost first, as tiktoken, Hugging Face and llama.cpp do.
     fn encode_piece(&self, piece: &str, out: &mut Vec<u32>) -> Result<()> {
-        let mut symbols: Vec<String> = piece
+        let s: String = piece
             .bytes()
-            .map(|b| self.byte_chars[usize::from(b)].to_string())
+            .map(|b| self.byte_chars[usize::from(b)])
             .collect();
+        let mut syms: Vec<Sym> = Vec::with_capacity(piece.len());
+        for (i, (at, c)) in s.char_indices().enumerate() {
+            syms.push(Sym {
+                start: at,
+                end: at + c.len_utf8(),
+                prev: i.checked_sub(1),
+                next: Some(i + 1),
+            });
+        }
+        if let Some(last) = syms.last_mut() {
+            last.next = None;
+        }
         let mut key = String::new();
-        loop {
-            let mut best: Option<(u32, usize)> = None;
-            for pair in symbols.windows(2).enumerate() {
-                let (i, [l, r]) = pair else { continue };
-                key.clear();
-                key.push_str(l);
-                key.push(' ');
-                key.push_str(r);
-                if let Some(&rank) = self.merge_ranks.get(key.as_str()) {
-                    if best.map_or(true, |(r, _)| rank < r) {
-                        best = Some((rank, i));
-                    }
+        let mut rank_of = |l: &Sym, r: &Sym| -> Option<u32> {
+            key.clear();
+            key.push_str(&s[l.start..l.end]);
+            key.push(' ');
+            key.push_str(&s[r.start..r.end]);
+            self.merge_ranks.get(key.as_str()).copied()
+        };
+        // (rank, left index, right symbol's end when pushed): stale entries are skipped on pop
+        let mut heap: BinaryHeap<Reverse<(u32, usize, usize)>> = BinaryHeap::new();
+        for i in 0..syms.len().saturating_sub(1) {
+            if let Some(rank) = rank_of(&syms[i], &syms[i + 1]) {
+                heap.push(Reverse((rank, i, syms[i + 1].end)));
+            }
+        }
+        let mut alive = vec![true; syms.len()];
+        while let Some(Reverse((_, i, right_end))) = heap.pop() {
+            let Some(j) = syms[i].next else { continue };
+            if !alive[i] || syms[j].end != right_end {
+                continue;
+            }
+            // merge j into i
+            syms[i].end = syms[j].end;
+            syms[i].next = syms[j].next;
+            alive[j] = false;
+            if let Some(n) = syms[j].next {
+                syms[n].prev = Some(i);
+            }
+            if let Some(p) = syms[i].prev {
+                if let Some(rank) = rank_of(&syms[p], &syms[i]) {
+                    heap.push(Reverse((rank, p, syms[i].end)));
                 }
             }
-            let Some((_, i)) = best else { break };
-            let right = symbols.remove(i + 1);
-            symbols[i].push_str(&right);
+            if let Some(n) = syms[i].next {
+                if let Some(rank) = rank_of(&syms[i], &syms[n]) {
+                    heap.push(Reverse((rank, i, syms[n].end)));
+                }
+            }
         }
-        for s in symbols {
-            match self.token_ids.get(&s) {
+        let mut cur = if syms.is_empty() { None } else { Some(0) };
+        while let Some(i) = cur {
+            let sym = &s[syms[i].start..syms[i].end];
+            match self.token_ids.get(sym) {
                 Some(&id) => out.push(id),
                 None => {
                     // a symbol the vocabulary lacks: fall back to its single bytes, as llama.cpp does
-                    for c in s.chars() {
-                        let id = self.token_ids.get(&c.to_string()).ok_or_else(|| {
-                            anyhow!("the vocabulary has no token for byte symbol {c:?}")
-                        })?;
+                    for c in sym.chars() {
+                        let mut buf = [0u8; 4];
+                        let id =
+                            self.token_ids
+                                .get(&*c.encode_utf8(&mut buf))
+                                .ok_or_else(|| {
+                                    anyhow!("the vocabulary has no token for byte symbol {c:?}")
+                                })?;
                         out.push(*id);
                     }
                 }
             }
+            cur = syms[i].next;
         }
         Ok(())
     }
+}
+
+/// One symbol of a piece being merged: `s[start..end]` of the byte-level string, and its neighbours.
+struct Sym {
+    start: usize,
+    end: usize,
+    prev: Option<usize>,
+    next: Option<usize>,
 }
 
 enum Part<'t> {

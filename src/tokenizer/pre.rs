@@ -10,6 +10,8 @@
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::pre_hashes::LLAMA_CPP_CHKHSH;
+
 /// The test string llama.cpp hashes (`chktxt` in conversion/base.py and convert_hf_to_gguf_update.py).
 pub const CHKTXT: &str = "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u{200d}🌫\u{fe0f} (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL";
 
@@ -34,13 +36,6 @@ pub const O200K_PATTERN: &str = concat!(
 /// The pre-tokenizer name llama.cpp writes for o200k vocabularies (`tokenizer.ggml.pre`).
 pub const PRE_GPT4O: &str = "gpt-4o";
 
-/// chkhsh -> `tokenizer.ggml.pre`, the entries of llama.cpp's `get_vocab_base_pre` that ossify needs
-/// (ref: https://huggingface.co/Xenova/gpt-4o; the same ids come out of gpt-oss's o200k_harmony).
-const KNOWN_CHKHSH: &[(&str, &str)] = &[(
-    "ccc2ef013c104be7bae2965776d611e1d7a8a2a9c547dd93a682c9a9fc80352e",
-    PRE_GPT4O,
-)];
-
 /// sha256 of Python's `str(ids)` ("[1, 2, 3]"), as llama.cpp hashes `tokenizer.encode(chktxt)`.
 pub fn chkhsh(ids: &[u32]) -> String {
     let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
@@ -50,6 +45,15 @@ pub fn chkhsh(ids: &[u32]) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name llama.cpp's converter gives a chkhsh, if it knows it (the last listed, as its `if` chain does).
+pub fn llama_cpp_pre_name(chkhsh: &str) -> Option<&'static str> {
+    LLAMA_CPP_CHKHSH
+        .iter()
+        .rev()
+        .find(|(h, _)| *h == chkhsh)
+        .map(|(_, name)| *name)
 }
 
 /// Decide `tokenizer.ggml.pre` for a tokenizer.json: the chkhsh lookup first, then o200k's split regex.
@@ -62,7 +66,7 @@ pub fn detect_pre(
         .encode(CHKTXT, true)
         .map_err(|e| anyhow::anyhow!("{origin}: encoding llama.cpp's chktxt failed: {e}"))?;
     let hash = chkhsh(encoding.get_ids());
-    if let Some((_, name)) = KNOWN_CHKHSH.iter().find(|(h, _)| *h == hash) {
+    if let Some(name) = llama_cpp_pre_name(&hash) {
         return Ok((*name).to_string());
     }
     if split_regexes(tokenizer_json.get("pre_tokenizer"))
@@ -73,7 +77,7 @@ pub fn detect_pre(
     }
     bail!(
         "{origin}: llama.cpp would not recognise this BPE pre-tokenizer (chkhsh {hash} is not in its table, and \
-         the pre-tokenizer does not split with o200k's regex); ossify only converts o200k (gpt-4o) vocabularies"
+         the pre-tokenizer does not split with o200k's regex)"
     )
 }
 

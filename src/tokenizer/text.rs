@@ -47,14 +47,38 @@ impl TextTokenizer {
         Ok(TextTokenizer::O200kHarmony(Box::new(bpe)))
     }
 
-    /// A Hugging Face checkpoint folder's tokenizer.json, or o200k_harmony when it has none (OpenAI's
-    /// `original/` layout ships no tokenizer).
+    /// A checkpoint folder's tokenizer.json; for OpenAI's `original/` folder (which ships none) the one of the
+    /// Hugging Face folder around it, as published repositories nest them; else o200k_harmony.
     pub fn for_checkpoint_dir(dir: &Path) -> Result<TextTokenizer> {
-        let tj = dir.join("tokenizer.json");
-        if tj.is_file() {
-            Self::from_tokenizer_json(&tj)
+        let own = dir.join("tokenizer.json");
+        let around = dir
+            .file_name()
+            .filter(|n| *n == "original")
+            .and_then(|_| dir.parent())
+            .map(|p| p.join("tokenizer.json"));
+        match [Some(own), around]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+        {
+            Some(tj) => Self::from_tokenizer_json(&tj),
+            None => Self::o200k_harmony(),
+        }
+    }
+
+    /// The tokenizer of any checkpoint path ossify opens: a GGUF file's vocabulary, or for a folder as
+    /// [`TextTokenizer::for_checkpoint_dir`].
+    pub fn for_checkpoint(path: &Path) -> Result<TextTokenizer> {
+        if path.is_dir() {
+            Self::for_checkpoint_dir(path)
         } else {
-            Self::o200k_harmony()
+            let vocab = GgufVocab::from_gguf_path(path)?;
+            Self::from_gguf_vocab(&vocab).with_context(|| {
+                format!(
+                    "{}: building a tokenizer from its vocabulary",
+                    path.display()
+                )
+            })
         }
     }
 
@@ -92,6 +116,25 @@ impl TextTokenizer {
             } else {
                 bpe.encode_ordinary(text)
             }),
+        }
+    }
+
+    /// Text of `ids` (invalid UTF-8, as a cut multi-byte character, becomes U+FFFD); special tokens as their
+    /// text.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match self {
+            TextTokenizer::HuggingFace { tokenizer, .. } => tokenizer
+                .decode(ids, false)
+                .map_err(|e| anyhow!("decoding token ids: {e}")),
+            TextTokenizer::Gguf(bpe) => {
+                Ok(String::from_utf8_lossy(&bpe.decode_bytes(ids)?).into_owned())
+            }
+            TextTokenizer::O200kHarmony(bpe) => {
+                let bytes = bpe
+                    .decode_bytes(ids)
+                    .map_err(|e| anyhow!("decoding token ids: {e:?}"))?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
         }
     }
 }

@@ -508,7 +508,8 @@ fn read_chat_template(dir: &Path, tc: &serde_json::Map<String, Value>) -> Result
             (t.get("name")?.as_str()? == "default")
                 .then(|| t.get("template")?.as_str().map(str::to_string))?
         }),
-        Some(Value::Null) | None => alt,
+        // `tokenizer_config.get("chat_template", alt)`: an explicit null is kept (no template)
+        None => alt,
         Some(_) => None,
     })
 }
@@ -559,29 +560,19 @@ impl GgufVocab {
             );
         }
         let bpe = tiktoken_rs::o200k_harmony().context("loading tiktoken-rs's o200k_harmony")?;
-        let mut ranks: Vec<Vec<u8>> = Vec::with_capacity(O200K_BASE_RANKS as usize);
-        for r in 0..O200K_BASE_RANKS {
-            let bytes = bpe
-                .decode_bytes(&[r])
-                .map_err(|e| anyhow!("o200k_harmony has no rank {r}: {e:?}"))?;
-            ranks.push(bytes);
-        }
-        let rank_of: HashMap<&[u8], u32> = ranks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.as_slice(), i as u32))
-            .collect();
-        let table = bytes_to_unicode();
+        let ranks = tiktoken_ranks(&bpe, O200K_BASE_RANKS)?;
+        let (tokens, merges) = tiktoken_ranks_to_bpe(&ranks);
 
         let mut v = GgufVocab {
             model: "gpt2".into(),
             pre: PRE_GPT4O.into(),
+            merges,
             ..GgufVocab::default()
         };
         v.tokens = Vec::with_capacity(vocab_size);
         v.token_types = Vec::with_capacity(vocab_size);
-        for bytes in &ranks {
-            v.tokens.push(bytes_to_token_string(bytes, &table));
+        for tok in tokens {
+            v.tokens.push(tok);
             v.token_types.push(TokenType::Normal as i32);
         }
         for id in O200K_BASE_RANKS..=last_special {
@@ -596,20 +587,6 @@ impl GgufVocab {
             v.tokens.push(format!("[PAD{i}]"));
             v.token_types.push(TokenType::Unused as i32);
         }
-
-        // rank order, then (left rank, right rank) within a token: GptOssConverter's sort (stable)
-        let mut merges: Vec<(u32, u32)> = Vec::new();
-        for bytes in &ranks {
-            let mut local: Vec<(u32, u32)> = (1..bytes.len())
-                .filter_map(|k| Some((*rank_of.get(&bytes[..k])?, *rank_of.get(&bytes[k..])?)))
-                .collect();
-            local.sort_unstable();
-            merges.extend(local);
-        }
-        v.merges = merges
-            .into_iter()
-            .map(|(l, r)| format!("{} {}", v.tokens[l as usize], v.tokens[r as usize]))
-            .collect();
 
         let id = |name: &str| {
             GPT_OSS_NAMED_SPECIALS
@@ -626,4 +603,44 @@ impl GgufVocab {
         v.add_order = vec![SpecialToken::Bos, SpecialToken::Eos];
         Ok(v)
     }
+}
+
+/// The byte strings of ranks `0..n` of a tiktoken encoding.
+pub fn tiktoken_ranks(bpe: &tiktoken_rs::CoreBPE, n: u32) -> Result<Vec<Vec<u8>>> {
+    (0..n)
+        .map(|r| {
+            bpe.decode_bytes(&[r])
+                .map_err(|e| anyhow!("the tiktoken encoding has no rank {r}: {e:?}"))
+        })
+        .collect()
+}
+
+/// tiktoken ranks -> (byte-level token strings by rank, merges), as transformers' `TikTokenConverter` /
+/// `GptOssConverter.extract_vocab_merges_from_model` derive them: every split of a token into two tokens is a
+/// merge; merges ordered by the merged token's rank, then by (left rank, right rank).
+pub fn tiktoken_ranks_to_bpe(ranks: &[Vec<u8>]) -> (Vec<String>, Vec<String>) {
+    let rank_of: HashMap<&[u8], usize> = ranks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.as_slice(), i))
+        .collect();
+    let table = bytes_to_unicode();
+    let tokens: Vec<String> = ranks
+        .iter()
+        .map(|b| bytes_to_token_string(b, &table))
+        .collect();
+    let mut merges = Vec::new();
+    for bytes in ranks {
+        let mut local: Vec<(usize, usize)> = (1..bytes.len())
+            .filter_map(|k| Some((*rank_of.get(&bytes[..k])?, *rank_of.get(&bytes[k..])?)))
+            .collect();
+        local.sort_unstable();
+        for (l, r) in local {
+            // both are ranks, so in range
+            if let (Some(l), Some(r)) = (tokens.get(l), tokens.get(r)) {
+                merges.push(format!("{l} {r}"));
+            }
+        }
+    }
+    (tokens, merges)
 }

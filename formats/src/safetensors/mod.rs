@@ -37,6 +37,8 @@ pub enum SafetensorsError {
         tensor: String,
         dtype: String,
     },
+    #[error("{path}: truncated: {message}")]
+    Truncated { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Index { path: PathBuf, message: String },
     #[error("{index}: shard '{shard}' is not a plain file name inside the model folder")]

@@ -153,9 +153,15 @@ impl SafetensorsModel {
             let file = MappedFile::open(path)?;
             let file_idx = model.files.len();
             let (header_len, meta) = ::safetensors::SafeTensors::read_metadata(file.bytes())
-                .map_err(|source| SafetensorsError::Header {
-                    path: path.clone(),
-                    source,
+                .map_err(|source| match truncation(file.bytes()) {
+                    Some(message) => SafetensorsError::Truncated {
+                        path: path.clone(),
+                        message,
+                    },
+                    None => SafetensorsError::Header {
+                        path: path.clone(),
+                        source,
+                    },
                 })?;
             // read_metadata checked that the header fits and that the data section is exactly the rest of the
             // file, and that every tensor's offsets are contiguous and match its dtype and shape.
@@ -247,6 +253,26 @@ impl SafetensorsModel {
             bytes,
         })
     }
+}
+
+/// When a file is shorter than its header says, names the first tensor that does not fit.
+fn truncation(bytes: &[u8]) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let map: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let have = bytes.len() - 8 - n;
+    let mut cut: Vec<(u64, &str)> = map
+        .iter()
+        .filter_map(|(name, v)| {
+            let end = v.get("data_offsets")?.get(1)?.as_u64()?;
+            (end > have as u64).then_some((end, name.as_str()))
+        })
+        .collect();
+    cut.sort_unstable();
+    let (end, name) = cut.first()?;
+    Some(format!(
+        "tensor '{name}' needs {end} data bytes but the file holds {have}"
+    ))
 }
 
 /// True for a relative path made only of normal components (`a.safetensors`, `sub/a.safetensors`).

@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use crate::atomic::{partial_path, PartialFile};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::DType;
@@ -50,7 +52,8 @@ impl SafetensorsWriter {
         Ok(self.tensors.len() - 1)
     }
 
-    fn header(&self) -> Result<(Vec<u8>, Vec<(u64, u64)>)> {
+    /// The header bytes (length prefix + JSON, padded) and each tensor's (start, end) in the data section.
+    fn header(&self) -> Result<Header> {
         let mut map = serde_json::Map::new();
         if !self.metadata.is_empty() {
             let m: serde_json::Map<String, serde_json::Value> = self
@@ -85,53 +88,45 @@ impl SafetensorsWriter {
         while json.len() % 8 != 0 {
             json.push(b' ');
         }
-        let mut header = (json.len() as u64).to_le_bytes().to_vec();
-        header.extend_from_slice(&json);
-        Ok((header, offsets))
+        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&json);
+        Ok(Header { bytes, offsets })
     }
 
     /// Creates `<path>.partial`, writes the header and sizes the file. Tensor data follows through
     /// [`SafetensorsOutput::write_tensor`]; [`SafetensorsOutput::finish`] renames the file into place.
     pub fn create(self, path: &Path) -> Result<SafetensorsOutput> {
-        let (header, offsets) = self.header()?;
-        let partial = partial_path(path);
+        let Header { bytes, offsets } = self.header()?;
+        let file = PartialFile::create(path).map_err(|source| SafetensorsError::Io {
+            path: partial_path(path),
+            source,
+        })?;
         let io = |source| SafetensorsError::Io {
-            path: partial.clone(),
+            path: partial_path(path),
             source,
         };
-        let file = File::create(&partial).map_err(io)?;
-        let mut out = SafetensorsOutput {
-            file: Some(file),
-            target: path.to_path_buf(),
-            partial: partial.clone(),
-            data_start: header.len() as u64,
+        let total = bytes.len() as u64 + offsets.last().map_or(0, |o| o.1);
+        write_all_at(file.file(), &bytes, 0).map_err(io)?;
+        file.file().set_len(total).map_err(io)?;
+        Ok(SafetensorsOutput {
+            file,
+            data_start: bytes.len() as u64,
+            written: offsets.iter().map(|_| AtomicBool::new(false)).collect(),
             offsets,
-            written: Vec::new(),
             names: self.tensors.into_iter().map(|t| t.0).collect(),
-        };
-        out.written = out.offsets.iter().map(|_| AtomicBool::new(false)).collect();
-        let total = out.data_start + out.offsets.last().map_or(0, |o| o.1);
-        if let Some(f) = out.file.as_ref() {
-            write_all_at(f, &header, 0).map_err(io)?;
-            f.set_len(total).map_err(io)?;
-        }
-        Ok(out)
+        })
     }
 }
 
-/// `<path>.partial`, beside the target.
-pub fn partial_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(".partial");
-    PathBuf::from(s)
+struct Header {
+    bytes: Vec<u8>,
+    offsets: Vec<(u64, u64)>,
 }
 
 /// A safetensors file being written. Dropping it before [`finish`](Self::finish) removes the partial file.
 #[derive(Debug)]
 pub struct SafetensorsOutput {
-    file: Option<File>,
-    target: PathBuf,
-    partial: PathBuf,
+    file: PartialFile,
     data_start: u64,
     offsets: Vec<(u64, u64)>,
     written: Vec<AtomicBool>,
@@ -142,7 +137,7 @@ impl SafetensorsOutput {
     /// Writes tensor `index`'s bytes at its planned offset. Safe to call from several threads at once.
     pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<()> {
         let err = |message: String| SafetensorsError::Write {
-            path: self.partial.clone(),
+            path: self.file.partial_path().to_path_buf(),
             message,
         };
         let (&(s, e), name) = self
@@ -164,44 +159,28 @@ impl SafetensorsOutput {
         {
             return Err(err(format!("tensor '{name}' written twice")));
         }
-        let file = self
-            .file
-            .as_ref()
-            .ok_or_else(|| err("file already closed".into()))?;
-        write_all_at(file, bytes, self.data_start + s).map_err(|source| SafetensorsError::Io {
-            path: self.partial.clone(),
-            source,
+        write_all_at(self.file.file(), bytes, self.data_start + s).map_err(|source| {
+            SafetensorsError::Io {
+                path: self.file.partial_path().to_path_buf(),
+                source,
+            }
         })
     }
 
     /// Checks that every tensor was written, flushes and renames `<out>.partial` to `<out>`.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
         if let Some(i) = self.written.iter().position(|w| !w.load(Ordering::SeqCst)) {
             let name = self.names.get(i).cloned().unwrap_or_default();
             return Err(SafetensorsError::Write {
-                path: self.partial.clone(),
+                path: self.file.partial_path().to_path_buf(),
                 message: format!("tensor '{name}' was never written"),
             });
         }
-        let io = |path: &Path, source| SafetensorsError::Io {
-            path: path.to_path_buf(),
+        let target = self.file.target().to_path_buf();
+        self.file.commit().map_err(|source| SafetensorsError::Io {
+            path: target,
             source,
-        };
-        if let Some(f) = self.file.take() {
-            f.sync_all().map_err(|e| io(&self.partial, e))?;
-        }
-        std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
-        self.partial = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for SafetensorsOutput {
-    fn drop(&mut self) {
-        if !self.partial.as_os_str().is_empty() {
-            self.file.take();
-            let _ = std::fs::remove_file(&self.partial);
-        }
+        })
     }
 }
 

@@ -154,7 +154,34 @@ impl<'a> WeightMatrix<'a> {
         self.transposed
     }
 
-    /// Decodes logical row `r` into `dst[..cols]` (row-major storage only).
+    /// Decodes stored row `line` into `dst[..cols]` (row-major storage only), MXFP4 through AVX2 when there.
+    #[inline]
+    fn decode_stored_row_with(&self, simd: Option<Avx2>, line: usize, dst: &mut [f32]) {
+        if let Some(s) = simd {
+            match self.storage {
+                Storage::Mxfp4Pair { blocks, scales } => {
+                    let (b, sc) = (self.cols / 2, self.cols / 32);
+                    return s.decode_mxfp4_hf(
+                        &blocks[line * b..(line + 1) * b],
+                        &scales[line * sc..(line + 1) * sc],
+                        dst,
+                    );
+                }
+                Storage::Ggml {
+                    dtype: DType::Mxfp4,
+                    bytes,
+                    row_bytes,
+                } => {
+                    return s
+                        .decode_mxfp4_ggml(&bytes[line * row_bytes..(line + 1) * row_bytes], dst)
+                }
+                Storage::Ggml { .. } => {}
+            }
+        }
+        self.decode_stored_row(line, dst)
+    }
+
+    /// Decodes stored row `line` into `dst[..cols]` (row-major storage only): the scalar reference decoders.
     #[inline]
     fn decode_stored_row(&self, line: usize, dst: &mut [f32]) {
         match self.storage {
@@ -351,15 +378,38 @@ pub fn matmul(
                     let nr = yts.len() / nt;
                     for k in 0..nr {
                         let r = ci * ROWS_PER_TASK + k;
-                        w.decode_stored_row(
+                        w.decode_stored_row_with(
+                            simd,
                             w.first + r * w.step,
                             &mut scratch[k * cols..(k + 1) * cols],
                         );
                     }
-                    for (t, xt) in xs.chunks_exact(cols).enumerate() {
+                    let row = |k: usize| &scratch[k * cols..(k + 1) * cols];
+                    let xrow = |t: usize| &xs[t * cols..(t + 1) * cols];
+                    let mut t = 0;
+                    // Two tokens against four rows at a time, then the leftovers one by one.
+                    if let Some(s) = simd {
+                        while t + 2 <= nt {
+                            let mut k = 0;
+                            while k + 4 <= nr {
+                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
+                                let d = s.dot4x2(rows, [xrow(t), xrow(t + 1)], cols);
+                                for j in 0..4 {
+                                    yts[(k + j) * nt + t] = d[0][j];
+                                    yts[(k + j) * nt + t + 1] = d[1][j];
+                                }
+                                k += 4;
+                            }
+                            for k in k..nr {
+                                yts[k * nt + t] = s.dot(row(k), xrow(t));
+                                yts[k * nt + t + 1] = s.dot(row(k), xrow(t + 1));
+                            }
+                            t += 2;
+                        }
+                    }
+                    for t in t..nt {
                         for k in 0..nr {
-                            yts[k * nt + t] =
-                                dot_with(simd, &scratch[k * cols..(k + 1) * cols], xt);
+                            yts[k * nt + t] = dot_with(simd, row(k), xrow(t));
                         }
                     }
                 },

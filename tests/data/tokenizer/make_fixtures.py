@@ -16,6 +16,7 @@ What it writes (next to this script):
                         o200k split regex to "gpt-4o" ourselves, see src/tokenizer).
   tiny_expected_ids.json
                         Python `tokenizers` encodings of sample texts with tiny/tokenizer.json.
+  gpt2_expected.json    the pre-tokenizer name llama.cpp's converter gives GPT-2's vocabulary (a non-o200k one).
   o200k_expected.json   the real gpt-oss vocabulary: o200k_base ranks (the file tiktoken-rs ships, checked against
                         tiktoken's published sha256), turned into a tokenizer.json exactly as transformers'
                         convert_gpt_oss_weights_to_hf.py (GptOssConverter) does, then run through llama.cpp's
@@ -272,10 +273,36 @@ def make_o200k(chktxt: str) -> None:
     print("gpt-oss tokenizer dir (for the ignored from_dir test):", d)
 
 
+def make_gpt2(chktxt: str) -> None:
+    """A vocabulary that is not o200k: GPT-2's, from the encoder.json / vocab.bpe that tiktoken-rs ships, as a
+    Hugging Face tokenizer; llama.cpp's real get_vocab_base_pre names it from its hash."""
+    assets = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/tiktoken-rs-0.12.*/assets"))
+    if not assets:
+        raise SystemExit("tiktoken-rs's assets not found: run `cargo fetch` first")
+    a = Path(assets[0])
+    d = Path(tempfile.mkdtemp(prefix="gpt2-tok-"))
+    merges = [tuple(line.split(" ")) for line in (a / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:]
+              if line]
+    vocab = json.loads((a / "encoder.json").read_text(encoding="utf-8"))
+    tok = Tokenizer(models.BPE(vocab, merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.add_special_tokens(["<|endoftext|>"])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
+                                                eos_token="<|endoftext|>")
+    fast.save_pretrained(str(d))
+    (d / "config.json").write_text(json.dumps({"vocab_size": len(vocab)}))
+    tokens, toktypes, tokpre = FakeModel(d, None).get_vocab_base()
+    exp = {"made_with": MADE_WITH, "pre": tokpre, "chkhsh": chk_hash(tok, chktxt), "n_tokens": len(tokens)}
+    (HERE / "gpt2_expected.json").write_text(json.dumps(exp, indent=1))
+
+
 def main() -> None:
     chktxt = load_chktxt()
     make_tiny(chktxt)
     make_o200k(chktxt)
+    make_gpt2(chktxt)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+//! `ossify perplexity MODEL --text FILE [--ctx N]`: chunked perplexity as llama-perplexity computes it
+//! (context N, each chunk from an empty cache, the second half of each chunk scored), PPL ± uncertainty.
+//! `--dump-logits out.npy` writes every chunk's logits `[chunks · N, vocab]` (float32) and the chunks' token
+//! ids beside it (`out.tokens.json`, `{"sequences": [...]}`), the input of `verify-parity --reference-logits`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::checkpoint::Checkpoint;
+use crate::npy::NpyF32Writer;
+use crate::parity::input::{open_model, read_tokens, tokenize};
+use crate::parity::logits::chunked_perplexity;
+
+/// Options of `ossify perplexity`.
+#[derive(Clone, Debug)]
+pub struct PerplexityOptions {
+    pub model: PathBuf,
+    pub text: Option<PathBuf>,
+    /// Token ids instead of text (JSON, as `verify-parity --tokens`).
+    pub tokens: Option<PathBuf>,
+    pub ctx: usize,
+    pub dump_logits: Option<PathBuf>,
+    pub yarn_truncate: bool,
+    pub json: bool,
+}
+
+/// Computes and prints the perplexity.
+pub fn run(opts: &PerplexityOptions) -> Result<()> {
+    let ck = Checkpoint::open(&opts.model, None)?;
+    let tokens: Vec<u32> = match (&opts.text, &opts.tokens) {
+        (Some(t), None) => {
+            let text =
+                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+            tokenize(&ck, &text)?
+        }
+        (None, Some(p)) => read_tokens(p, None)?.into_iter().flatten().collect(),
+        _ => bail!("give --text FILE (or --tokens FILE.json)"),
+    };
+    let model = open_model(&ck, opts.yarn_truncate, opts.ctx)?;
+    let vocab = ck.config.vocab_size;
+    let n_chunks = tokens.len() / opts.ctx.max(1);
+
+    let mut dump = match &opts.dump_logits {
+        Some(p) if n_chunks > 0 => Some(NpyF32Writer::create(p, &[n_chunks * opts.ctx, vocab])?),
+        _ => None,
+    };
+    let bar = (!opts.json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(n_chunks as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} perplexity [{bar:30}] {pos}/{len} chunks, ETA {eta}",
+        ) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b
+    });
+    let result = chunked_perplexity(model.as_ref(), &tokens, opts.ctx, |_, _, logits| {
+        if let Some(w) = dump.as_mut() {
+            w.write(logits)?;
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        Ok(())
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let (Some(w), Some(p)) = (dump, &opts.dump_logits) {
+        w.finish()?;
+        let seqs: Vec<&[u32]> = tokens.chunks_exact(opts.ctx).take(n_chunks).collect();
+        let tp = p.with_extension("tokens.json");
+        std::fs::write(
+            &tp,
+            serde_json::to_string(&serde_json::json!({ "sequences": seqs }))?,
+        )
+        .with_context(|| format!("writing {}", tp.display()))?;
+    }
+    if opts.json {
+        let mut v = serde_json::to_value(&result)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("model".into(), opts.model.display().to_string().into());
+            o.insert("mode".into(), model.mode().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: {} chunks of {} tokens ({} tokens scored, {} in the text)",
+            opts.model.display(),
+            result.n_chunks,
+            result.n_ctx,
+            result.result.n_tokens,
+            result.n_text_tokens
+        );
+        println!(
+            "Final estimate: PPL = {:.4} +/- {:.5}",
+            result.result.ppl, result.result.ppl_uncertainty
+        );
+    }
+    Ok(())
+}

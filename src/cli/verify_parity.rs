@@ -1,0 +1,349 @@
+//! `ossify verify-parity SOURCE CANDIDATE`: prove a converted model computes what its source computes.
+//!
+//! 1. Tensors: every tensor mapped between layouts, decoded to f32 on both sides and compared (exact for
+//!    lossless conversions; RMSE / max |err| / SNR otherwise) — see [`crate::parity::tensors`].
+//! 2. Logits: both models on the same tokens, metrics as llama-perplexity --kl-divergence defines them;
+//!    past threshold, both runs traced to name the first layer and sub-block where they part.
+//!
+//! `verify-parity --reference-logits ref.npy --tokens tokens.json CANDIDATE` compares the candidate's logits
+//! with float32 logits another implementation dumped. Exit codes: 0 within thresholds, 1 outside, 2 error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::npy;
+use crate::parity::check_compatible;
+use crate::parity::input::{default_tokens, open_model, read_tokens, tokenize};
+use crate::parity::logits::{
+    first_nonfinite_stage, verify_against_logits, verify_models, LogitVerdict, Sequences,
+    Thresholds,
+};
+use crate::parity::tensors::{compare_checkpoints, TensorComparison, TensorReport};
+
+/// Options of `ossify verify-parity`.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The source checkpoint (absent with `reference_logits`).
+    pub source: Option<PathBuf>,
+    pub candidate: PathBuf,
+    pub reference_logits: Option<PathBuf>,
+    pub text: Option<PathBuf>,
+    pub tokens: Option<PathBuf>,
+    /// Which sequence of a multi-sequence tokens file to use (default: all).
+    pub sequence: Option<usize>,
+    pub thresholds: Thresholds,
+    pub yarn_truncate: bool,
+    /// Skip the logit stage (no forward pass).
+    pub tensors_only: bool,
+    pub json: bool,
+}
+
+/// `--text` is evaluated in independent sequences of at most this many tokens.
+pub const TEXT_SEQUENCE_LEN: usize = 512;
+
+/// Default limits when none is given: a conversion must keep the mean KLD under 1e-3 nats and the top-1 token
+/// at 99 % of positions (the values issue 3's example uses).
+pub const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
+    max_kld: Some(1e-3),
+    min_top1: Some(0.99),
+    max_ppl_ratio: None,
+};
+
+#[derive(Serialize)]
+struct TensorJson<'a> {
+    n_tensors: usize,
+    n_exact: usize,
+    n_lossy: usize,
+    n_failed: usize,
+    first_failed_layer: Option<usize>,
+    failed: Vec<&'a TensorComparison>,
+    lossy: Vec<&'a TensorComparison>,
+}
+
+#[derive(Serialize)]
+struct LogitJson<'a> {
+    mode: &'static str,
+    n_sequences: usize,
+    #[serde(flatten)]
+    summary: &'a crate::parity::metrics::LogitSummary,
+}
+
+#[derive(Serialize)]
+struct NonFiniteJson {
+    layer: Option<usize>,
+    sub_block: &'static str,
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    comparison: &'static str,
+    reference: String,
+    candidate: String,
+    pass: bool,
+    violations: &'a [String],
+    thresholds: &'a Thresholds,
+    tensors: Option<TensorJson<'a>>,
+    logits: Option<LogitJson<'a>>,
+    divergence: Option<&'a crate::parity::logits::Divergence>,
+    first_nonfinite: Option<NonFiniteJson>,
+}
+
+fn tensor_json(r: &TensorReport) -> TensorJson<'_> {
+    TensorJson {
+        n_tensors: r.tensors.len(),
+        n_exact: r.n_exact,
+        n_lossy: r.n_lossy,
+        n_failed: r.n_failed,
+        first_failed_layer: r.first_failed_layer(),
+        failed: r.failures().collect(),
+        lossy: r
+            .tensors
+            .iter()
+            .filter(|t| !t.failed() && t.n_different > 0)
+            .collect(),
+    }
+}
+
+fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<Sequences> {
+    match (&opts.text, &opts.tokens) {
+        (Some(_), Some(_)) => bail!("give --text or --tokens, not both"),
+        (Some(t), None) => {
+            let text =
+                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+            // Long texts are split into independent sequences so that both models' logits stay small
+            // ([T, vocab] f32 each).
+            let ids = tokenize(ck, &text)?;
+            Ok(ids.chunks(TEXT_SEQUENCE_LEN).map(<[u32]>::to_vec).collect())
+        }
+        (None, Some(p)) => read_tokens(p, opts.sequence),
+        (None, None) => Ok(default_tokens(ck.config.vocab_size)),
+    }
+}
+
+fn thresholds(opts: &VerifyOptions) -> Thresholds {
+    let t = opts.thresholds;
+    if t.max_kld.is_none() && t.min_top1.is_none() && t.max_ppl_ratio.is_none() {
+        DEFAULT_THRESHOLDS
+    } else {
+        t
+    }
+}
+
+/// Runs the verification, prints its report (human or JSON) and says whether it passed.
+pub fn run(opts: &VerifyOptions) -> Result<bool> {
+    let th = thresholds(opts);
+    let candidate = Checkpoint::open(&opts.candidate, None)?;
+    let mut violations: Vec<String> = Vec::new();
+    let mut tensor_report = None;
+    let mut verdict: Option<LogitVerdict> = None;
+    let mut n_sequences = 0;
+    let mut nonfinite = None;
+    let mut mode = "none";
+
+    let (comparison, reference_name) = if let Some(ref_logits) = &opts.reference_logits {
+        if opts.source.is_some() {
+            bail!("--reference-logits replaces SOURCE: give one or the other");
+        }
+        let Some(tokens) = &opts.tokens else {
+            bail!("--reference-logits needs --tokens FILE.json (the ids the logits were computed for)");
+        };
+        let seqs = read_tokens(tokens, opts.sequence)?;
+        let arr = npy::read_f32(ref_logits)?;
+        let vocab = candidate.config.vocab_size;
+        if arr.shape.len() != 2 || arr.shape[1] != vocab {
+            bail!(
+                "{}: reference logits have shape {:?}; expected [tokens, {vocab}] for the candidate's vocabulary",
+                ref_logits.display(),
+                arr.shape
+            );
+        }
+        let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let model = open_model(&candidate, opts.yarn_truncate, longest)?;
+        mode = model.mode();
+        n_sequences = seqs.len();
+        let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
+        nonfinite = trace.as_ref().and_then(first_nonfinite_stage);
+        verdict = Some(v);
+        ("reference-logits", ref_logits.display().to_string())
+    } else {
+        let Some(src) = &opts.source else {
+            bail!("give SOURCE and CANDIDATE, or --reference-logits FILE --tokens FILE CANDIDATE");
+        };
+        let source = Checkpoint::open(src, None)?;
+        check_compatible(&source.config, &candidate.config)?;
+        let report = compare_checkpoints(&source, &candidate)?;
+        for f in report.failures() {
+            violations.push(format!(
+                "tensor {} ({} -> {}) should be lossless but {} of its values differ",
+                f.name, f.reference_dtype, f.candidate_dtype, f.n_different
+            ));
+        }
+        tensor_report = Some(report);
+        if !opts.tensors_only {
+            let seqs = sequences(opts, &source)?;
+            let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+            let a = open_model(&source, opts.yarn_truncate, longest)?;
+            let b = open_model(&candidate, opts.yarn_truncate, longest)?;
+            mode = b.mode();
+            n_sequences = seqs.len();
+            let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;
+            verdict = Some(v);
+        }
+        ("checkpoints", src.display().to_string())
+    };
+    if let Some(v) = &verdict {
+        violations.extend(v.violations.iter().cloned());
+    }
+    let pass = violations.is_empty();
+
+    if opts.json {
+        let report = ReportJson {
+            comparison,
+            reference: reference_name,
+            candidate: opts.candidate.display().to_string(),
+            pass,
+            violations: &violations,
+            thresholds: &th,
+            tensors: tensor_report.as_ref().map(tensor_json),
+            logits: verdict.as_ref().map(|v| LogitJson {
+                mode,
+                n_sequences,
+                summary: &v.summary,
+            }),
+            divergence: verdict.as_ref().and_then(|v| v.divergence.as_ref()),
+            first_nonfinite: nonfinite.map(|(layer, sub_block)| NonFiniteJson { layer, sub_block }),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(
+            &reference_name,
+            opts,
+            tensor_report.as_ref(),
+            verdict.as_ref(),
+            mode,
+            nonfinite,
+            &violations,
+        );
+    }
+    Ok(pass)
+}
+
+fn fmt_snr(s: Option<f64>) -> String {
+    s.map_or("inf".to_string(), |x| format!("{x:.1} dB"))
+}
+
+fn print_human(
+    reference: &str,
+    opts: &VerifyOptions,
+    tensors: Option<&TensorReport>,
+    verdict: Option<&LogitVerdict>,
+    mode: &str,
+    nonfinite: Option<(Option<usize>, &'static str)>,
+    violations: &[String],
+) {
+    let color = std::io::stdout().is_terminal();
+    println!("reference: {reference}");
+    println!("candidate: {}", opts.candidate.display());
+    if let Some(r) = tensors {
+        println!(
+            "tensors:   {} compared, {} identical, {} lossy, {} FAILED",
+            r.tensors.len(),
+            r.n_exact,
+            r.n_lossy,
+            r.n_failed
+        );
+        for t in r.failures() {
+            println!(
+                "  FAILED {} (layer {}): {} -> {} must be lossless; {} values differ, first at flat index {}, \
+                 max |err| {:.3e}",
+                t.name,
+                t.layer.map_or("-".to_string(), |l| l.to_string()),
+                t.reference_dtype,
+                t.candidate_dtype,
+                t.n_different,
+                t.first_difference.unwrap_or(0),
+                t.max_abs_err
+            );
+        }
+        let mut lossy: Vec<&TensorComparison> = r
+            .tensors
+            .iter()
+            .filter(|t| !t.failed() && t.n_different > 0)
+            .collect();
+        lossy.sort_by(|a, b| {
+            a.snr_db
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.snr_db.unwrap_or(f64::INFINITY))
+        });
+        for t in lossy.iter().take(5) {
+            println!(
+                "  lossy  {} {} -> {}: RMSE {:.3e}, max |err| {:.3e}, SNR {}",
+                t.name,
+                t.reference_dtype,
+                t.candidate_dtype,
+                t.rmse,
+                t.max_abs_err,
+                fmt_snr(t.snr_db)
+            );
+        }
+        if lossy.len() > 5 {
+            println!(
+                "  ... {} more lossy tensors (--json lists all)",
+                lossy.len() - 5
+            );
+        }
+    }
+    if let Some(v) = verdict {
+        let s = &v.summary;
+        println!(
+            "logits:    {} tokens scored ({mode} forward pass)",
+            s.n_tokens
+        );
+        println!(
+            "  KLD mean {:.6e} ± {:.1e}, median {:.3e}, p99 {:.3e}, max {:.3e}",
+            s.kld_mean, s.kld_mean_uncertainty, s.kld_median, s.kld_p99, s.kld_max
+        );
+        println!(
+            "  same top-1 {:.3} %, max |Δlogit| {:.3e}, RMS Δp {:.4} %",
+            100.0 * s.top1_agreement,
+            s.max_abs_dlogit,
+            100.0 * s.rms_dp
+        );
+        println!(
+            "  PPL reference {:.4}, candidate {:.4}, ratio {:.6} ± {:.6}",
+            s.ppl_reference, s.ppl_candidate, s.ppl_ratio, s.ppl_ratio_uncertainty
+        );
+        if let Some(d) = &v.divergence {
+            if let Some(i) = d.first_nonfinite {
+                println!("  NaN/Inf first appears after {}", d.describe(i));
+            }
+            if let Some(i) = d.first_jump {
+                println!(
+                    "  residual streams part at {} (relative error {:.3e})",
+                    d.describe(i),
+                    d.stages[i].relative_error
+                );
+            }
+        }
+    }
+    if let Some((layer, sub)) = nonfinite {
+        match layer {
+            Some(l) => println!("  NaN/Inf first produced by layer {l} {sub}"),
+            None => println!("  NaN/Inf already in the {sub}"),
+        }
+    }
+    let (ok, bad) = if color {
+        ("\x1b[32mPASS\x1b[0m", "\x1b[31mFAIL\x1b[0m")
+    } else {
+        ("PASS", "FAIL")
+    };
+    if violations.is_empty() {
+        println!("{ok}");
+    } else {
+        println!("{bad}: {}", violations.join("; "));
+    }
+}

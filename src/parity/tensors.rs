@@ -1,0 +1,551 @@
+//! Tensor-by-tensor comparison of two checkpoints of the same model, whatever their layouts.
+//!
+//! Every tensor is compared in the GGUF naming and the GGUF logical shape (row-major; expert matrices
+//! `(E, out, in)`), because that is the one layout every other maps onto without loss of information:
+//! the name table ([`crate::gpt_oss::names`]) says, per GGUF tensor, which HF / original tensor holds it and
+//! which part of it (the even or odd rows of the interleaved gate/up projection, the q / k / v rows of the
+//! original fused qkv). Expert matrices in HF / original checkpoints come either as an MXFP4 pair
+//! (`*_blocks` + `*_scales`, `(E, out, in)`) or dense (a BF16 fine-tune, `(E, in, out)`: the transpose).
+//!
+//! Both sides are decoded to f32 with the scalar reference decoders of `ossify_formats::quant` (exact for
+//! every type we read) one slab at a time (one expert, or a bounded block of rows), slabs in parallel with
+//! rayon, so memory stays bounded by threads × slab whatever the model size. A conversion that cannot lose
+//! information (same type on both sides, a widening to F32, an MXFP4 repack, MXFP4 to BF16) must give
+//! bit-identical floats; any other is reported with RMSE, max |error| and SNR.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
+use ossify_formats::quant::{dequantize_row, dequantize_row_mxfp4_hf};
+use ossify_formats::{DType, TensorView};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, Layout};
+use crate::gpt_oss::names::{self, Part, TensorName};
+
+/// Upper bound on the f32 elements one slab decodes (per side) for 1-D and 2-D tensors.
+const SLAB_ELEMENTS: usize = 1 << 22;
+
+/// How one side holds one logical (GGUF-named) tensor.
+#[derive(Clone, Debug)]
+enum Holder<'a> {
+    /// The stored tensor is the logical tensor.
+    Direct(TensorView<'a>),
+    /// Rows `start..start + n` of a 2-D tensor, or entries `start..start + n` of a 1-D one (original qkv).
+    Rows { view: TensorView<'a>, start: usize },
+    /// Every other entry of the last dimension, starting at `parity` (gate/up bias, `(E, 2I)`).
+    Interleaved { view: TensorView<'a>, parity: usize },
+    /// MXFP4 pair `(E, R, nb, 16)` + `(E, R, nb)`; with `parity`, logical row r is stored row 2r + parity.
+    Mxfp4Pair {
+        blocks: TensorView<'a>,
+        scales: TensorView<'a>,
+        parity: Option<usize>,
+    },
+    /// Dense `(E, in, R)`: the transpose of the logical `(E, out, in)`; with `parity`, as above.
+    DenseTransposed {
+        view: TensorView<'a>,
+        parity: Option<usize>,
+    },
+}
+
+/// One side's view of one logical tensor.
+#[derive(Clone, Debug)]
+struct Resolved<'a> {
+    holder: Holder<'a>,
+    /// Logical shape, row-major.
+    shape: Vec<usize>,
+    /// The number format the values come from.
+    dtype: DType,
+    /// Stored tensor name(s), for messages.
+    source: String,
+}
+
+fn row_bytes(dtype: DType, row_len: usize, name: &str) -> Result<usize> {
+    dtype
+        .nbytes(row_len)
+        .with_context(|| format!("tensor '{name}': rows of {row_len} are not whole {dtype} blocks"))
+}
+
+fn decode(dtype: DType, bytes: &[u8], out: &mut [f32], name: &str) -> Result<()> {
+    dequantize_row(dtype, bytes, out).with_context(|| format!("decoding tensor '{name}'"))
+}
+
+impl<'a> Resolved<'a> {
+    fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    fn row_len(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    fn n_rows(&self) -> usize {
+        self.shape.iter().rev().skip(1).product()
+    }
+
+    /// Rows per slab: one expert for 3-D tensors, a bounded block otherwise.
+    fn slab_rows(&self) -> usize {
+        if self.rank() == 3 {
+            self.shape[1].max(1)
+        } else {
+            (SLAB_ELEMENTS / self.row_len().max(1)).max(1)
+        }
+    }
+
+    fn n_slabs(&self) -> usize {
+        self.n_rows().div_ceil(self.slab_rows()).max(1)
+    }
+
+    /// Logical rows `r0..r0 + n` decoded into `out` (n × row_len values).
+    fn decode_rows(&self, r0: usize, n: usize, out: &mut [f32]) -> Result<()> {
+        let c = self.row_len();
+        match &self.holder {
+            Holder::Direct(v) => {
+                let rb = row_bytes(v.dtype, c, &v.name)?;
+                let bytes = v
+                    .bytes
+                    .get(r0 * rb..(r0 + n) * rb)
+                    .with_context(|| format!("tensor '{}': rows past its end", v.name))?;
+                decode(v.dtype, bytes, out, &v.name)
+            }
+            Holder::Rows { view, start } => {
+                let rb = row_bytes(view.dtype, c, &view.name)?;
+                let (a, b) = if view.shape.len() == 1 {
+                    // 1-D: one logical row of `c` entries starting at `start`.
+                    let es = view.dtype.type_size();
+                    if view.dtype.is_quantized() {
+                        bail!(
+                            "tensor '{}': a {} vector cannot be split",
+                            view.name,
+                            view.dtype
+                        );
+                    }
+                    (start * es, (start + c) * es)
+                } else {
+                    ((start + r0) * rb, (start + r0 + n) * rb)
+                };
+                let bytes = view
+                    .bytes
+                    .get(a..b)
+                    .with_context(|| format!("tensor '{}': rows past its end", view.name))?;
+                decode(view.dtype, bytes, out, &view.name)
+            }
+            Holder::Interleaved { view, parity } => {
+                let src_c = 2 * c;
+                let rb = row_bytes(view.dtype, src_c, &view.name)?;
+                let bytes = view
+                    .bytes
+                    .get(r0 * rb..(r0 + n) * rb)
+                    .with_context(|| format!("tensor '{}': rows past its end", view.name))?;
+                let mut tmp = vec![0f32; n * src_c];
+                decode(view.dtype, bytes, &mut tmp, &view.name)?;
+                for (o, x) in out.iter_mut().zip(tmp.iter().skip(*parity).step_by(2)) {
+                    *o = *x;
+                }
+                Ok(())
+            }
+            Holder::Mxfp4Pair {
+                blocks,
+                scales,
+                parity,
+            } => {
+                let nb = c / 32;
+                let rows_per_expert = self.shape.get(1).copied().unwrap_or(1);
+                let src_rows_per_expert = rows_per_expert * if parity.is_some() { 2 } else { 1 };
+                for (k, o) in out.chunks_exact_mut(c).take(n).enumerate() {
+                    let r = r0 + k;
+                    let (e, rr) = (r / rows_per_expert, r % rows_per_expert);
+                    let sr = e * src_rows_per_expert + parity.map_or(rr, |p| 2 * rr + p);
+                    let b = blocks
+                        .bytes
+                        .get(sr * nb * 16..(sr + 1) * nb * 16)
+                        .with_context(|| format!("tensor '{}': rows past its end", blocks.name))?;
+                    let s = scales
+                        .bytes
+                        .get(sr * nb..(sr + 1) * nb)
+                        .with_context(|| format!("tensor '{}': rows past its end", scales.name))?;
+                    dequantize_row_mxfp4_hf(b, s, o)
+                        .with_context(|| format!("decoding tensor '{}'", blocks.name))?;
+                }
+                Ok(())
+            }
+            Holder::DenseTransposed { view, parity } => {
+                // Only whole experts are asked for (slab_rows is one expert for 3-D tensors).
+                let rows_per_expert = self.shape.get(1).copied().unwrap_or(1);
+                if r0 % rows_per_expert != 0 || n % rows_per_expert != 0 {
+                    bail!("tensor '{}': internal: partial expert requested", view.name);
+                }
+                let src_r = rows_per_expert * if parity.is_some() { 2 } else { 1 };
+                let expert_elems = c * src_r;
+                let eb = row_bytes(view.dtype, expert_elems, &view.name)?;
+                let mut tmp = vec![0f32; expert_elems];
+                for (k, o) in out.chunks_exact_mut(c * rows_per_expert).enumerate() {
+                    let e = r0 / rows_per_expert + k;
+                    let bytes = view
+                        .bytes
+                        .get(e * eb..(e + 1) * eb)
+                        .with_context(|| format!("tensor '{}': experts past its end", view.name))?;
+                    decode(view.dtype, bytes, &mut tmp, &view.name)?;
+                    for r in 0..rows_per_expert {
+                        let sr = parity.map_or(r, |p| 2 * r + p);
+                        for (i, x) in o[r * c..(r + 1) * c].iter_mut().enumerate() {
+                            *x = tmp[i * src_r + sr];
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The tensor a checkpoint stores under `name`, or an error naming the checkpoint and the tensor.
+fn stored<'a>(ck: &'a Checkpoint, name: &str, used: &mut Vec<String>) -> Result<TensorView<'a>> {
+    let v = ck.get(name).with_context(|| {
+        format!(
+            "{}: tensor '{name}' is missing ({} layout)",
+            ck.path.display(),
+            ck.layout
+        )
+    })?;
+    v.check()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}", ck.path.display()))?;
+    used.push(name.to_string());
+    Ok(v)
+}
+
+fn expect_shape(ck: &Checkpoint, v: &TensorView<'_>, want: &[usize]) -> Result<()> {
+    if v.shape != want {
+        bail!(
+            "{}: tensor '{}' has shape {:?}, expected {:?}",
+            ck.path.display(),
+            v.name,
+            v.shape,
+            want
+        );
+    }
+    Ok(())
+}
+
+/// How `ck` holds the GGUF tensor `row` of layer `bid`.
+fn resolve<'a>(
+    ck: &'a Checkpoint,
+    row: &TensorName,
+    bid: Option<usize>,
+    used: &mut Vec<String>,
+) -> Result<Resolved<'a>> {
+    let name_of = |t: &str| bid.map_or(t.to_string(), |b| names::layer_name(t, b));
+    let c = &ck.config;
+    if ck.layout == Layout::Gguf {
+        let v = stored(ck, &name_of(row.gguf), used)?;
+        return Ok(Resolved {
+            shape: v.shape.clone(),
+            dtype: v.dtype,
+            source: v.name.clone(),
+            holder: Holder::Direct(v),
+        });
+    }
+    let (template, part) = match ck.layout {
+        Layout::Original => (row.original, row.original_part),
+        _ => (row.hf, row.hf_part),
+    };
+    let base = name_of(template);
+    let parity = match part {
+        Part::Gate => Some(0),
+        Part::Up => Some(1),
+        _ => None,
+    };
+    if row.expert_matrix {
+        let (bn, sn) = match ck.layout {
+            Layout::Original => names::original_mxfp4_names(&base),
+            _ => names::hf_mxfp4_names(&base),
+        };
+        if ck.get(&bn).is_some() {
+            let blocks = stored(ck, &bn, used)?;
+            let scales = stored(ck, &sn, used)?;
+            let [e, r, nb, 16] = blocks.shape[..] else {
+                bail!(
+                    "{}: tensor '{bn}' has shape {:?}, expected (experts, rows, blocks, 16)",
+                    ck.path.display(),
+                    blocks.shape
+                );
+            };
+            expect_shape(ck, &scales, &[e, r, nb])?;
+            let rows = if parity.is_some() { r / 2 } else { r };
+            return Ok(Resolved {
+                shape: vec![e, rows, nb * 32],
+                dtype: DType::Mxfp4,
+                source: format!("{bn} + {sn}"),
+                holder: Holder::Mxfp4Pair {
+                    blocks,
+                    scales,
+                    parity,
+                },
+            });
+        }
+        let v = stored(ck, &base, used)?;
+        let [e, cin, r] = v.shape[..] else {
+            bail!(
+                "{}: tensor '{base}' has shape {:?}, expected (experts, in, out)",
+                ck.path.display(),
+                v.shape
+            );
+        };
+        let rows = if parity.is_some() { r / 2 } else { r };
+        return Ok(Resolved {
+            shape: vec![e, rows, cin],
+            dtype: v.dtype,
+            source: base,
+            holder: Holder::DenseTransposed { view: v, parity },
+        });
+    }
+    let v = stored(ck, &base, used)?;
+    let dtype = v.dtype;
+    let (shape, holder) = match part {
+        Part::Whole => (v.shape.clone(), Holder::Direct(v)),
+        Part::Gate | Part::Up => {
+            let Some((&last, outer)) = v.shape.split_last() else {
+                bail!("{}: tensor '{base}' is a scalar", ck.path.display());
+            };
+            let mut s = outer.to_vec();
+            s.push(last / 2);
+            (
+                s,
+                Holder::Interleaved {
+                    view: v,
+                    parity: parity.unwrap_or(0),
+                },
+            )
+        }
+        Part::Q | Part::K | Part::V => {
+            let q = c.num_attention_heads * c.head_dim;
+            let kv = c.num_key_value_heads * c.head_dim;
+            let (start, n) = match part {
+                Part::Q => (0, q),
+                Part::K => (q, kv),
+                _ => (q + kv, kv),
+            };
+            let total = v.shape.first().copied().unwrap_or(0);
+            if total != q + 2 * kv {
+                bail!(
+                    "{}: tensor '{base}' has {total} rows, expected q + k + v = {}",
+                    ck.path.display(),
+                    q + 2 * kv
+                );
+            }
+            let mut s = v.shape.clone();
+            s[0] = n;
+            (s, Holder::Rows { view: v, start })
+        }
+    };
+    Ok(Resolved {
+        shape,
+        dtype,
+        source: base,
+        holder,
+    })
+}
+
+/// Whether converting `from` to `to` keeps every value exactly.
+pub fn is_lossless(from: DType, to: DType) -> bool {
+    from == to
+        || (to == DType::F32 && matches!(from, DType::F16 | DType::BF16 | DType::Mxfp4))
+        || (from == DType::Mxfp4 && to == DType::BF16)
+}
+
+/// Comparison of one tensor.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorComparison {
+    /// GGUF name (`blk.3.attn_q.weight`).
+    pub name: String,
+    pub layer: Option<usize>,
+    pub reference_source: String,
+    pub candidate_source: String,
+    pub reference_dtype: String,
+    pub candidate_dtype: String,
+    pub shape: Vec<usize>,
+    /// The conversion could not lose information, so every value must be equal.
+    pub lossless: bool,
+    /// Values that differ (bitwise, with -0 = +0 and NaN = NaN).
+    pub n_different: u64,
+    /// Flat row-major index of the first differing value.
+    pub first_difference: Option<u64>,
+    pub rmse: f64,
+    pub max_abs_err: f64,
+    /// `10·log10(Σ ref² / Σ err²)`; `None` when there is no error (infinite SNR).
+    pub snr_db: Option<f64>,
+}
+
+impl TensorComparison {
+    /// A lossless conversion that changed a value.
+    pub fn failed(&self) -> bool {
+        self.lossless && self.n_different > 0
+    }
+}
+
+/// Comparison of every tensor of two checkpoints.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorReport {
+    pub tensors: Vec<TensorComparison>,
+    pub n_exact: usize,
+    pub n_lossy: usize,
+    pub n_failed: usize,
+}
+
+impl TensorReport {
+    pub fn failures(&self) -> impl Iterator<Item = &TensorComparison> {
+        self.tensors.iter().filter(|t| t.failed())
+    }
+
+    /// The first layer (in layer order; global tensors count as outside any layer) holding a failed tensor.
+    pub fn first_failed_layer(&self) -> Option<usize> {
+        self.failures().filter_map(|t| t.layer).min()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SlabStats {
+    n: u64,
+    sse: f64,
+    sum_ref2: f64,
+    max_abs: f64,
+    n_different: u64,
+    first_difference: Option<u64>,
+}
+
+impl SlabStats {
+    fn merge(mut self, o: SlabStats) -> SlabStats {
+        self.n += o.n;
+        self.sse += o.sse;
+        self.sum_ref2 += o.sum_ref2;
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.n_different += o.n_different;
+        self.first_difference = match (self.first_difference, o.first_difference) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+}
+
+fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabStats> {
+    let c = a.row_len();
+    let r0 = slab * a.slab_rows();
+    let n = a.slab_rows().min(a.n_rows().saturating_sub(r0));
+    let mut x = vec![0f32; n * c];
+    let mut y = vec![0f32; n * c];
+    a.decode_rows(r0, n, &mut x)?;
+    b.decode_rows(r0, n, &mut y)?;
+    let base = (r0 * c) as u64;
+    let mut s = SlabStats {
+        n: x.len() as u64,
+        ..SlabStats::default()
+    };
+    for (i, (&p, &q)) in x.iter().zip(&y).enumerate() {
+        let same = p == q || (p.is_nan() && q.is_nan());
+        if !same {
+            s.n_different += 1;
+            s.first_difference.get_or_insert(base + i as u64);
+        }
+        let (p, q) = (f64::from(p), f64::from(q));
+        let d = q - p;
+        if !same {
+            s.sse += d * d;
+            s.max_abs = s.max_abs.max(d.abs());
+        }
+        s.sum_ref2 += p * p;
+    }
+    Ok(s)
+}
+
+/// Compares every tensor of `candidate` with `reference` (both already checked to be the same model shape).
+/// Missing tensors, tensors left over on either side and shape disagreements are errors naming the tensor.
+pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Result<TensorReport> {
+    let n_layers = reference.config.num_hidden_layers;
+    let mut used_ref = Vec::new();
+    let mut used_cand = Vec::new();
+    let mut pairs = Vec::new();
+    for (bid, row) in names::all_tensors(n_layers) {
+        let a = resolve(reference, row, bid, &mut used_ref)?;
+        let b = resolve(candidate, row, bid, &mut used_cand)?;
+        let gname = bid.map_or(row.gguf.to_string(), |x| names::layer_name(row.gguf, x));
+        if a.shape != b.shape {
+            bail!(
+                "tensor '{gname}': reference {} ({}) has logical shape {:?} but candidate {} ({}) has {:?}",
+                a.source,
+                reference.path.display(),
+                a.shape,
+                b.source,
+                candidate.path.display(),
+                b.shape
+            );
+        }
+        pairs.push((gname, bid, a, b));
+    }
+    for (ck, used) in [(reference, &used_ref), (candidate, &used_cand)] {
+        let used: BTreeSet<&str> = used.iter().map(String::as_str).collect();
+        let extra: Vec<&str> = ck
+            .tensor_names()
+            .into_iter()
+            .filter(|n| !used.contains(n))
+            .collect();
+        if !extra.is_empty() {
+            bail!(
+                "{}: {} tensor(s) that gpt-oss does not have: {}",
+                ck.path.display(),
+                extra.len(),
+                extra.join(", ")
+            );
+        }
+    }
+
+    let tasks: Vec<(usize, usize)> = pairs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (0..p.2.n_slabs()).map(move |s| (i, s)))
+        .collect();
+    let stats: Vec<(usize, SlabStats)> = tasks
+        .par_iter()
+        .map(|&(i, s)| {
+            let (_, _, a, b) = &pairs[i];
+            compare_slab(a, b, s).map(|st| (i, st))
+        })
+        .collect::<Result<_>>()?;
+    let mut per = vec![SlabStats::default(); pairs.len()];
+    for (i, s) in stats {
+        per[i] = per[i].merge(s);
+    }
+
+    let tensors: Vec<TensorComparison> = pairs
+        .into_iter()
+        .zip(per)
+        .map(|((name, layer, a, b), s)| {
+            let n = s.n.max(1) as f64;
+            TensorComparison {
+                name,
+                layer,
+                reference_source: a.source,
+                candidate_source: b.source,
+                reference_dtype: a.dtype.name().to_string(),
+                candidate_dtype: b.dtype.name().to_string(),
+                shape: a.shape,
+                lossless: is_lossless(a.dtype, b.dtype),
+                n_different: s.n_different,
+                first_difference: s.first_difference,
+                rmse: (s.sse / n).sqrt(),
+                max_abs_err: s.max_abs,
+                snr_db: (s.sse > 0.0).then(|| 10.0 * (s.sum_ref2 / s.sse).log10()),
+            }
+        })
+        .collect();
+    let n_failed = tensors.iter().filter(|t| t.failed()).count();
+    let n_exact = tensors.iter().filter(|t| t.n_different == 0).count();
+    Ok(TensorReport {
+        n_lossy: tensors.len() - n_exact,
+        n_exact,
+        n_failed,
+        tensors,
+    })
+}
