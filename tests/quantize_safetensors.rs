@@ -1,0 +1,157 @@
+//! `ossify quantize --format safetensors`: OpenAI's MXFP4 layout. The experts must decode to exactly the values
+//! of the matching GGUF; the folder must stay the one golden/quantize/ holds (transformers' logits for it live
+//! there, made by golden/quantize/make_reference.py).
+
+use std::path::{Path, PathBuf};
+
+use ossify::quantize::preset::Preset;
+use ossify::quantize::safetensors_out::quantize_to_safetensors;
+use ossify::quantize::{quantize_to_gguf, Mxfp4Scale, QuantizeOptions, TypeRules};
+use ossify_formats::gguf::GgufFile;
+use ossify_formats::quant::{dequantize_row, dequantize_row_mxfp4_hf};
+use ossify_formats::safetensors::SafetensorsModel;
+use ossify_formats::DType;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn options(scale: Mxfp4Scale) -> QuantizeOptions {
+    QuantizeOptions {
+        rules: TypeRules::new(Preset::by_name("mxfp4_moe").unwrap()),
+        allow_requantize: false,
+        mxfp4_scale: scale,
+        imatrix: None,
+        progress: false,
+    }
+}
+
+fn decode(dtype: DType, bytes: &[u8], n: usize) -> Vec<f32> {
+    let mut v = vec![0f32; n];
+    dequantize_row(dtype, bytes, &mut v).unwrap();
+    v
+}
+
+fn check_experts_match_gguf(scale: Mxfp4Scale) {
+    let src = root().join("golden/tiny-bf16-noisy");
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("st");
+    let gg = dir.path().join("m.gguf");
+    quantize_to_safetensors(&src, &st, &options(scale), 300_000).unwrap();
+    quantize_to_gguf(&src, &gg, &options(scale)).unwrap();
+    let m = SafetensorsModel::open(&st).unwrap();
+    let g = GgufFile::open(&gg).unwrap();
+    let source = SafetensorsModel::open(&src).unwrap();
+    let mut checked = 0;
+    for layer in 0..4 {
+        for (hf, parts) in [
+            (
+                "gate_up_proj",
+                vec![("ffn_gate_exps", 0usize), ("ffn_up_exps", 1)],
+            ),
+            ("down_proj", vec![("ffn_down_exps", 0)]),
+        ] {
+            let base = format!("model.layers.{layer}.mlp.experts.{hf}");
+            let b = m.tensor(&format!("{base}_blocks")).unwrap();
+            let s = m.tensor(&format!("{base}_scales")).unwrap();
+            assert_eq!((b.dtype, s.dtype), (DType::U8, DType::U8));
+            let [e, rows, nb, 16] = b.shape[..] else {
+                panic!("{:?}", b.shape)
+            };
+            assert_eq!(s.shape, vec![e, rows, nb]);
+            let mut hf_vals = vec![0f32; e * rows * nb * 32];
+            dequantize_row_mxfp4_hf(b.bytes, s.bytes, &mut hf_vals).unwrap();
+            let step = parts.len();
+            for (gguf, off) in parts {
+                let t = g.tensor(&format!("blk.{layer}.{gguf}.weight")).unwrap();
+                assert_eq!(t.dtype, DType::Mxfp4);
+                let cols = nb * 32;
+                let gv = decode(t.dtype, t.bytes, t.n_elements());
+                let per = rows / step;
+                for ei in 0..e {
+                    for r in 0..per {
+                        let hr = ei * rows + r * step + off;
+                        let gr = ei * per + r;
+                        assert_eq!(
+                            &hf_vals[hr * cols..(hr + 1) * cols],
+                            &gv[gr * cols..(gr + 1) * cols],
+                            "{base} expert {ei} row {r} vs {gguf}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 4 * (128 + 96));
+    // Everything else is BF16, equal to the source.
+    for e in source.entries() {
+        if e.name.contains(".mlp.experts.") && !e.name.ends_with("_bias") {
+            continue;
+        }
+        let a = m.tensor(&e.name).unwrap();
+        let b = source.tensor(&e.name).unwrap();
+        assert_eq!((a.dtype, &a.shape), (DType::BF16, &b.shape), "{}", e.name);
+        assert!(a.bytes == b.bytes, "{}", e.name);
+    }
+}
+
+#[test]
+fn experts_decode_to_the_gguf_values_ref() {
+    check_experts_match_gguf(Mxfp4Scale::Ref);
+}
+
+#[test]
+fn experts_decode_to_the_gguf_values_mse() {
+    check_experts_match_gguf(Mxfp4Scale::Mse);
+}
+
+#[test]
+fn folder_is_the_golden_one_with_config_index_and_tokenizer() {
+    let src = root().join("golden/tiny-bf16-noisy");
+    let golden = root().join("golden/quantize/tiny-bf16-noisy-mxfp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("st");
+    quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&golden)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let mut ours: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    ours.sort();
+    assert_eq!(names, ours);
+    for n in &names {
+        let a = std::fs::read(out.join(n)).unwrap();
+        let b = std::fs::read(golden.join(n)).unwrap();
+        assert!(a == b, "{n:?} differs from golden/quantize");
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["quantization_config"]["quant_method"], "mxfp4");
+    assert_eq!(
+        cfg["quantization_config"]["modules_to_not_convert"],
+        serde_json::json!([
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head"
+        ])
+    );
+    assert!(names.iter().any(|n| n == "model.safetensors.index.json"));
+    assert!(names.iter().any(|n| n == "chat_template.jinja"));
+    assert!(!Path::new(&format!("{}.partial", out.display())).exists());
+}
+
+#[test]
+fn gguf_input_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("st");
+    let src = root().join("golden/llamacpp/quantize/tiny-bf16-noisy.bf16.gguf");
+    let e = quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap_err();
+    assert!(format!("{e:#}").contains("Hugging Face folder"), "{e:#}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
