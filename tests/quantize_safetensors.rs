@@ -1,9 +1,13 @@
 //! `ossify quantize --format safetensors`: OpenAI's MXFP4 layout. The experts must decode to exactly the values
-//! of the matching GGUF; the folder must stay the one golden/quantize/ holds (transformers' logits for it live
-//! there, made by golden/quantize/make_reference.py).
+//! of the matching GGUF; the folder must stay the one golden/quantize/ holds, and ossify's forward pass on it must
+//! match transformers' logits of it (both made by golden/quantize/make_reference.py).
 
 use std::path::{Path, PathBuf};
 
+use ossify::checkpoint::Checkpoint;
+use ossify::gpt_oss::{ForwardOptions, Model};
+use ossify::npy;
+use ossify::parity::metrics::KldAccumulator;
 use ossify::quantize::preset::Preset;
 use ossify::quantize::safetensors_out::quantize_to_safetensors;
 use ossify::quantize::{quantize_to_gguf, Mxfp4Scale, QuantizeOptions, TypeRules};
@@ -106,13 +110,23 @@ fn experts_decode_to_the_gguf_values_mse() {
     check_experts_match_gguf(Mxfp4Scale::Mse);
 }
 
+/// Determinism against the checked-in copy: the command golden/quantize/make_reference.py ran writes the same
+/// bytes today.
 #[test]
 fn folder_is_the_golden_one_with_config_index_and_tokenizer() {
     let src = root().join("golden/tiny-bf16-noisy");
     let golden = root().join("golden/quantize/tiny-bf16-noisy-mxfp4");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("st");
-    quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ossify"))
+        .arg("quantize")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--format", "safetensors", "--shard-size", "300000", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut names: Vec<_> = std::fs::read_dir(&golden)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -154,4 +168,72 @@ fn gguf_input_is_refused_and_nothing_is_written() {
     let e = quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap_err();
     assert!(format!("{e:#}").contains("Hugging Face folder"), "{e:#}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// The forward-pass tolerance tests/forward_golden.rs holds ossify to.
+const MAX_DLOGIT: f64 = 1e-3;
+const MAX_MEAN_KL: f64 = 1e-6;
+const TOP2_MARGIN: f32 = 1e-3;
+
+/// Acceptance: ossify's forward pass on the OpenAI-layout folder ossify wrote matches transformers' float32
+/// logits of the same folder (golden/quantize/make_reference.py) within the forward-pass tolerance.
+#[test]
+fn forward_on_the_golden_folder_matches_transformers() {
+    let g = root().join("golden");
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(g.join("reference/tokens.json")).unwrap()).unwrap();
+    let ckpt = Checkpoint::open(&g.join("quantize/tiny-bf16-noisy-mxfp4"), None).unwrap();
+    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let vocab = model.config().vocab_size;
+    let seqs = tokens["sequences"].as_array().unwrap();
+    assert!(!seqs.is_empty());
+    for (k, s) in seqs.iter().enumerate() {
+        let toks: Vec<u32> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as u32)
+            .collect();
+        let want =
+            npy::read_f32(&g.join(format!("quantize/tiny-bf16-noisy-mxfp4.seq{k}.logits.npy")))
+                .unwrap();
+        assert_eq!(want.shape, [toks.len(), vocab]);
+        let got = model.forward(&toks).unwrap();
+        assert_eq!(got.len(), want.data.len());
+        let mut acc = KldAccumulator::default();
+        let (mut checked, mut mismatched) = (0, 0);
+        for (i, (r, o)) in want
+            .data
+            .chunks_exact(vocab)
+            .zip(got.chunks_exact(vocab))
+            .enumerate()
+        {
+            // The next token only feeds the perplexities, which this test does not read.
+            acc.add_row(i, r, o, toks[(i + 1).min(toks.len() - 1)])
+                .unwrap();
+            let mut idx: Vec<usize> = (0..vocab).collect();
+            idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]));
+            if r[idx[0]] - r[idx[1]] > TOP2_MARGIN {
+                checked += 1;
+                let ours = (0..vocab).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap();
+                mismatched += usize::from(ours != idx[0]);
+            }
+        }
+        let m = acc.finish();
+        println!(
+            "seq{k}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{checked} agree",
+            m.max_abs_dlogit,
+            m.kld_mean,
+            checked - mismatched
+        );
+        assert_eq!((m.n_nonfinite, m.n_tokens), (0, toks.len()));
+        assert!(
+            m.max_abs_dlogit <= MAX_DLOGIT,
+            "seq{k}: max |Δlogit| {}",
+            m.max_abs_dlogit
+        );
+        assert!(m.kld_mean <= MAX_MEAN_KL, "seq{k}: mean KL {}", m.kld_mean);
+        assert_eq!(mismatched, 0, "seq{k}: top-1 disagreements");
+        assert!(checked > 0);
+    }
 }
