@@ -1,9 +1,13 @@
 //! `ossify quantize --format safetensors`: OpenAI's MXFP4 layout. The experts must decode to exactly the values
-//! of the matching GGUF; the folder must stay the one golden/quantize/ holds (transformers' logits for it live
-//! there, made by golden/quantize/make_reference.py).
+//! of the matching GGUF; the folder must stay the one golden/quantize/ holds, and ossify's forward pass on it must
+//! match transformers' logits of it (both made by golden/quantize/make_reference.py). GGUF inputs work too.
 
 use std::path::{Path, PathBuf};
 
+use ossify::checkpoint::Checkpoint;
+use ossify::gpt_oss::{ForwardOptions, GptOssConfig, Model};
+use ossify::npy;
+use ossify::parity::metrics::KldAccumulator;
 use ossify::quantize::preset::Preset;
 use ossify::quantize::safetensors_out::quantize_to_safetensors;
 use ossify::quantize::{quantize_to_gguf, Mxfp4Scale, QuantizeOptions, TypeRules};
@@ -32,16 +36,11 @@ fn decode(dtype: DType, bytes: &[u8], n: usize) -> Vec<f32> {
     v
 }
 
-fn check_experts_match_gguf(scale: Mxfp4Scale) {
-    let src = root().join("golden/tiny-bf16-noisy");
-    let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("st");
-    let gg = dir.path().join("m.gguf");
-    quantize_to_safetensors(&src, &st, &options(scale), 300_000).unwrap();
-    quantize_to_gguf(&src, &gg, &options(scale)).unwrap();
-    let m = SafetensorsModel::open(&st).unwrap();
-    let g = GgufFile::open(&gg).unwrap();
-    let source = SafetensorsModel::open(&src).unwrap();
+/// Asserts that every expert row of the HF MXFP4 folder `st` decodes to the values of the matching row of the
+/// GGUF `gg`; returns the number of rows compared.
+fn experts_match_gguf(st: &Path, gg: &Path) -> usize {
+    let m = SafetensorsModel::open(st).unwrap();
+    let g = GgufFile::open(gg).unwrap();
     let mut checked = 0;
     for layer in 0..4 {
         for (hf, parts) in [
@@ -83,7 +82,19 @@ fn check_experts_match_gguf(scale: Mxfp4Scale) {
             }
         }
     }
-    assert_eq!(checked, 4 * 4 * (128 + 96));
+    checked
+}
+
+fn check_experts_match_gguf(scale: Mxfp4Scale) {
+    let src = root().join("golden/tiny-bf16-noisy");
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("st");
+    let gg = dir.path().join("m.gguf");
+    quantize_to_safetensors(&src, &st, &options(scale), 300_000).unwrap();
+    quantize_to_gguf(&src, &gg, &options(scale)).unwrap();
+    assert_eq!(experts_match_gguf(&st, &gg), 4 * 4 * (128 + 96));
+    let m = SafetensorsModel::open(&st).unwrap();
+    let source = SafetensorsModel::open(&src).unwrap();
     // Everything else is BF16, equal to the source.
     for e in source.entries() {
         if e.name.contains(".mlp.experts.") && !e.name.ends_with("_bias") {
@@ -106,13 +117,23 @@ fn experts_decode_to_the_gguf_values_mse() {
     check_experts_match_gguf(Mxfp4Scale::Mse);
 }
 
+/// Determinism against the checked-in copy: the command golden/quantize/make_reference.py ran writes the same
+/// bytes today.
 #[test]
 fn folder_is_the_golden_one_with_config_index_and_tokenizer() {
     let src = root().join("golden/tiny-bf16-noisy");
     let golden = root().join("golden/quantize/tiny-bf16-noisy-mxfp4");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("st");
-    quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ossify"))
+        .arg("quantize")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--format", "safetensors", "--shard-size", "300000", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut names: Vec<_> = std::fs::read_dir(&golden)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -146,12 +167,141 @@ fn folder_is_the_golden_one_with_config_index_and_tokenizer() {
     assert!(!Path::new(&format!("{}.partial", out.display())).exists());
 }
 
+/// A GGUF input: llama.cpp's BF16 GGUF of golden/tiny-bf16-noisy gives exactly the tensors of the golden
+/// folder made from the HF source (same BF16 values, same MXFP4 rule), and a config.json that reads back to the
+/// same model; the tokenizer files it cannot hold are named in a note.
 #[test]
-fn gguf_input_is_refused_and_nothing_is_written() {
+fn gguf_input_gives_the_golden_tensors_and_says_tokenizer_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("st");
     let src = root().join("golden/llamacpp/quantize/tiny-bf16-noisy.bf16.gguf");
+    let golden = root().join("golden/quantize/tiny-bf16-noisy-mxfp4");
+    let s = quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap();
+    assert!(
+        s.notes.iter().any(|n| n.contains("tokenizer.json")),
+        "{:?}",
+        s.notes
+    );
+    assert!(!out.join("tokenizer.json").exists());
+    let (ours, want) = (
+        SafetensorsModel::open(&out).unwrap(),
+        SafetensorsModel::open(&golden).unwrap(),
+    );
+    let names = |m: &SafetensorsModel| {
+        let mut v: Vec<String> = m.entries().iter().map(|e| e.name.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&ours), names(&want));
+    for n in names(&want) {
+        let (a, b) = (ours.tensor(&n).unwrap(), want.tensor(&n).unwrap());
+        assert_eq!((a.dtype, &a.shape), (b.dtype, &b.shape), "{n}");
+        assert!(a.bytes == b.bytes, "{n} differs from golden/quantize");
+    }
+    let (a, b) = (
+        Checkpoint::open(&out, None).unwrap(),
+        Checkpoint::open(&golden, None).unwrap(),
+    );
+    // The GGUF also knows the BOS token (from its tokenizer metadata), which the source's config.json leaves out.
+    assert_eq!(a.config.bos_token_id, Some(490));
+    let read_back = GptOssConfig {
+        bos_token_id: None,
+        ..a.config.clone()
+    };
+    assert_eq!(read_back, b.config);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["quantization_config"]["quant_method"], "mxfp4");
+}
+
+/// llama.cpp's mxfp4_moe GGUF: its Q8_0 attention would be re-quantized, so it needs --allow-requantize
+/// (refused cleanly without); with it, the MXFP4 experts are repacked, not re-encoded, and decode to exactly the
+/// GGUF's values.
+#[test]
+fn mxfp4_gguf_input_needs_allow_requantize_and_keeps_its_experts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("st");
+    let src = root().join("golden/llamacpp/quantize/tiny-bf16-noisy.mxfp4_moe.gguf");
     let e = quantize_to_safetensors(&src, &out, &options(Mxfp4Scale::Ref), 300_000).unwrap_err();
-    assert!(format!("{e:#}").contains("Hugging Face folder"), "{e:#}");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("--allow-requantize") && msg.contains("Q8_0"),
+        "{msg}"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let opts = QuantizeOptions {
+        allow_requantize: true,
+        ..options(Mxfp4Scale::Ref)
+    };
+    quantize_to_safetensors(&src, &out, &opts, 300_000).unwrap();
+    assert_eq!(experts_match_gguf(&out, &src), 4 * 4 * (128 + 96));
+    Checkpoint::open(&out, None).unwrap();
+}
+
+/// The forward-pass tolerance tests/forward_golden.rs holds ossify to.
+const MAX_DLOGIT: f64 = 1e-3;
+const MAX_MEAN_KL: f64 = 1e-6;
+const TOP2_MARGIN: f32 = 1e-3;
+
+/// Acceptance: ossify's forward pass on the OpenAI-layout folder ossify wrote matches transformers' float32
+/// logits of the same folder (golden/quantize/make_reference.py) within the forward-pass tolerance.
+#[test]
+fn forward_on_the_golden_folder_matches_transformers() {
+    let g = root().join("golden");
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(g.join("reference/tokens.json")).unwrap()).unwrap();
+    let ckpt = Checkpoint::open(&g.join("quantize/tiny-bf16-noisy-mxfp4"), None).unwrap();
+    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let vocab = model.config().vocab_size;
+    let seqs = tokens["sequences"].as_array().unwrap();
+    assert!(!seqs.is_empty());
+    for (k, s) in seqs.iter().enumerate() {
+        let toks: Vec<u32> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as u32)
+            .collect();
+        let want =
+            npy::read_f32(&g.join(format!("quantize/tiny-bf16-noisy-mxfp4.seq{k}.logits.npy")))
+                .unwrap();
+        assert_eq!(want.shape, [toks.len(), vocab]);
+        let got = model.forward(&toks).unwrap();
+        assert_eq!(got.len(), want.data.len());
+        let mut acc = KldAccumulator::default();
+        let (mut checked, mut mismatched) = (0, 0);
+        for (i, (r, o)) in want
+            .data
+            .chunks_exact(vocab)
+            .zip(got.chunks_exact(vocab))
+            .enumerate()
+        {
+            // The next token only feeds the perplexities, which this test does not read.
+            acc.add_row(i, r, o, toks[(i + 1).min(toks.len() - 1)])
+                .unwrap();
+            let mut idx: Vec<usize> = (0..vocab).collect();
+            idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]));
+            if r[idx[0]] - r[idx[1]] > TOP2_MARGIN {
+                checked += 1;
+                let ours = (0..vocab).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap();
+                mismatched += usize::from(ours != idx[0]);
+            }
+        }
+        let m = acc.finish();
+        println!(
+            "seq{k}: max|Δlogit| {:.3e}  mean KL {:.3e}  top-1 {}/{checked} agree",
+            m.max_abs_dlogit,
+            m.kld_mean,
+            checked - mismatched
+        );
+        assert_eq!((m.n_nonfinite, m.n_tokens), (0, toks.len()));
+        assert!(
+            m.max_abs_dlogit <= MAX_DLOGIT,
+            "seq{k}: max |Δlogit| {}",
+            m.max_abs_dlogit
+        );
+        assert!(m.kld_mean <= MAX_MEAN_KL, "seq{k}: mean KL {}", m.kld_mean);
+        assert_eq!(mismatched, 0, "seq{k}: top-1 disagreements");
+        assert!(checked > 0);
+    }
 }

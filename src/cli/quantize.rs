@@ -17,7 +17,8 @@ use crate::quantize::{
 pub enum OutputFormat {
     /// llama.cpp's GGUF
     Gguf,
-    /// OpenAI's HF layout: MXFP4 experts as *_blocks / *_scales, other tensors BF16
+    /// OpenAI's HF layout: MXFP4 experts as *_blocks / *_scales, other tensors BF16 (from a GGUF: no
+    /// tokenizer files, which a GGUF does not hold)
     Safetensors,
 }
 
@@ -160,12 +161,15 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
             if opts.rules.preset.name != "mxfp4_moe" || !args.tensor_type.is_empty() {
                 bail!("--format safetensors writes OpenAI's layout (experts MXFP4, the rest BF16); --type and --tensor-type do not apply");
             }
-            let n = quantize_to_safetensors(&args.input, &args.output, &opts, args.shard_size)?;
+            let s = quantize_to_safetensors(&args.input, &args.output, &opts, args.shard_size)?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
             if !args.quiet {
                 eprintln!(
                     "{}: {:.2} MiB",
                     args.output.display(),
-                    n as f64 / (1 << 20) as f64
+                    s.bytes_out as f64 / (1 << 20) as f64
                 );
             }
             Ok(())

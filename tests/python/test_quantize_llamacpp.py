@@ -6,6 +6,9 @@ llama-quantize) and against gguf-py's decoders.
 - llama.cpp loads ossify's file and its logits equal those of its own file.
 - `--format safetensors`: the OpenAI-layout experts, decoded here with numpy (FP4 table x 2^(scale - 127)),
   equal llama.cpp's MXFP4 experts decoded by gguf-py.
+- `--format safetensors` from llama.cpp's BF16 GGUF: transformers loads the folder (config.json written from the
+  GGUF metadata) and computes the logits golden/quantize/make_reference.py stored for the folder made from the
+  HF source.
 
 Needs OSSIFY_BIN (scripts/test-all sets it), numpy, gguf and llama-cpp-python.
 """
@@ -131,3 +134,19 @@ def test_safetensors_experts_equal_llama_cpp_mxfp4(tmp_path):
                 assert t.tensor_type == gguf.GGMLQuantizationType.MXFP4
                 ref = dequantize(t.data, t.tensor_type).astype(np.float64)
                 np.testing.assert_array_equal(vals[:, off::step, :], ref, err_msg=f"layer {layer} {kind}")
+
+
+def test_safetensors_from_gguf_loads_in_transformers(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")  # transformers' MXFP4 loader needs it
+    out = tmp_path / "st"
+    r = ossify("quantize", BASE, "-o", out, "--format", "safetensors", "-q")
+    assert "tokenizer.json" in r.stderr  # the note: a GGUF holds no tokenizer files
+    model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    seqs = json.loads((ROOT / "golden" / "reference" / "tokens.json").read_text())["sequences"]
+    for i, toks in enumerate(seqs):
+        with torch.no_grad():
+            logits = model(torch.tensor([toks])).logits[0].float().numpy()
+        want = np.load(ROOT / "golden" / "quantize" / f"tiny-bf16-noisy-mxfp4.seq{i}.logits.npy")
+        np.testing.assert_allclose(logits, want, rtol=0, atol=1e-5, err_msg=f"seq{i}")
