@@ -455,15 +455,13 @@ mod x86 {
             ($ib:expr, $acc:ident) => {{
                 let ib = $ib;
                 let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
-                let s = wd[ib];
+                // Broadcast loads and a vector multiply: the same product as `wd · d` in scalar.
+                let s = _mm256_broadcast_ss(&*wd.as_ptr().add(ib));
                 for t in 0..4 {
                     let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
                     let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
-                    $acc[t] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(s * d[t][ib]),
-                        u12_dot32::<VNNI>(w, x, kk),
-                        $acc[t],
-                    );
+                    let sc = _mm256_mul_ps(s, _mm256_broadcast_ss(&*d[t].as_ptr().add(ib)));
+                    $acc[t] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), $acc[t]);
                 }
             }};
         }
