@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: ossify's reference forward pass against llama.cpp (llama-cpp-python) on the same GGUF of the
 # gpt-oss-20b-width synthetic checkpoint (bench/make_synthetic.py; GGUF by llama.cpp's converter, experts MXFP4,
-# the rest BF16), same token ids and thread count. Prints prefill / decode tokens/s and peak RSS of each.
+# the rest BF16), same token ids and thread count. Prints prefill / decode tokens/s, peak RSS and CPU ms per token
+# of each (ossify in both precisions: exact f32 and q8 activations). On a shared machine compare CPU ms/token.
 #
 #   bench/forward.sh [--layers N] [--tokens N] [--decode N] [--threads N] [--workdir DIR] [--python PY]
 set -euo pipefail
@@ -25,7 +26,10 @@ gguf="$src.bf16.gguf"
 [ -f "$gguf" ] || "$py" golden/convert_with_llamacpp.py "$src" --outtype bf16 --outfile "$gguf"
 cargo build --release --locked -q --example forward_bench
 cat "$gguf" > /dev/null   # warm the page cache
-for _ in 1 2; do
-  target/release/examples/forward_bench "$gguf" --tokens "$tokens" --decode "$decode" --threads "$threads"
+for _ in 1 2 3; do
+  for precision in exact q8; do
+    target/release/examples/forward_bench "$gguf" --tokens "$tokens" --decode "$decode" --threads "$threads" \
+      --precision "$precision"
+  done
   "$py" bench/forward_llamacpp.py "$gguf" --tokens "$tokens" --decode "$decode" --threads "$threads"
 done

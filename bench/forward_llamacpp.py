@@ -5,6 +5,7 @@ same pseudo-random token ids as examples/forward_bench.rs (xorshift, modulo min(
     python bench/forward_llamacpp.py MODEL.gguf --tokens N --decode N --threads N
 """
 import argparse
+import os
 import resource
 import time
 
@@ -33,16 +34,18 @@ def main():
                 n_threads=a.threads, n_threads_batch=a.threads, verbose=False)
     load = time.time() - t0
     toks = tokens(a.tokens + a.decode, llm.n_vocab())
-    t1 = time.time()
+    cpu = lambda: sum(os.times()[:2])  # user + system CPU seconds, all threads: steadier than wall time
+    t1, c1 = time.time(), cpu()
     llm.eval(toks[: a.tokens])
-    prefill = time.time() - t1
-    t2 = time.time()
+    prefill, cpu_prefill = time.time() - t1, cpu() - c1
+    t2, c2 = time.time(), cpu()
     for t in toks[a.tokens:]:
         llm.eval([t])
-    decode = time.time() - t2
+    decode, cpu_decode = time.time() - t2, cpu() - c2
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"llama.cpp {a.model}: load {load:.2f}s  prefill {a.tokens} tok {a.tokens / prefill:.1f} tok/s  "
-          f"decode {a.decode} tok {a.decode / max(decode, 1e-9):.2f} tok/s  peak RSS {rss:.0f} MiB  threads {a.threads}")
+          f"decode {a.decode} tok {a.decode / max(decode, 1e-9):.2f} tok/s  peak RSS {rss:.0f} MiB  threads {a.threads}  "
+          f"cpu ms/tok prefill {1e3 * cpu_prefill / a.tokens:.1f} decode {1e3 * cpu_decode / max(a.decode, 1):.1f}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ enum Command {
     VerifyParity(VerifyParityArgs),
     /// Chunked perplexity of a model over a text, as llama-perplexity computes it.
     Perplexity(PerplexityArgs),
-    // Slots for the commands other work adds: Quantize.
+    /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
+    Quantize(cli::quantize::QuantizeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,12 +66,31 @@ struct VerifyParityArgs {
     /// Round the YaRN correction range as llama.cpp does (to match its F32 path).
     #[arg(long)]
     yarn_truncate: bool,
+    /// Forward-pass precision: exact f32 (the transformers reference) or activations rounded as llama.cpp's
+    /// CPU backend rounds them (Q8_0 for quantized weights; faster, and closer to llama.cpp's logits).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    precision: PrecisionArg,
     /// Compare tensors only (no forward pass).
     #[arg(long)]
     tensors_only: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PrecisionArg {
+    Exact,
+    Q8,
+}
+
+impl From<PrecisionArg> for ossify::gpt_oss::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Exact => ossify::gpt_oss::Precision::Exact,
+            PrecisionArg::Q8 => ossify::gpt_oss::Precision::Q8Activations,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +112,9 @@ struct PerplexityArgs {
     /// Round the YaRN correction range as llama.cpp does.
     #[arg(long)]
     yarn_truncate: bool,
+    /// Forward-pass precision (as verify-parity --precision).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    precision: PrecisionArg,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -222,6 +245,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     max_ppl_ratio: a.max_ppl_ratio,
                 },
                 yarn_truncate: a.yarn_truncate,
+                precision: a.precision.into(),
                 tensors_only: a.tensors_only,
                 json: a.json,
             })?;
@@ -236,8 +260,10 @@ fn run() -> anyhow::Result<ExitCode> {
             ctx: a.ctx,
             dump_logits: a.dump_logits,
             yarn_truncate: a.yarn_truncate,
+            precision: a.precision.into(),
             json: a.json,
         })?,
+        Command::Quantize(a) => cli::quantize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

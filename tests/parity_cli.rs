@@ -456,3 +456,46 @@ fn incompatible_reference_logits_are_refused_before_compute() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("20 tokens"), "{e}");
 }
+
+/// `--precision q8` rounds activations as llama.cpp's CPU backend does: against llama.cpp's own logits for its
+/// F32 GGUF (golden/llamacpp, made by llama-cpp-python) it agrees far more closely than the exact mode, and
+/// the JSON says which mode ran.
+#[test]
+fn q8_precision_matches_llama_cpp_own_logits() {
+    let npy = golden("llamacpp/tiny.f32.seq0.logits.npy");
+    let toks = golden("reference/tokens.json");
+    let m = golden("llamacpp/tiny.f32.gguf");
+    let run = |precision: &str| {
+        let o = ossify(&[
+            "verify-parity",
+            "--reference-logits",
+            s(&npy),
+            "--tokens",
+            s(&toks),
+            "--sequence",
+            "0",
+            "--yarn-truncate",
+            "--precision",
+            precision,
+            "--max-kld",
+            "1",
+            "--json",
+            s(&m),
+        ]);
+        json(&o)
+    };
+    let q8 = run("q8");
+    let exact = run("exact");
+    eprintln!(
+        "vs llama.cpp's logits: q8 max|dlogit| {:e}, exact {:e}",
+        logits(&q8, "max_abs_dlogit"),
+        logits(&exact, "max_abs_dlogit")
+    );
+    assert_eq!(q8["logits"]["mode"], "q8-activations-yarn-truncate", "{q8}");
+    assert_eq!(
+        exact["logits"]["mode"], "f32-reference-yarn-truncate",
+        "{exact}"
+    );
+    assert!(logits(&q8, "max_abs_dlogit") <= 1e-4, "{q8}");
+    assert!(logits(&exact, "max_abs_dlogit") > 100.0 * logits(&q8, "max_abs_dlogit"));
+}

@@ -23,6 +23,7 @@ pub struct PerplexityOptions {
     pub ctx: usize,
     pub dump_logits: Option<PathBuf>,
     pub yarn_truncate: bool,
+    pub precision: crate::gpt_oss::Precision,
     pub json: bool,
 }
 
@@ -38,7 +39,7 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
         (None, Some(p)) => read_tokens(p, None)?.into_iter().flatten().collect(),
         _ => bail!("give --text FILE (or --tokens FILE.json)"),
     };
-    let model = open_model(&ck, opts.yarn_truncate, opts.ctx)?;
+    let model = open_model(&ck, opts.yarn_truncate, opts.precision, opts.ctx)?;
     let vocab = ck.config.vocab_size;
     let n_chunks = tokens.len() / opts.ctx.max(1);
 

@@ -37,6 +37,7 @@ pub struct VerifyOptions {
     pub sequence: Option<usize>,
     pub thresholds: Thresholds,
     pub yarn_truncate: bool,
+    pub precision: crate::gpt_oss::Precision,
     /// Skip the logit stage (no forward pass).
     pub tensors_only: bool,
     pub json: bool,
@@ -162,7 +163,7 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             );
         }
         let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        let model = open_model(&candidate, opts.yarn_truncate, longest)?;
+        let model = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
         mode = model.mode();
         n_sequences = seqs.len();
         let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
@@ -186,8 +187,8 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         if !opts.tensors_only {
             let seqs = sequences(opts, &source)?;
             let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-            let a = open_model(&source, opts.yarn_truncate, longest)?;
-            let b = open_model(&candidate, opts.yarn_truncate, longest)?;
+            let a = open_model(&source, opts.yarn_truncate, opts.precision, longest)?;
+            let b = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
             mode = b.mode();
             n_sequences = seqs.len();
             let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;

@@ -28,7 +28,8 @@
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use ossify_kernels::cpu::{dot, matmul, WeightMatrix};
+pub use ossify_kernels::cpu::Precision;
+use ossify_kernels::cpu::{dot, matmul_prec, WeightMatrix};
 
 use super::config::{AttentionKind, GptOssConfig};
 use super::rope::Rope;
@@ -48,16 +49,21 @@ pub struct ForwardOptions {
     pub batch_size: usize,
     /// Expected context length: full-attention KV caches reserve this many positions up front. 0 = grow.
     pub context: usize,
+    /// How matmul activations are rounded: exact f32 (the transformers reference) or as llama.cpp's CPU
+    /// backend rounds them (Q8_0 for MXFP4 / Q8_0 weights, BF16 for BF16), which is faster.
+    pub precision: Precision,
 }
 
 impl ForwardOptions {
-    /// How logits are computed, for reports (`verify-parity --json`'s `mode`): every weight decoded exactly,
-    /// activations and accumulation in f32.
+    /// How logits are computed, for reports (`verify-parity --json`'s `mode`): `f32-reference` (every weight
+    /// decoded exactly, activations and accumulation in f32) or `q8-activations` (activations rounded as
+    /// llama.cpp's CPU backend rounds them), with `-yarn-truncate` when the YaRN bounds are rounded.
     pub fn mode(&self) -> &'static str {
-        if self.yarn_truncate {
-            "f32-reference-yarn-truncate"
-        } else {
-            "f32-reference"
+        match (self.precision, self.yarn_truncate) {
+            (Precision::Exact, false) => "f32-reference",
+            (Precision::Exact, true) => "f32-reference-yarn-truncate",
+            (Precision::Q8Activations, false) => "q8-activations",
+            (Precision::Q8Activations, true) => "q8-activations-yarn-truncate",
         }
     }
 }
@@ -69,9 +75,23 @@ impl Default for ForwardOptions {
             threads: 0,
             batch_size: 512,
             context: 0,
+            precision: Precision::Exact,
         }
     }
 }
+
+/// Which expert matmul an [`ExpertHook`] sees the input of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertMatmul {
+    /// The normed hidden state, input of both gate and up.
+    GateUp,
+    /// The SwiGLU output, input of down.
+    Down,
+}
+
+/// Called with (layer, expert, matmul, inputs `[n, in]` row-major) for every expert matmul: how `quantize
+/// --calibration` collects its importance matrix.
+pub type ExpertHook<'a> = Box<dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync + 'a>;
 
 /// A gpt-oss model whose weights are views over a checkpoint.
 pub struct Model<'a> {
@@ -80,6 +100,7 @@ pub struct Model<'a> {
     rope: Rope,
     options: ForwardOptions,
     pool: rayon::ThreadPool,
+    expert_hook: Option<ExpertHook<'a>>,
 }
 
 /// Which half of a layer a traced residual follows.
@@ -193,7 +214,14 @@ impl<'a> Model<'a> {
             rope,
             options,
             pool,
+            expert_hook: None,
         })
+    }
+
+    /// Observes the inputs of every expert matmul (see [`ExpertHook`]).
+    pub fn with_expert_hook(mut self, hook: ExpertHook<'a>) -> Self {
+        self.expert_hook = Some(hook);
+        self
     }
 
     pub fn config(&self) -> &GptOssConfig {
@@ -391,6 +419,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let (qd, kvd) = (nh * hd, nkv * hd);
         let eps = cfg.rms_norm_eps as f32;
         let p0 = self.n_past;
+        let prec = m.options.precision;
 
         let mut x = vec![0f32; t_n * h];
         for (xt, &tok) in x.chunks_exact_mut(h).zip(tokens) {
@@ -424,9 +453,9 @@ impl<'m, 'a> Session<'m, 'a> {
         for (l, lw) in w.layers.iter().enumerate() {
             let ctx = || format!("layer {l}");
             rms_norm(&x, &lw.attn_norm, eps, &mut xn);
-            linear(&lw.q, &lw.q_bias, &xn, t_n, &mut q).with_context(ctx)?;
-            linear(&lw.k, &lw.k_bias, &xn, t_n, &mut k).with_context(ctx)?;
-            linear(&lw.v, &lw.v_bias, &xn, t_n, &mut v).with_context(ctx)?;
+            linear(&lw.q, &lw.q_bias, &xn, t_n, &mut q, prec).with_context(ctx)?;
+            linear(&lw.k, &lw.k_bias, &xn, t_n, &mut k, prec).with_context(ctx)?;
+            linear(&lw.v, &lw.v_bias, &xn, t_n, &mut v, prec).with_context(ctx)?;
             for t in 0..t_n {
                 let (c, s) = (
                     &cos[t * half..(t + 1) * half],
@@ -437,14 +466,15 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             attention(cfg, lw, &self.caches[l], p0, &q, &k, &v, &mut attn);
             self.caches[l].append(p0, &k, &v);
-            linear(&lw.o, &lw.o_bias, &attn, t_n, &mut o).with_context(ctx)?;
+            linear(&lw.o, &lw.o_bias, &attn, t_n, &mut o, prec).with_context(ctx)?;
             add_into(&mut x, &o);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.after_attention[l].extend_from_slice(&x);
             }
 
             rms_norm(&x, &lw.post_attn_norm, eps, &mut xn);
-            moe(cfg, lw, &xn, t_n, &mut o).with_context(ctx)?;
+            let hook = m.expert_hook.as_deref().map(|h| (l, h));
+            moe(cfg, lw, &xn, t_n, &mut o, prec, hook).with_context(ctx)?;
             add_into(&mut x, &o);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.after_moe[l].extend_from_slice(&x);
@@ -456,7 +486,8 @@ impl<'m, 'a> Session<'m, 'a> {
         let xs = &x[(t_n - scored) * h..];
         rms_norm(xs, &w.output_norm, eps, &mut xn[..scored * h]);
         let mut logits = vec![0f32; scored * v_n];
-        matmul(&w.output, &xn[..scored * h], scored, &mut logits).context("unembedding")?;
+        matmul_prec(&w.output, &xn[..scored * h], scored, &mut logits, prec)
+            .context("unembedding")?;
         Ok(logits)
     }
 }
@@ -480,8 +511,15 @@ fn add_into(x: &mut [f32], y: &[f32]) {
 }
 
 /// `y = x · Wᵀ + b` for `n` tokens.
-fn linear(w: &WeightMatrix, bias: &[f32], x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
-    matmul(w, x, n, y)?;
+fn linear(
+    w: &WeightMatrix,
+    bias: &[f32],
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    p: Precision,
+) -> Result<()> {
+    matmul_prec(w, x, n, y, p)?;
     for yr in y.chunks_exact_mut(bias.len().max(1)) {
         add_into(yr, bias);
     }
@@ -557,7 +595,19 @@ fn attention<'a>(
 }
 
 /// The router and the experts for `n` tokens of `xn` (`[n, hidden]`), into `out` (`[n, hidden]`).
-fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn moe(
+    cfg: &GptOssConfig,
+    lw: &LayerWeights,
+    xn: &[f32],
+    n: usize,
+    out: &mut [f32],
+    prec: Precision,
+    hook: Option<(
+        usize,
+        &(dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync),
+    )>,
+) -> Result<()> {
     let (h, i_n, e_n, k) = (
         cfg.hidden_size,
         cfg.intermediate_size,
@@ -566,7 +616,7 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
     );
     let limit = cfg.swiglu_limit as f32;
     let mut logits = vec![0f32; n * e_n];
-    linear(&lw.router, &lw.router_bias, xn, n, &mut logits).context("router")?;
+    linear(&lw.router, &lw.router_bias, xn, n, &mut logits, prec).context("router")?;
 
     // Per expert: (token, routing weight), tokens in order.
     let mut routed: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e_n];
@@ -597,6 +647,9 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
         for &(t, _) in toks {
             xe.extend_from_slice(&xn[t * h..(t + 1) * h]);
         }
+        if let Some((l, f)) = hook {
+            f(l, e, ExpertMatmul::GateUp, &xe);
+        }
         gate.resize(ne * i_n, 0.0);
         up.resize(ne * i_n, 0.0);
         down.resize(ne * h, 0.0);
@@ -607,6 +660,7 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
             &xe,
             ne,
             &mut gate,
+            prec,
         )
         .with_context(ctx)?;
         linear(
@@ -615,6 +669,7 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
             &xe,
             ne,
             &mut up,
+            prec,
         )
         .with_context(ctx)?;
         for (g, u) in gate.iter_mut().zip(&up) {
@@ -623,12 +678,16 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
             let glu = gc * sigmoid(gc * SWIGLU_ALPHA);
             *g = (uc + 1.0) * glu;
         }
+        if let Some((l, f)) = hook {
+            f(l, e, ExpertMatmul::Down, &gate);
+        }
         linear(
             &ew.down,
             &lw.down_bias[e * h..(e + 1) * h],
             &gate,
             ne,
             &mut down,
+            prec,
         )
         .with_context(ctx)?;
         for (&(t, wgt), dr) in toks.iter().zip(down.chunks_exact(h)) {

@@ -8,5 +8,5 @@ pub mod forward;
 pub mod rope;
 pub mod weights;
 
-pub use forward::{Divergence, ForwardOptions, Model, Session, SubBlock, Trace};
+pub use forward::{Divergence, ForwardOptions, Model, Precision, Session, SubBlock, Trace};
 pub use weights::{NameLayout, TensorSource};

@@ -163,12 +163,14 @@ impl LogitModel for ForwardModel<'_> {
 pub fn open_model<'a>(
     ck: &'a Checkpoint,
     yarn_truncate: bool,
+    precision: crate::gpt_oss::Precision,
     context: usize,
 ) -> Result<Box<dyn LogitModel + 'a>> {
     let model = Model::new(
         ck,
         ForwardOptions {
             yarn_truncate,
+            precision,
             context,
             ..ForwardOptions::default()
         },

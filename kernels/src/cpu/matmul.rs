@@ -154,6 +154,17 @@ impl<'a> WeightMatrix<'a> {
         self.transposed
     }
 
+    /// Where the numbers are stored.
+    pub fn storage(&self) -> Storage<'a> {
+        self.storage
+    }
+
+    /// The stored line holding logical row `r`.
+    #[inline]
+    pub(crate) fn line(&self, r: usize) -> usize {
+        self.first + r * self.step
+    }
+
     /// Decodes stored row `line` into `dst[..cols]` (row-major storage only), MXFP4 through AVX2 when there.
     #[inline]
     fn decode_stored_row_with(&self, simd: Option<Avx2>, line: usize, dst: &mut [f32]) {

@@ -4,9 +4,11 @@
 
 pub mod decode;
 pub mod matmul;
+pub mod q8;
 pub mod simd;
 
 pub use matmul::{dot, dot_scalar, matmul, matmul_ref, Storage, WeightMatrix};
+pub use q8::{matmul_prec, matmul_prec_ref, Precision};
 
 use ossify_formats::DType;
 

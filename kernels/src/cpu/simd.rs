@@ -29,11 +29,37 @@ impl Avx2 {
     }
 }
 
+/// Whether the CPU has AVX-VNNI (CPUID leaf 7 sub-leaf 1, EAX bit 4) and `OSSIFY_NO_VNNI` is unset: the
+/// integer dots then use `vpdpbusd` (same integers, fewer instructions).
+#[cfg(target_arch = "x86_64")]
+fn has_avx_vnni() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: CPUID is available on every x86_64 CPU (the intrinsic is safe from Rust 1.87 on, unsafe at the
+        // 1.85 MSRV, hence the allow).
+        #[allow(unused_unsafe)]
+        let r = unsafe { std::arch::x86_64::__cpuid_count(7, 1) };
+        std::env::var_os("OSSIFY_NO_VNNI").is_none() && (r.eax >> 4) & 1 == 1
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::decode::{e8m0_to_fp32_half, KVALUES_MXFP4};
+
+    /// `KVALUES_MXFP4` + 12: the FP4 codes made unsigned for `maddubs`.
+    const KVALUES_MXFP4_U12: [u8; 16] = {
+        let mut u = [0u8; 16];
+        let mut i = 0;
+        while i < 16 {
+            u[i] = (KVALUES_MXFP4[i] + 12) as u8;
+            i += 1;
+        }
+        u
+    };
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -281,6 +307,193 @@ mod x86 {
         }
         total
     }
+    /// Σ over 32 lanes of `a · b` (i8 × i8) as 8 i32 partial sums, as ggml's `mul_add_epi8` + `madd(1)`:
+    /// |a| ≤ 128 and |b| ≤ 127 keep every i16 pair sum in range.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn i8_dot32(a: __m256i, b: __m256i) -> __m256 {
+        let ax = _mm256_sign_epi8(a, a);
+        let sy = _mm256_sign_epi8(b, a);
+        let p16 = _mm256_maddubs_epi16(ax, sy);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+    }
+
+    /// FP4 codes plus 12 (so unsigned, 0..=24) for 16 bytes of nibbles: (low nibbles, high nibbles).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fp4_pairs_u(q: *const u8) -> (__m128i, __m128i) {
+        let lut = _mm_loadu_si128(KVALUES_MXFP4_U12.as_ptr() as *const __m128i);
+        let m4 = _mm_set1_epi8(0x0f);
+        let b = _mm_loadu_si128(q as *const __m128i);
+        let lo = _mm_shuffle_epi8(lut, _mm_and_si128(b, m4));
+        let hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+        (lo, hi)
+    }
+
+    /// Lane sums (4 bytes each) of 32 unsigned weight codes · 32 signed activations, plus `nk` (minus the same
+    /// lane sums of 12 · x): exactly the signed products' lane sums, as f32. AVX2: `maddubs` (cannot saturate:
+    /// 24 · 127 · 2 < 32767) and `madd`; `VNNI`: one AVX-VNNI `vpdpbusd` accumulating into `nk`. Same integers.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn u12_dot32<const VNNI: bool>(w: __m256i, x: __m256i, nk: __m256i) -> __m256 {
+        let p = if VNNI {
+            let mut r = nk;
+            // SAFETY: only reached when CPUID reports AVX-VNNI (see `has_avx_vnni`); registers only.
+            std::arch::asm!(
+                "{{vex}} vpdpbusd {r}, {w}, {x}",
+                r = inout(ymm_reg) r,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            r
+        } else {
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+            _mm256_add_epi32(p, nk)
+        };
+        _mm256_cvtepi32_ps(p)
+    }
+
+    /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop); `k` holds
+    /// per block the 8 lane sums of −12 · x. `hf`: the HF / OpenAI pair (`blocks` 16 bytes and `scales` 1 byte
+    /// per block), else ggml blocks (17 bytes) in `blocks`. Even blocks accumulate apart from odd ones.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_mxfp4_q8<const VNNI: bool>(
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        d: &[f32],
+        k: &[i32],
+        qs: &[i8],
+    ) -> f32 {
+        let nb = if hf {
+            scales.len().min(blocks.len() / 16)
+        } else {
+            blocks.len() / 17
+        }
+        .min(d.len())
+        .min(k.len() / 8)
+        .min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the source block, 32 bytes of qs and 8 i32 of k in bounds.
+            let (w, e) = if hf {
+                let (lo, hi) = fp4_pairs_u(blocks.as_ptr().add(16 * ib));
+                (
+                    _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi)),
+                    scales[ib],
+                )
+            } else {
+                let blk = blocks.as_ptr().add(17 * ib);
+                let (lo, hi) = fp4_pairs_u(blk.add(1));
+                (_mm256_set_m128i(hi, lo), *blk)
+            };
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            let kk = _mm256_loadu_si256(k.as_ptr().add(8 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(e8m0_to_fp32_half(e) * d[ib]);
+            if ib & 1 == 0 {
+                acc[0] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), acc[0]);
+            } else {
+                acc[1] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), acc[1]);
+            }
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// Decodes an MXFP4 row into codes + 12 (u8, element order, 32 per block) and block scales (E8M0 halved).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn decode_mxfp4_u12(
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [u8],
+        wd: &mut [f32],
+    ) {
+        let nb = if hf {
+            scales.len().min(blocks.len() / 16)
+        } else {
+            blocks.len() / 17
+        }
+        .min(wd.len())
+        .min(wq.len() / 32);
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the source block and 32 bytes of wq in bounds.
+            let dst = wq.as_mut_ptr().add(32 * ib) as *mut __m128i;
+            if hf {
+                let (lo, hi) = fp4_pairs_u(blocks.as_ptr().add(16 * ib));
+                _mm_storeu_si128(dst, _mm_unpacklo_epi8(lo, hi));
+                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(lo, hi));
+                wd[ib] = e8m0_to_fp32_half(scales[ib]);
+            } else {
+                let blk = blocks.as_ptr().add(17 * ib);
+                let (lo, hi) = fp4_pairs_u(blk.add(1));
+                _mm_storeu_si128(dst, lo);
+                _mm_storeu_si128(dst.add(1), hi);
+                wd[ib] = e8m0_to_fp32_half(*blk);
+            }
+        }
+    }
+
+    /// One pre-decoded MXFP4 row (codes + 12, [`decode_mxfp4_u12`]) against four tokens: the weights are loaded
+    /// once per block for all four. Per token the same operations in the same order as [`dot_mxfp4_q8`], so the
+    /// results are bit-identical to it.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_u12_q8_x4<const VNNI: bool>(
+        wq: &[u8],
+        wd: &[f32],
+        d: [&[f32]; 4],
+        k: [&[i32]; 4],
+        qs: [&[i8]; 4],
+    ) -> [f32; 4] {
+        let mut nb = wd.len().min(wq.len() / 32);
+        for t in 0..4 {
+            nb = nb.min(d[t].len()).min(k[t].len() / 8).min(qs[t].len() / 32);
+        }
+        let mut a0 = [_mm256_setzero_ps(); 4];
+        let mut a1 = [_mm256_setzero_ps(); 4];
+        macro_rules! block {
+            ($ib:expr, $acc:ident) => {{
+                let ib = $ib;
+                let w = _mm256_loadu_si256(wq.as_ptr().add(32 * ib) as *const __m256i);
+                // Broadcast loads and a vector multiply: the same product as `wd · d` in scalar.
+                let s = _mm256_broadcast_ss(&*wd.as_ptr().add(ib));
+                for t in 0..4 {
+                    let x = _mm256_loadu_si256(qs[t].as_ptr().add(32 * ib) as *const __m256i);
+                    let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
+                    let sc = _mm256_mul_ps(s, _mm256_broadcast_ss(&*d[t].as_ptr().add(ib)));
+                    $acc[t] = _mm256_fmadd_ps(sc, u12_dot32::<VNNI>(w, x, kk), $acc[t]);
+                }
+            }};
+        }
+        let mut ib = 0;
+        // SAFETY (both blocks): ib + 1 < nb (or ib < nb) keeps 32 bytes of wq and qs[t], 8 i32 of k[t] in bounds.
+        while ib + 2 <= nb {
+            block!(ib, a0);
+            block!(ib + 1, a1);
+            ib += 2;
+        }
+        if ib < nb {
+            block!(ib, a0);
+        }
+        [0, 1, 2, 3].map(|t| hsum(_mm256_add_ps(a0[t], a1[t])))
+    }
+
+    /// One row of ggml Q8_0 blocks · Q8_0 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8_0_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        let nb = (row.len() / 34).min(d.len()).min(qs.len() / 32);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the 34-byte block and 32 bytes of qs in bounds.
+            let blk = row.as_ptr().add(34 * ib);
+            let dw = ossify_formats::quant::fp16_to_fp32(u16::from_le_bytes([*blk, *blk.add(1)]));
+            let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+            let x = _mm256_loadu_si256(qs.as_ptr().add(32 * ib) as *const __m256i);
+            let sc = _mm256_set1_ps(dw * d[ib]);
+            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32(w, x), acc[ib & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
 }
 
 impl Avx2 {
@@ -384,6 +597,95 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (row, x);
+            f32::NAN
+        }
+    }
+    /// MXFP4 row · Q8_0 activations (`d` scales, `k` 8 lane sums of 12 · x per block, `qs` codes); `hf` picks
+    /// the layout.
+    #[inline]
+    pub fn dot_mxfp4_q8(
+        self,
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        d: &[f32],
+        k: &[i32],
+        qs: &[i8],
+    ) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            if has_avx_vnni() {
+                x86::dot_mxfp4_q8::<true>(hf, blocks, scales, d, k, qs)
+            } else {
+                x86::dot_mxfp4_q8::<false>(hf, blocks, scales, d, k, qs)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (hf, blocks, scales, d, k, qs);
+            f32::NAN
+        }
+    }
+
+    /// MXFP4 row -> codes + 12 and block scales.
+    #[inline]
+    pub fn decode_mxfp4_u12(
+        self,
+        hf: bool,
+        blocks: &[u8],
+        scales: &[u8],
+        wq: &mut [u8],
+        wd: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::decode_mxfp4_u12(hf, blocks, scales, wq, wd)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (hf, blocks, scales, wq, wd);
+        }
+    }
+
+    /// A pre-decoded MXFP4 row (codes + 12) against four tokens.
+    #[inline]
+    pub fn dot_u12_q8_x4(
+        self,
+        wq: &[u8],
+        wd: &[f32],
+        d: [&[f32]; 4],
+        k: [&[i32]; 4],
+        qs: [&[i8]; 4],
+    ) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            if has_avx_vnni() {
+                x86::dot_u12_q8_x4::<true>(wq, wd, d, k, qs)
+            } else {
+                x86::dot_u12_q8_x4::<false>(wq, wd, d, k, qs)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (wq, wd, d, k, qs);
+            [f32::NAN; 4]
+        }
+    }
+
+    /// ggml Q8_0 row · Q8_0 activations.
+    #[inline]
+    pub fn dot_q8_0_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::dot_q8_0_q8(row, d, qs)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (row, d, qs);
             f32::NAN
         }
     }

@@ -306,3 +306,146 @@ fn avx2_mxfp4_decoders_are_exact() {
     s.decode_mxfp4_ggml(&row, &mut b);
     assert_eq!(a, b);
 }
+
+#[test]
+fn q8_quantization_follows_ggml() {
+    // amax 127 -> d = 1, multiplier 1: halves round to even (roundf would give 63 for 62.5), -0.5 -> 0.
+    let mut x = vec![0f32; 32];
+    x[0] = 127.0;
+    x[1] = 63.5;
+    x[2] = 62.5;
+    x[3] = -0.5;
+    x[4] = -127.0;
+    let (mut d, mut k, mut qs) = ([0f32; 1], [0i32; 8], [0i8; 32]);
+    q8::quantize_row_q8(&x, &mut d, &mut k, &mut qs);
+    assert_eq!(d[0], 1.0);
+    assert_eq!(&qs[..6], &[127, 64, 62, 0, -127, 0]);
+    assert_eq!(&k[..2], &[-12 * (127 + 64 + 62), 12 * 127]);
+    let (mut d0, mut k0, mut q0) = ([1f32; 1], [1i32; 8], [1i8; 32]);
+    q8::quantize_row_q8(&[0f32; 32], &mut d0, &mut k0, &mut q0);
+    assert_eq!((d0[0], q0), (0.0, [0i8; 32]));
+}
+
+#[test]
+fn q8_activation_matmul_agrees_with_scalar_twin() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (rows, cols) = (37, 256);
+    for dtype in ALL {
+        let w = random_matrix(&mut rng, dtype, rows, cols);
+        let m = WeightMatrix::new(dtype, &w, rows, cols).unwrap();
+        for n in [1usize, 3, 70] {
+            let x: Vec<f32> = (0..n * cols).map(|_| rng.f32() * 3.0).collect();
+            let (mut y, mut r) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            matmul_prec(&m, &x, n, &mut y, Precision::Q8Activations).unwrap();
+            matmul_prec_ref(&m, &x, n, &mut r, Precision::Q8Activations).unwrap();
+            assert_close(&y, &r, 1e-5, &format!("{dtype} q8 n={n}"));
+            // and it is an approximation of the exact product, not something else
+            let mut e = vec![0f32; n * rows];
+            matmul_ref(&m, &x, n, &mut e).unwrap();
+            assert_close(&y, &e, 2e-2, &format!("{dtype} q8 vs exact n={n}"));
+        }
+    }
+    // The HF / OpenAI MXFP4 pair, plain and with interleaved rows selected.
+    let (blocks, mut scales) = (rng.bytes(rows * cols / 2), rng.bytes(rows * cols / 32));
+    for s in scales.iter_mut() {
+        *s = 120 + (*s % 12);
+    }
+    let m = WeightMatrix::mxfp4_pair(&blocks, &scales, rows, cols).unwrap();
+    for m in [m, m.select_rows(1, 2, 18).unwrap()] {
+        for n in [1usize, 5] {
+            let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+            let (mut y, mut r) = (vec![0f32; n * m.rows()], vec![0f32; n * m.rows()]);
+            matmul_prec(&m, &x, n, &mut y, Precision::Q8Activations).unwrap();
+            matmul_prec_ref(&m, &x, n, &mut r, Precision::Q8Activations).unwrap();
+            assert_close(&y, &r, 1e-5, &format!("mxfp4 pair q8 n={n}"));
+            let mut e = vec![0f32; n * m.rows()];
+            matmul_ref(&m, &x, n, &mut e).unwrap();
+            assert_close(&y, &e, 2e-2, &format!("mxfp4 pair q8 vs exact n={n}"));
+        }
+    }
+}
+
+#[test]
+fn q8_scalar_twin_rounds_activations_as_ggml() {
+    // Independent of q8.rs's dot: dequantize the Q8_0 activations by hand and dot in f64 with decoded weights.
+    let mut rng = Rng(7);
+    let (rows, cols) = (4, 64);
+    let w = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
+    let m = WeightMatrix::new(DType::Mxfp4, &w, rows, cols).unwrap();
+    let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+    let mut y = vec![0f32; rows];
+    matmul_prec_ref(&m, &x, 1, &mut y, Precision::Q8Activations).unwrap();
+    let mut xq = vec![0f32; cols];
+    for (b, xb) in x.chunks_exact(32).enumerate() {
+        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = f16::from_f32(amax / 127.0).to_f32();
+        for j in 0..32 {
+            xq[b * 32 + j] = (xb[j] * (127.0 / amax)).round_ties_even() * d;
+        }
+    }
+    let mut row = vec![0f32; cols];
+    for r in 0..rows {
+        decode_row(DType::Mxfp4, &w[r * 34..][..34], &mut row);
+        let want: f64 = row
+            .iter()
+            .zip(&xq)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        assert!(
+            (f64::from(y[r]) - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "row {r}: {} vs {want}",
+            y[r]
+        );
+    }
+}
+
+#[test]
+fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
+    // The pre-decoded prefill path and the fused decode path sum the same integers in the same order.
+    let mut rng = Rng(99);
+    let (rows, cols, n) = (19, 128, 6);
+    for dtype in [DType::Mxfp4, DType::Q8_0] {
+        let w = random_matrix(&mut rng, dtype, rows, cols);
+        let m = WeightMatrix::new(dtype, &w, rows, cols).unwrap();
+        let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+        let mut all = vec![0f32; n * rows];
+        matmul_prec(&m, &x, n, &mut all, Precision::Q8Activations).unwrap();
+        for t in 0..n {
+            let mut one = vec![0f32; rows];
+            matmul_prec(
+                &m,
+                &x[t * cols..(t + 1) * cols],
+                1,
+                &mut one,
+                Precision::Q8Activations,
+            )
+            .unwrap();
+            assert_eq!(
+                &all[t * rows..(t + 1) * rows],
+                &one[..],
+                "{dtype} token {t}"
+            );
+        }
+    }
+    // And the AVX2 code decoder is the scalar one, for both MXFP4 layouts.
+    if let Some(s) = super::simd::Avx2::detect() {
+        let w = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
+        let (blocks, scales) = (rng.bytes(rows * cols / 2), rng.bytes(rows * cols / 32));
+        for m in [
+            WeightMatrix::new(DType::Mxfp4, &w, rows, cols).unwrap(),
+            WeightMatrix::mxfp4_pair(&blocks, &scales, rows, cols).unwrap(),
+        ] {
+            let (mut a, mut ad) = (vec![0u8; cols], vec![0f32; cols / 32]);
+            let (mut b, mut bd) = (vec![0u8; cols], vec![0f32; cols / 32]);
+            for line in 0..rows {
+                assert!(q8::decode_row_u12(Some(s), &m, line, &mut a, &mut ad).is_some());
+                assert!(q8::decode_row_u12(None, &m, line, &mut b, &mut bd).is_some());
+                assert_eq!(a, b);
+                assert_eq!(
+                    ad.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    bd.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
