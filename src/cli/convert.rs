@@ -193,13 +193,15 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     })
 }
 
-/// Output bytes made per piece: big enough for long sequential writes, small enough that the few in flight stay
-/// far under the memory budget.
-const MADE_PIECE_BYTES: usize = 8 << 20;
-/// Bytes per piece written unchanged from the source map (no buffer of ours holds them).
-const SOURCE_PIECE_BYTES: usize = 32 << 20;
+/// Output bytes made per piece. Small enough that a piece the producer just made (or scanned) is still in the
+/// CPU cache when the writer copies it into the page cache: on the 4 GB benchmark 2 MiB pieces took about a
+/// quarter less CPU than 32 MiB ones (1 MiB was no better); and the few in flight stay far under the memory
+/// budget.
+const MADE_PIECE_BYTES: usize = 2 << 20;
+/// Bytes per piece written unchanged from the source map (no buffer of ours holds them); same reasoning.
+const SOURCE_PIECE_BYTES: usize = 2 << 20;
 /// The NaN scan's share of a piece per thread (a multiple of every element size).
-const NAN_SCAN_BYTES: usize = 1 << 20;
+const NAN_SCAN_BYTES: usize = 256 << 10;
 
 /// A piece of an output tensor on its way to the writer.
 enum Piece<'c> {
