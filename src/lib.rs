@@ -7,4 +7,5 @@ pub mod gpt_oss;
 pub mod npy;
 pub mod parity;
 pub mod plan;
+pub mod quantize;
 pub mod tokenizer;

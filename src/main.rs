@@ -30,7 +30,8 @@ enum Command {
     VerifyParity(VerifyParityArgs),
     /// Chunked perplexity of a model over a text, as llama-perplexity computes it.
     Perplexity(PerplexityArgs),
-    // Slots for the commands other work adds: Quantize.
+    /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
+    Quantize(cli::quantize::QuantizeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -238,6 +239,7 @@ fn run() -> anyhow::Result<ExitCode> {
             yarn_truncate: a.yarn_truncate,
             json: a.json,
         })?,
+        Command::Quantize(a) => cli::quantize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,6 +73,19 @@ impl Default for ForwardOptions {
     }
 }
 
+/// Which expert matmul an [`ExpertHook`] sees the input of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertMatmul {
+    /// The normed hidden state, input of both gate and up.
+    GateUp,
+    /// The SwiGLU output, input of down.
+    Down,
+}
+
+/// Called with (layer, expert, matmul, inputs `[n, in]` row-major) for every expert matmul: how `quantize
+/// --calibration` collects its importance matrix.
+pub type ExpertHook<'a> = Box<dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync + 'a>;
+
 /// A gpt-oss model whose weights are views over a checkpoint.
 pub struct Model<'a> {
     config: GptOssConfig,
@@ -80,6 +93,7 @@ pub struct Model<'a> {
     rope: Rope,
     options: ForwardOptions,
     pool: rayon::ThreadPool,
+    expert_hook: Option<ExpertHook<'a>>,
 }
 
 /// Which half of a layer a traced residual follows.
@@ -193,7 +207,14 @@ impl<'a> Model<'a> {
             rope,
             options,
             pool,
+            expert_hook: None,
         })
+    }
+
+    /// Observes the inputs of every expert matmul (see [`ExpertHook`]).
+    pub fn with_expert_hook(mut self, hook: ExpertHook<'a>) -> Self {
+        self.expert_hook = Some(hook);
+        self
     }
 
     pub fn config(&self) -> &GptOssConfig {
@@ -444,7 +465,8 @@ impl<'m, 'a> Session<'m, 'a> {
             }
 
             rms_norm(&x, &lw.post_attn_norm, eps, &mut xn);
-            moe(cfg, lw, &xn, t_n, &mut o).with_context(ctx)?;
+            let hook = m.expert_hook.as_deref().map(|h| (l, h));
+            moe(cfg, lw, &xn, t_n, &mut o, hook).with_context(ctx)?;
             add_into(&mut x, &o);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.after_moe[l].extend_from_slice(&x);
@@ -557,7 +579,18 @@ fn attention<'a>(
 }
 
 /// The router and the experts for `n` tokens of `xn` (`[n, hidden]`), into `out` (`[n, hidden]`).
-fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+#[allow(clippy::type_complexity)]
+fn moe(
+    cfg: &GptOssConfig,
+    lw: &LayerWeights,
+    xn: &[f32],
+    n: usize,
+    out: &mut [f32],
+    hook: Option<(
+        usize,
+        &(dyn Fn(usize, usize, ExpertMatmul, &[f32]) + Send + Sync),
+    )>,
+) -> Result<()> {
     let (h, i_n, e_n, k) = (
         cfg.hidden_size,
         cfg.intermediate_size,
@@ -597,6 +630,9 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
         for &(t, _) in toks {
             xe.extend_from_slice(&xn[t * h..(t + 1) * h]);
         }
+        if let Some((l, f)) = hook {
+            f(l, e, ExpertMatmul::GateUp, &xe);
+        }
         gate.resize(ne * i_n, 0.0);
         up.resize(ne * i_n, 0.0);
         down.resize(ne * h, 0.0);
@@ -622,6 +658,9 @@ fn moe(cfg: &GptOssConfig, lw: &LayerWeights, xn: &[f32], n: usize, out: &mut [f
             let uc = u.clamp(-limit, limit);
             let glu = gc * sigmoid(gc * SWIGLU_ALPHA);
             *g = (uc + 1.0) * glu;
+        }
+        if let Some((l, f)) = hook {
+            f(l, e, ExpertMatmul::Down, &gate);
         }
         linear(
             &ew.down,

@@ -1,0 +1,178 @@
+//! `ossify quantize`: re-encode a checkpoint's tensors into ggml block types (GGUF) or OpenAI's MXFP4
+//! safetensors layout.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use crate::quantize::calibrate::{collect_importance, DEFAULT_CHUNK};
+use crate::quantize::preset::{parse_tensor_type, Preset};
+use crate::quantize::safetensors_out::{quantize_to_safetensors, DEFAULT_SHARD_BYTES};
+use crate::quantize::{
+    quantize_to_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// llama.cpp's GGUF
+    Gguf,
+    /// OpenAI's HF layout: MXFP4 experts as *_blocks / *_scales, other tensors BF16 (from a GGUF: no
+    /// tokenizer files, which a GGUF does not hold)
+    Safetensors,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScaleArg {
+    /// ggml's rule, bit-exact with llama.cpp
+    Ref,
+    /// least (importance-weighted) squared error per block
+    Mse,
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// Input checkpoint: a GGUF file, or a Hugging Face folder (BF16 fine-tune or MXFP4)
+    pub input: PathBuf,
+    /// Output GGUF file, or folder with --format safetensors
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Preset: mxfp4_moe, q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32
+    #[arg(long = "type", default_value = "mxfp4_moe")]
+    pub preset: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Gguf)]
+    pub format: OutputFormat,
+    /// Per-tensor type, REGEX=TYPE (first match wins; as llama-quantize's --tensor-type)
+    #[arg(long = "tensor-type", value_name = "REGEX=TYPE")]
+    pub tensor_type: Vec<String>,
+    /// Type of output.weight
+    #[arg(long)]
+    pub output_tensor_type: Option<String>,
+    /// Type of token_embd.weight
+    #[arg(long)]
+    pub token_embedding_type: Option<String>,
+    /// Allow re-quantizing tensors that are already quantized
+    #[arg(long)]
+    pub allow_requantize: bool,
+    /// How MXFP4 blocks choose their scale
+    #[arg(long, value_enum, default_value_t = ScaleArg::Ref)]
+    pub mxfp4_scale: ScaleArg,
+    /// Text file to run through the model to collect expert activation importance (implies --mxfp4-scale mse)
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Importance matrix in llama.cpp's imatrix GGUF format (from llama-imatrix, or written by
+    /// --calibration); implies --mxfp4-scale mse
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
+    /// Largest safetensors shard, in bytes (--format safetensors)
+    #[arg(long, default_value_t = DEFAULT_SHARD_BYTES, hide = true)]
+    pub shard_size: usize,
+    /// With --calibration: also save the importance matrix here (llama.cpp's imatrix GGUF format)
+    #[arg(long, value_name = "FILE")]
+    pub imatrix_out: Option<PathBuf>,
+    /// Worker threads (default: all cores). The output is the same at any count.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl QuantizeArgs {
+    /// Turns the arguments into options, checking every name and type before anything is opened.
+    pub fn options(&self) -> Result<QuantizeOptions> {
+        let preset = Preset::by_name(&self.preset).map_err(anyhow::Error::msg)?;
+        let mut rules = TypeRules::new(preset);
+        for t in &self.tensor_type {
+            rules
+                .overrides
+                .push(TensorTypeOverride::parse(t).map_err(anyhow::Error::msg)?);
+        }
+        let ty = |flag: &str, s: &Option<String>| -> Result<_> {
+            s.as_deref()
+                .map(parse_tensor_type)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        };
+        rules.output_tensor_type = ty("--output-tensor-type", &self.output_tensor_type)?;
+        rules.token_embedding_type = ty("--token-embedding-type", &self.token_embedding_type)?;
+        let weighted = self.calibration.is_some() || self.imatrix.is_some();
+        let mxfp4_scale = match (self.mxfp4_scale, weighted) {
+            (ScaleArg::Mse, _) | (_, true) => Mxfp4Scale::Mse,
+            (ScaleArg::Ref, false) => Mxfp4Scale::Ref,
+        };
+        let imatrix = self
+            .imatrix
+            .as_deref()
+            .map(ImportanceMatrix::read_gguf)
+            .transpose()?;
+        Ok(QuantizeOptions {
+            rules,
+            allow_requantize: self.allow_requantize,
+            mxfp4_scale,
+            imatrix,
+            progress: !self.quiet,
+        })
+    }
+}
+
+pub fn run(args: &QuantizeArgs) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting {} worker threads: {e}", args.threads))?;
+    pool.install(|| run_inner(args))
+}
+
+fn run_inner(args: &QuantizeArgs) -> Result<()> {
+    let opts = args.options()?;
+    if args.output.exists() {
+        bail!("{}: already exists; not overwriting", args.output.display());
+    }
+    let mut opts = opts;
+    if let Some(text) = &args.calibration {
+        if args.imatrix.is_some() {
+            bail!("--calibration and --imatrix both give an importance matrix; pass one");
+        }
+        let m = collect_importance(&args.input, text, DEFAULT_CHUNK)?;
+        if let Some(path) = &args.imatrix_out {
+            m.write_gguf(path, &text.display().to_string(), DEFAULT_CHUNK as u32)?;
+        }
+        opts.imatrix = Some(m);
+    }
+    match args.format {
+        OutputFormat::Gguf => {
+            let s = quantize_to_gguf(&args.input, &args.output, &opts)?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
+            if !args.quiet {
+                eprintln!(
+                    "{}: {} tensors, {:.2} MiB -> {:.2} MiB",
+                    args.output.display(),
+                    s.tensors.len(),
+                    s.bytes_in as f64 / (1 << 20) as f64,
+                    s.bytes_out as f64 / (1 << 20) as f64
+                );
+            }
+            Ok(())
+        }
+        OutputFormat::Safetensors => {
+            if opts.rules.preset.name != "mxfp4_moe" || !args.tensor_type.is_empty() {
+                bail!("--format safetensors writes OpenAI's layout (experts MXFP4, the rest BF16); --type and --tensor-type do not apply");
+            }
+            let s = quantize_to_safetensors(&args.input, &args.output, &opts, args.shard_size)?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
+            if !args.quiet {
+                eprintln!(
+                    "{}: {:.2} MiB",
+                    args.output.display(),
+                    s.bytes_out as f64 / (1 << 20) as f64
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `--calibration FILE`: run the reference forward pass over text and collect, for every expert matrix, the
+//! mean square of each input channel (llama-imatrix's statistic for `ggml_mul_mat_id`), per expert.
+//!
+//! The text is tokenized with the checkpoint's own tokenizer and cut into chunks evaluated from an empty context
+//! each, as llama-imatrix does. Gate and up share their input (the normed hidden state), so both get the same
+//! statistics; down sees the SwiGLU output.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::imatrix::ImportanceMatrix;
+use crate::checkpoint::{Checkpoint, Layout};
+use crate::gpt_oss::forward::{ExpertMatmul, ForwardOptions, Model};
+use crate::tokenizer::{GgufVocab, TextTokenizer};
+
+/// Tokens per chunk (llama-imatrix's default context is 512).
+pub const DEFAULT_CHUNK: usize = 512;
+
+/// Collects the importance matrix of the checkpoint at `input` over the text in `text_file`.
+pub fn collect_importance(
+    input: &Path,
+    text_file: &Path,
+    chunk: usize,
+) -> Result<ImportanceMatrix> {
+    let text = std::fs::read_to_string(text_file)
+        .with_context(|| format!("--calibration {}", text_file.display()))?;
+    let ckpt = Checkpoint::open(input, None)?;
+    let tok = match ckpt.layout {
+        Layout::Gguf => TextTokenizer::from_gguf_vocab(&GgufVocab::from_gguf_path(input)?)?,
+        _ => TextTokenizer::for_checkpoint_dir(ckpt.tokenizer_dir.as_deref().unwrap_or(input))?,
+    };
+    let ids = tok.encode(&text, false)?;
+    if ids.is_empty() {
+        bail!(
+            "--calibration {}: no tokens in the file",
+            text_file.display()
+        );
+    }
+    let chunks: Vec<&[u32]> = ids.chunks(chunk.max(1)).collect();
+    importance_over(&ckpt, &chunks)
+        .with_context(|| format!("--calibration {}", text_file.display()))
+}
+
+/// The importance matrix of `ckpt` over token sequences, each evaluated from an empty context.
+pub fn importance_over(ckpt: &Checkpoint, sequences: &[&[u32]]) -> Result<ImportanceMatrix> {
+    let cfg = ckpt.config.clone();
+    let n_exp = cfg.num_local_experts;
+    let (h, inter) = (cfg.hidden_size, cfg.intermediate_size);
+    let acc = Mutex::new(ImportanceMatrix::new());
+    let hook = |l: usize, e: usize, which: ExpertMatmul, rows: &[f32]| {
+        let Ok(mut m) = acc.lock() else { return };
+        let (names, width): (&[&str], usize) = match which {
+            ExpertMatmul::GateUp => (&["ffn_gate_exps", "ffn_up_exps"], h),
+            ExpertMatmul::Down => (&["ffn_down_exps"], inter),
+        };
+        for n in names {
+            let name = format!("blk.{l}.{n}.weight");
+            for r in rows.chunks_exact(width) {
+                m.add(&name, n_exp, e, r);
+            }
+        }
+    };
+    let model = Model::new(ckpt, ForwardOptions::default())?.with_expert_hook(Box::new(hook));
+    for (i, c) in sequences.iter().enumerate() {
+        model.forward(c).with_context(|| format!("chunk {i}"))?;
+    }
+    drop(model);
+    acc.into_inner()
+        .map_err(|_| anyhow!("--calibration: a forward-pass thread panicked"))
+}

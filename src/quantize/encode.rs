@@ -1,0 +1,238 @@
+//! Turning one tensor's bytes into another type, row by row, in parallel.
+//!
+//! A row is ggml's row: the innermost dimension (`ne[0]`). Rows are decoded to f32 exactly (every source type
+//! we read decodes exactly) and encoded with the `ossify_formats::quant` reference encoders, so for the ggml rule
+//! the bytes are the ones llama-quantize writes. For a 3-D expert stack (E, rows, cols) the importance of expert
+//! `e` applies to rows `e * rows .. (e + 1) * rows`, as in llama.cpp's `llama_tensor_quantize_impl`.
+
+use anyhow::{bail, Context, Result};
+use ossify_formats::quant::{dequantize_row, quantize_row, quantize_row_mxfp4_mse};
+use ossify_formats::DType;
+use rayon::prelude::*;
+
+use super::imatrix::ImportanceMatrix;
+
+/// How MXFP4 blocks choose their shared exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mxfp4Scale {
+    /// ggml's rule, bit-exact with llama.cpp: floor(log2 amax) - 2 + 127.
+    #[default]
+    Ref,
+    /// The exponent (among the reference one and its neighbours) and codes with the least squared error,
+    /// weighted by the importance matrix when there is one.
+    Mse,
+}
+
+/// Elements per parallel work item: big enough to amortise scheduling, small enough to spread a tensor over
+/// every core.
+const CHUNK_ELEMENTS: usize = 1 << 16;
+
+/// Re-encodes `src` (`src_dtype`, row-major `shape`) as `dst_dtype`. A tensor already in `dst_dtype` is copied
+/// unchanged. `importance` (mean x² per input channel, per expert) is used by the MXFP4 MSE rule only.
+pub fn encode_tensor(
+    name: &str,
+    src: &[u8],
+    src_dtype: DType,
+    shape: &[usize],
+    dst_dtype: DType,
+    scale: Mxfp4Scale,
+    importance: Option<&ImportanceMatrix>,
+) -> Result<Vec<u8>> {
+    let ncols = shape.last().copied().unwrap_or(1).max(1);
+    let n: usize = shape.iter().product();
+    let want_src = src_dtype.nbytes(n);
+    if want_src != Some(src.len()) {
+        bail!(
+            "tensor '{name}': {src_dtype} {shape:?} should be {want_src:?} bytes, found {}",
+            src.len()
+        );
+    }
+    if src_dtype == dst_dtype {
+        return Ok(src.to_vec());
+    }
+    let (Some(src_row), Some(dst_row)) = (src_dtype.nbytes(ncols), dst_dtype.nbytes(ncols)) else {
+        bail!(
+            "tensor '{name}' {shape:?}: rows of {ncols} are not whole blocks of {src_dtype} or {dst_dtype}"
+        );
+    };
+    let nrows = n / ncols;
+    let rows_per_expert = if shape.len() == 3 {
+        shape[1].max(1)
+    } else {
+        nrows.max(1)
+    };
+    let n_experts = nrows.div_ceil(rows_per_expert);
+    let use_mse = dst_dtype == DType::Mxfp4 && scale == Mxfp4Scale::Mse;
+    let expert_importance: Vec<Option<Vec<f32>>> = (0..n_experts)
+        .map(|e| {
+            let v = importance.filter(|_| use_mse)?.expert(name, e)?;
+            (v.len() == ncols).then_some(v)
+        })
+        .collect();
+
+    let rows_per_chunk = (CHUNK_ELEMENTS / ncols).max(1);
+    let mut dst = vec![0u8; nrows * dst_row];
+    dst.par_chunks_mut(rows_per_chunk * dst_row)
+        .enumerate()
+        .try_for_each(|(ci, out)| -> Result<()> {
+            let mut f = vec![0f32; ncols];
+            for (ri, o) in out.chunks_exact_mut(dst_row).enumerate() {
+                let row = ci * rows_per_chunk + ri;
+                let s = src
+                    .get(row * src_row..(row + 1) * src_row)
+                    .with_context(|| format!("tensor '{name}': row {row} out of range"))?;
+                dequantize_row(src_dtype, s, &mut f)
+                    .with_context(|| format!("tensor '{name}': decoding row {row}"))?;
+                if use_mse {
+                    let w = expert_importance
+                        .get(row / rows_per_expert)
+                        .and_then(|w| w.as_deref());
+                    quantize_row_mxfp4_mse(&f, w, o);
+                } else {
+                    quantize_row(dst_dtype, &f, o)
+                        .with_context(|| format!("tensor '{name}': encoding row {row}"))?;
+                }
+            }
+            Ok(())
+        })?;
+    Ok(dst)
+}
+
+/// Decodes a whole tensor to f32.
+pub fn decode_tensor(name: &str, src: &[u8], dtype: DType, n_elements: usize) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; n_elements];
+    dequantize_row(dtype, src, &mut out).with_context(|| format!("tensor '{name}'"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossify_formats::quant::{quantize_row_mxfp4_ref, quantize_row_q8_0_ref};
+
+    fn bf16_bytes(x: &[f32]) -> Vec<u8> {
+        let mut b = vec![0u8; x.len() * 2];
+        quantize_row(DType::BF16, x, &mut b).unwrap();
+        b
+    }
+
+    fn sample(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
+            .collect()
+    }
+
+    #[test]
+    fn same_type_is_copied() {
+        let x = sample(64);
+        let b = bf16_bytes(&x);
+        let out = encode_tensor(
+            "t",
+            &b,
+            DType::BF16,
+            &[2, 32],
+            DType::BF16,
+            Mxfp4Scale::Ref,
+            None,
+        )
+        .unwrap();
+        assert_eq!(out, b);
+    }
+
+    #[test]
+    fn rows_match_the_reference_encoder() {
+        // Large enough to be split across several parallel chunks.
+        let shape = [3, 700, 64];
+        let x = sample(3 * 700 * 64);
+        let b = bf16_bytes(&x);
+        let xb = decode_tensor("t", &b, DType::BF16, x.len()).unwrap();
+        let out = encode_tensor(
+            "t",
+            &b,
+            DType::BF16,
+            &shape,
+            DType::Q8_0,
+            Mxfp4Scale::Ref,
+            None,
+        )
+        .unwrap();
+        let mut want = vec![0u8; DType::Q8_0.nbytes(x.len()).unwrap()];
+        quantize_row_q8_0_ref(&xb, &mut want);
+        assert_eq!(out, want);
+        let out = encode_tensor(
+            "t",
+            &b,
+            DType::BF16,
+            &shape,
+            DType::Mxfp4,
+            Mxfp4Scale::Ref,
+            None,
+        )
+        .unwrap();
+        let mut want = vec![0u8; DType::Mxfp4.nbytes(x.len()).unwrap()];
+        quantize_row_mxfp4_ref(&xb, &mut want);
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn mse_with_importance_weighs_per_expert() {
+        let shape = [2, 4, 64];
+        let x = sample(2 * 4 * 64);
+        let b = bf16_bytes(&x);
+        let xb = decode_tensor("t", &b, DType::BF16, x.len()).unwrap();
+        let mut m = ImportanceMatrix::new();
+        let act: Vec<f32> = (0..64)
+            .map(|i| if i % 5 == 0 { 10.0 } else { 0.1 })
+            .collect();
+        m.add("t", 2, 1, &act);
+        let out = encode_tensor(
+            "t",
+            &b,
+            DType::BF16,
+            &shape,
+            DType::Mxfp4,
+            Mxfp4Scale::Mse,
+            Some(&m),
+        )
+        .unwrap();
+        let w: Vec<f32> = act.iter().map(|a| a * a).collect();
+        let mut want = vec![0u8; out.len()];
+        let row = DType::Mxfp4.nbytes(64).unwrap();
+        for r in 0..8 {
+            let imp = (r >= 4).then_some(w.as_slice());
+            quantize_row_mxfp4_mse(
+                &xb[r * 64..(r + 1) * 64],
+                imp,
+                &mut want[r * row..(r + 1) * row],
+            );
+        }
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors_naming_the_tensor() {
+        let e = encode_tensor(
+            "blk.0.x",
+            &[0u8; 10],
+            DType::BF16,
+            &[2, 32],
+            DType::Q8_0,
+            Mxfp4Scale::Ref,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("blk.0.x"), "{e}");
+        let b = bf16_bytes(&sample(80));
+        let e = encode_tensor(
+            "blk.0.y",
+            &b,
+            DType::BF16,
+            &[2, 40],
+            DType::Q8_0,
+            Mxfp4Scale::Ref,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("blk.0.y"), "{e}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The quantize pipeline: decide every tensor's type first (so bad input fails before anything is written),
+//! then stream tensors one at a time through [`encode_tensor`] into the output, each one spread over all cores.
+//! Memory stays bounded by one tensor's output (plus one f32 row per thread), not by the model.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use ossify_formats::gguf::constants::{
+    GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
+};
+use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
+use ossify_formats::DType;
+
+use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::plan::{OutType, Plan};
+
+use super::encode::{encode_tensor, Mxfp4Scale};
+use super::imatrix::ImportanceMatrix;
+use super::select::{Choice, TypeRules};
+
+/// Produces a source tensor's bytes when it is its turn (borrowed from a memory map, or computed).
+pub type Loader<'a> = Box<dyn Fn() -> Result<Cow<'a, [u8]>> + Sync + 'a>;
+
+/// One tensor of the output, named as in the output, with where its data comes from.
+pub struct SourceTensor<'a> {
+    pub name: String,
+    /// Row-major, outermost first.
+    pub shape: Vec<usize>,
+    /// The type `load` returns the bytes in (ggml block layout for block types).
+    pub dtype: DType,
+    pub load: Loader<'a>,
+}
+
+/// Everything the user chose.
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    pub rules: TypeRules,
+    pub allow_requantize: bool,
+    pub mxfp4_scale: Mxfp4Scale,
+    pub imatrix: Option<ImportanceMatrix>,
+    pub progress: bool,
+}
+
+/// What was written, per tensor.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub tensors: Vec<(String, DType, DType)>,
+    pub notes: Vec<String>,
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+}
+
+/// Chooses every output type and checks that the choice can be carried out; the error names the tensor.
+pub fn choose_types(sources: &[SourceTensor<'_>], opts: &QuantizeOptions) -> Result<Vec<Choice>> {
+    sources
+        .iter()
+        .map(|s| {
+            let c = opts
+                .rules
+                .choose(&s.name, &s.shape, s.dtype)
+                .map_err(anyhow::Error::msg)?;
+            if c.dtype != s.dtype && s.dtype.is_quantized() && !opts.allow_requantize {
+                bail!(
+                    "tensor '{}' is already {} and would be re-quantized to {}; re-quantizing loses accuracy, \
+                     pass --allow-requantize to do it anyway",
+                    s.name,
+                    s.dtype,
+                    c.dtype
+                );
+            }
+            let n: usize = s.shape.iter().product();
+            if c.dtype.nbytes(n).is_none() {
+                bail!("tensor '{}' {:?} cannot be stored as {}", s.name, s.shape, c.dtype);
+            }
+            Ok(c)
+        })
+        .collect()
+}
+
+/// Writes `sources` as a GGUF at `output` with `metadata` (in order), `general.file_type` set to the preset's
+/// and `general.quantization_version` to ggml's, as llama-quantize does (replaced in place when present).
+pub fn write_gguf(
+    mut metadata: Vec<(String, MetaValue)>,
+    sources: &[SourceTensor<'_>],
+    output: &Path,
+    opts: &QuantizeOptions,
+) -> Result<Summary> {
+    let choices = choose_types(sources, opts)?;
+    set_kv(
+        &mut metadata,
+        GENERAL_QUANTIZATION_VERSION,
+        MetaValue::U32(GGML_QUANT_VERSION),
+    );
+    set_kv(
+        &mut metadata,
+        GENERAL_FILE_TYPE,
+        MetaValue::U32(opts.rules.preset.ftype),
+    );
+    let mut w = GgufWriter::new();
+    for (k, v) in metadata {
+        w.add_kv(&k, v)
+            .with_context(|| output.display().to_string())?;
+    }
+    for (s, c) in sources.iter().zip(&choices) {
+        w.add_tensor(&s.name, c.dtype, &s.shape)
+            .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
+    }
+    let out = w.create(output)?;
+    let mut summary = Summary::default();
+    let bar = progress_bar(opts.progress, sources.len());
+    for (i, (s, c)) in sources.iter().zip(&choices).enumerate() {
+        bar.set_message(s.name.clone());
+        let src = (s.load)()?;
+        let bytes = encode_tensor(
+            &s.name,
+            &src,
+            s.dtype,
+            &s.shape,
+            c.dtype,
+            opts.mxfp4_scale,
+            opts.imatrix.as_ref(),
+        )?;
+        out.write_tensor(i, &bytes)?;
+        if let Some(n) = c.note(&s.name) {
+            summary.notes.push(n);
+        }
+        summary.bytes_in += src.len();
+        summary.bytes_out += bytes.len();
+        summary.tensors.push((s.name.clone(), s.dtype, c.dtype));
+        bar.inc(1);
+    }
+    out.finish()?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+/// Quantizes a GGUF file: every tensor and key/value of `input`, in its order, as llama-quantize does.
+pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
+    let f = GgufFile::open(input)?;
+    let sources: Vec<SourceTensor<'_>> = f
+        .tensors
+        .iter()
+        .map(|ti| {
+            let f = &f;
+            SourceTensor {
+                name: ti.name.clone(),
+                shape: ti.shape.clone(),
+                dtype: ti.dtype,
+                load: Box::new(move || Ok(Cow::Borrowed(f.tensor_bytes(ti)))),
+            }
+        })
+        .collect();
+    let mut rules = opts.rules.clone();
+    rules.tied_embeddings = f.tensor_info("output.weight").is_none();
+    let opts = QuantizeOptions {
+        rules,
+        ..opts.clone()
+    };
+    write_gguf(f.metadata.clone(), &sources, output, &opts)
+        .with_context(|| format!("quantizing {}", input.display()))
+}
+
+/// Quantizes any checkpoint ossify reads into a GGUF. An HF or original folder goes through `convert`'s plan
+/// (its tensors, names, transforms and metadata, with `--outtype auto`, i.e. lossless), so the result is what
+/// `ossify convert` followed by llama-quantize would give, without the intermediate file.
+pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
+    // A GGUF is re-typed as it is, whatever its metadata (as llama-quantize does).
+    if detect_layout(input)? == Layout::Gguf {
+        return quantize_gguf(input, output, opts);
+    }
+    let ckpt = Checkpoint::open(input, None)?;
+    let plan = Plan::new(&ckpt, OutType::Auto)?;
+    let metadata = crate::cli::convert::metadata(&ckpt, &plan)?;
+    let ckpt_ref = &ckpt;
+    let sources: Vec<SourceTensor<'_>> = plan
+        .tensors
+        .iter()
+        .map(|t| SourceTensor {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            load: Box::new(move || Ok(Cow::Owned(t.materialize(ckpt_ref)?))),
+        })
+        .collect();
+    write_gguf(metadata, &sources, output, opts)
+        .with_context(|| format!("quantizing {}", input.display()))
+}
+
+fn set_kv(kvs: &mut Vec<(String, MetaValue)>, key: &str, value: MetaValue) {
+    match kvs.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => kvs.push((key.to_string(), value)),
+    }
+}
+
+pub(crate) fn progress_bar(enabled: bool, n: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(n as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tensors {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

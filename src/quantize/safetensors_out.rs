@@ -1,0 +1,718 @@
+//! `--format safetensors`: OpenAI's Hugging Face MXFP4 layout, as openai/gpt-oss-20b ships it.
+//!
+//! - Expert matrices as `*_blocks` (U8, (E, out, in/32, 16)) + `*_scales` (U8, (E, out, in/32)), rows in the
+//!   checkpoint's order, so gate/up rows stay interleaved (row 2i gate, 2i + 1 up). A BF16 fine-tune's experts
+//!   are (E, in, out): each output row is a column of that, encoded with the same MXFP4 rule as the GGUF path
+//!   and repacked (`repack_ggml_to_hf`), so both decode to identical values.
+//! - Every other tensor BF16.
+//! - config.json gains `quantization_config` {quant_method: mxfp4, modules_to_not_convert: [...]}.
+//! - Shards of at most `shard_bytes` (5 GB by default, as `save_pretrained`), `model-0000i-of-0000n.safetensors`
+//!   plus `model.safetensors.index.json`; a model that fits one shard is a single `model.safetensors`.
+//! - Tokenizer files, generation config and chat template are copied.
+//! - Written into `<dir>.partial/` and renamed to `<dir>` at the end; removed on error.
+//!
+//! A GGUF input works too: its tensors are mapped back through the name table (gpt_oss::names), gate and up
+//! rows re-interleaved, MXFP4 experts repacked without re-encoding (so they decode to the GGUF's exact values),
+//! and config.json is written from the GGUF metadata. A GGUF holds no Hugging Face tokenizer files; the summary
+//! says so. Tensors in other ggml block types (Q8_0 attention of a `mxfp4_moe` GGUF) are decoded to BF16 or
+//! MXFP4 only with `--allow-requantize`, as re-quantizing is everywhere else.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::quant::{
+    self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
+};
+use ossify_formats::safetensors::{SafetensorsWriter, INDEX_FILE, SINGLE_FILE};
+use ossify_formats::{DType, TensorView};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::encode::Mxfp4Scale;
+use super::pipeline::{progress_bar, QuantizeOptions};
+use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
+use crate::gpt_oss::config::AttentionKind;
+use crate::gpt_oss::names::{self, Part};
+use crate::gpt_oss::GptOssConfig;
+
+/// `save_pretrained`'s default `max_shard_size` ("5GB").
+pub const DEFAULT_SHARD_BYTES: usize = 5_000_000_000;
+
+/// Files copied next to the weights when the source has them.
+const COPIED_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+];
+
+/// `quantization_config.modules_to_not_convert` as in openai/gpt-oss-20b's config.json.
+const MODULES_NOT_CONVERTED: &[&str] = &[
+    "model.layers.*.self_attn",
+    "model.layers.*.mlp.router",
+    "model.embed_tokens",
+    "lm_head",
+];
+
+/// How one output tensor (or MXFP4 pair) is made.
+enum Job {
+    /// BF16 copy or conversion of a float tensor.
+    Bf16 { src: String },
+    /// Existing MXFP4 blocks or scales, copied.
+    Copy { src: String },
+    /// Dense (E, in, out) experts encoded as (blocks, scales) of (E, out, in).
+    Experts {
+        src: String,
+        /// GGUF names whose importance applies to even / odd output rows (gate / up), or to all rows (down).
+        importance: (String, String),
+    },
+    /// GGUF expert matrices (E, out, in): one, or gate and up whose rows interleave (gate even), as HF MXFP4.
+    GgufExperts { parts: Vec<String> },
+    /// GGUF gate and up biases (E, n) interleaved into one (E, 2n) BF16 bias (gate even).
+    InterleavedBias { gate: String, up: String },
+}
+
+impl Job {
+    /// The source tensor, for progress and errors.
+    fn source(&self) -> &str {
+        match self {
+            Job::Bf16 { src } | Job::Copy { src } | Job::Experts { src, .. } => src,
+            Job::GgufExperts { parts } => parts.first().map_or("", String::as_str),
+            Job::InterleavedBias { gate, .. } => gate,
+        }
+    }
+}
+
+/// What [`quantize_to_safetensors`] wrote.
+#[derive(Debug)]
+pub struct SafetensorsSummary {
+    /// Bytes of tensor data written.
+    pub bytes_out: usize,
+    /// Things the user should know (for a GGUF input: the missing tokenizer files).
+    pub notes: Vec<String>,
+}
+
+struct Planned {
+    job: Job,
+    /// (name, dtype, shape) of the one or two tensors the job writes.
+    outputs: Vec<(String, DType, Vec<usize>)>,
+}
+
+impl Planned {
+    fn nbytes(&self) -> usize {
+        self.outputs
+            .iter()
+            .map(|(_, d, s)| d.nbytes(s.iter().product()).unwrap_or(0))
+            .sum()
+    }
+}
+
+fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix("model.layers.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    for name in ckpt.tensor_names() {
+        let t = ckpt.tensor(name)?;
+        let dense_expert = matches!(ckpt.experts, ExpertStorage::Dense(_))
+            && (name.ends_with(".mlp.experts.gate_up_proj")
+                || name.ends_with(".mlp.experts.down_proj"));
+        if dense_expert {
+            let [e, n_in, n_out] = t.shape[..] else {
+                bail!(
+                    "tensor '{name}': expected (experts, in, out), found {:?}",
+                    t.shape
+                );
+            };
+            if n_in % 32 != 0 {
+                bail!(
+                    "tensor '{name}' {:?}: MXFP4 cannot hold rows of {n_in} (not a multiple of 32)",
+                    t.shape
+                );
+            }
+            let layer = layer_of(name).ok_or_else(|| anyhow!("tensor '{name}': no layer index"))?;
+            let importance = if name.ends_with("gate_up_proj") {
+                (
+                    format!("blk.{layer}.ffn_gate_exps.weight"),
+                    format!("blk.{layer}.ffn_up_exps.weight"),
+                )
+            } else {
+                let d = format!("blk.{layer}.ffn_down_exps.weight");
+                (d.clone(), d)
+            };
+            out.push(Planned {
+                job: Job::Experts {
+                    src: name.to_string(),
+                    importance,
+                },
+                outputs: vec![
+                    (
+                        format!("{name}_blocks"),
+                        DType::U8,
+                        vec![e, n_out, n_in / 32, 16],
+                    ),
+                    (
+                        format!("{name}_scales"),
+                        DType::U8,
+                        vec![e, n_out, n_in / 32],
+                    ),
+                ],
+            });
+        } else if t.dtype == DType::U8 {
+            out.push(Planned {
+                job: Job::Copy {
+                    src: name.to_string(),
+                },
+                outputs: vec![(name.to_string(), DType::U8, t.shape.clone())],
+            });
+        } else if matches!(t.dtype, DType::BF16 | DType::F16 | DType::F32) {
+            out.push(Planned {
+                job: Job::Bf16 {
+                    src: name.to_string(),
+                },
+                outputs: vec![(name.to_string(), DType::BF16, t.shape.clone())],
+            });
+        } else {
+            bail!(
+                "tensor '{name}': {} cannot be written as BF16 or MXFP4",
+                t.dtype
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a ggml block type other than MXFP4 unless re-quantizing is allowed.
+fn check_requantize(name: &str, dtype: DType, opts: &QuantizeOptions) -> Result<()> {
+    if dtype.is_quantized() && dtype != DType::Mxfp4 && !opts.allow_requantize {
+        bail!(
+            "tensor '{name}' is {dtype}; writing it as BF16/MXFP4 re-quantizes it (pass --allow-requantize to do so anyway)"
+        );
+    }
+    Ok(())
+}
+
+/// The HF tensors of a GGUF checkpoint, from the name table; GGUF tensors the table does not know are returned
+/// as the second value (left out).
+fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut used = HashSet::new();
+    let mut done = HashSet::new();
+    for (bid, row) in names::all_tensors(ckpt.config.num_hidden_layers) {
+        let sub = |tpl: &str| bid.map_or_else(|| tpl.to_string(), |b| names::layer_name(tpl, b));
+        let hf = sub(row.hf);
+        if !done.insert(hf.clone()) {
+            continue;
+        }
+        // Every GGUF tensor cut from this HF tensor, in table order (gate before up).
+        let table = if bid.is_some() {
+            names::PER_LAYER
+        } else {
+            names::GLOBAL
+        };
+        let parts: Vec<String> = table
+            .iter()
+            .filter(|r| r.hf == row.hf)
+            .map(|r| sub(r.gguf))
+            .collect();
+        used.extend(parts.iter().cloned());
+        let t = ckpt.tensor(&parts[0])?;
+        for p in &parts {
+            let u = ckpt.tensor(p)?;
+            if (u.dtype, &u.shape) != (t.dtype, &t.shape) {
+                bail!(
+                    "tensor '{p}' is {} {:?} but '{}' is {} {:?}; they should match",
+                    u.dtype,
+                    u.shape,
+                    parts[0],
+                    t.dtype,
+                    t.shape
+                );
+            }
+            check_requantize(p, u.dtype, opts)?;
+        }
+        let np = parts.len();
+        if row.expert_matrix {
+            let [e, rows, cols] = t.shape[..] else {
+                bail!(
+                    "tensor '{}': expected (experts, out, in), found {:?}",
+                    parts[0],
+                    t.shape
+                );
+            };
+            if cols % 32 != 0 {
+                bail!(
+                    "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of 32)",
+                    parts[0],
+                    t.shape
+                );
+            }
+            out.push(Planned {
+                job: Job::GgufExperts { parts },
+                outputs: vec![
+                    (
+                        format!("{hf}_blocks"),
+                        DType::U8,
+                        vec![e, rows * np, cols / 32, 16],
+                    ),
+                    (
+                        format!("{hf}_scales"),
+                        DType::U8,
+                        vec![e, rows * np, cols / 32],
+                    ),
+                ],
+            });
+        } else if let [gate, up] = &parts[..] {
+            let [e, n] = t.shape[..] else {
+                bail!(
+                    "tensor '{gate}': expected (experts, n), found {:?}",
+                    t.shape
+                );
+            };
+            debug_assert_eq!(row.hf_part, Part::Gate);
+            out.push(Planned {
+                job: Job::InterleavedBias {
+                    gate: gate.clone(),
+                    up: up.clone(),
+                },
+                outputs: vec![(hf, DType::BF16, vec![e, 2 * n])],
+            });
+        } else {
+            out.push(Planned {
+                job: Job::Bf16 {
+                    src: parts[0].clone(),
+                },
+                outputs: vec![(hf, DType::BF16, t.shape.clone())],
+            });
+        }
+    }
+    let left_out = ckpt
+        .tensor_names()
+        .into_iter()
+        .filter(|n| !used.contains(*n))
+        .map(str::to_string)
+        .collect();
+    Ok((out, left_out))
+}
+
+/// The importance of expert `e`'s input channels for the GGUF tensor `name`, when the MSE rule uses one.
+fn expert_importance(
+    opts: &QuantizeOptions,
+    name: &str,
+    e: usize,
+    n_in: usize,
+) -> Option<Vec<f32>> {
+    opts.imatrix
+        .as_ref()
+        .filter(|_| opts.mxfp4_scale == Mxfp4Scale::Mse)
+        .and_then(|m| m.expert(name, e))
+        .filter(|v| v.len() == n_in)
+}
+
+/// Encodes one row as ggml MXFP4 blocks with the chosen rule.
+fn encode_mxfp4_row(x: &[f32], w: Option<&[f32]>, scale: Mxfp4Scale, ggml: &mut [u8]) {
+    match scale {
+        Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, ggml),
+        Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, ggml),
+    }
+}
+
+/// GGUF experts (E, out, in), one tensor or gate + up, as HF MXFP4 (blocks, scales) of (E, parts × out, in)
+/// with the parts' rows interleaved. MXFP4 rows are repacked as they are; others are decoded and encoded.
+fn encode_gguf_experts(
+    ckpt: &Checkpoint,
+    parts: &[String],
+    opts: &QuantizeOptions,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let views = parts
+        .iter()
+        .map(|p| ckpt.tensor(p))
+        .collect::<Result<Vec<_>>>()?;
+    let first = views.first().ok_or_else(|| anyhow!("no expert tensor"))?;
+    let (dtype, name) = (first.dtype, parts[0].as_str());
+    let [n_exp, rows, cols] = first.shape[..] else {
+        bail!("tensor '{name}': expected 3 dimensions");
+    };
+    let row_bytes = dtype
+        .nbytes(cols)
+        .ok_or_else(|| anyhow!("tensor '{name}': rows of {cols} do not fit {dtype}"))?;
+    for (v, p) in views.iter().zip(parts) {
+        if v.bytes.len() != n_exp * rows * row_bytes {
+            bail!(
+                "tensor '{p}': {} bytes for {:?} {}",
+                v.bytes.len(),
+                v.shape,
+                v.dtype
+            );
+        }
+    }
+    let (np, nb) = (views.len(), cols / 32);
+    let imp: Vec<Vec<Option<Vec<f32>>>> = (0..n_exp)
+        .map(|e| {
+            parts
+                .iter()
+                .map(|p| expert_importance(opts, p, e, cols))
+                .collect()
+        })
+        .collect();
+    let mut blocks = vec![0u8; n_exp * rows * np * nb * 16];
+    let mut scales = vec![0u8; n_exp * rows * np * nb];
+    blocks
+        .par_chunks_mut(nb * 16)
+        .zip(scales.par_chunks_mut(nb))
+        .enumerate()
+        .try_for_each(|(row, (b, s))| -> Result<()> {
+            let (e, o) = (row / (rows * np), row % (rows * np));
+            let (p, r) = (o % np, o / np);
+            let at = (e * rows + r) * row_bytes;
+            let src = &views[p].bytes[at..at + row_bytes];
+            if dtype == DType::Mxfp4 {
+                repack_ggml_to_hf(src, b, s)?;
+                return Ok(());
+            }
+            let mut x = vec![0f32; cols];
+            quant::dequantize_row(dtype, src, &mut x)?;
+            let mut ggml = vec![0u8; nb * 17];
+            let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
+            encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+            repack_ggml_to_hf(&ggml, b, s)?;
+            Ok(())
+        })
+        .with_context(|| format!("tensor '{name}'"))?;
+    Ok((blocks, scales))
+}
+
+/// Gate and up biases (E, n) as one BF16 (E, 2n) with gate at even entries.
+fn interleave_bias(ckpt: &Checkpoint, gate: &str, up: &str) -> Result<Vec<u8>> {
+    let decode = |name: &str| -> Result<Vec<f32>> {
+        let t = ckpt.tensor(name)?;
+        let mut v = vec![0f32; t.n_elements()];
+        quant::dequantize_row(t.dtype, t.bytes, &mut v)
+            .with_context(|| format!("tensor '{name}'"))?;
+        Ok(v)
+    };
+    let (g, u) = (decode(gate)?, decode(up)?);
+    let n = ckpt.tensor(gate)?.shape.last().copied().unwrap_or(0);
+    if g.len() != u.len() || n == 0 {
+        bail!("tensors '{gate}' and '{up}' should have the same non-empty shape");
+    }
+    let x: Vec<f32> = g
+        .chunks_exact(n)
+        .zip(u.chunks_exact(n))
+        .flat_map(|(a, b)| a.iter().zip(b).flat_map(|(&x, &y)| [x, y]))
+        .collect();
+    let mut out = vec![0u8; 2 * x.len()];
+    quant::quantize_row(DType::BF16, &x, &mut out).with_context(|| format!("tensor '{gate}'"))?;
+    Ok(out)
+}
+
+/// Encodes dense experts (E, in, out) as HF MXFP4 (blocks, scales) of (E, out, in).
+fn encode_experts(
+    name: &str,
+    t: &TensorView<'_>,
+    importance: &(String, String),
+    opts: &QuantizeOptions,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let [n_exp, n_in, n_out] = t.shape[..] else {
+        bail!("tensor '{name}': expected 3 dimensions");
+    };
+    let esize = t.dtype.type_size();
+    if t.bytes.len() != n_exp * n_in * n_out * esize {
+        bail!(
+            "tensor '{name}': {} bytes for {:?} {}",
+            t.bytes.len(),
+            t.shape,
+            t.dtype
+        );
+    }
+    let nb = n_in / 32;
+    let imp: Vec<[Option<Vec<f32>>; 2]> = (0..n_exp)
+        .map(|e| {
+            [
+                expert_importance(opts, &importance.0, e, n_in),
+                expert_importance(opts, &importance.1, e, n_in),
+            ]
+        })
+        .collect();
+    let mut blocks = vec![0u8; n_exp * n_out * nb * 16];
+    let mut scales = vec![0u8; n_exp * n_out * nb];
+    blocks
+        .par_chunks_mut(nb * 16)
+        .zip(scales.par_chunks_mut(nb))
+        .enumerate()
+        .try_for_each(|(row, (b, s))| -> Result<()> {
+            let (e, o) = (row / n_out, row % n_out);
+            let mut x = vec![0f32; n_in];
+            for (i, v) in x.iter_mut().enumerate() {
+                let at = ((e * n_in + i) * n_out + o) * esize;
+                quant::dequantize_row(t.dtype, &t.bytes[at..at + esize], std::slice::from_mut(v))?;
+            }
+            let mut ggml = vec![0u8; nb * 17];
+            let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
+            encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+            repack_ggml_to_hf(&ggml, b, s)?;
+            Ok(())
+        })
+        .with_context(|| format!("tensor '{name}'"))?;
+    Ok((blocks, scales))
+}
+
+fn to_bf16(name: &str, t: &TensorView<'_>) -> Result<Vec<u8>> {
+    if t.dtype == DType::BF16 {
+        return Ok(t.bytes.to_vec());
+    }
+    let n = t.n_elements();
+    let mut f = vec![0f32; n];
+    quant::dequantize_row(t.dtype, t.bytes, &mut f).with_context(|| format!("tensor '{name}'"))?;
+    let mut out = vec![0u8; 2 * n];
+    quant::quantize_row(DType::BF16, &f, &mut out).with_context(|| format!("tensor '{name}'"))?;
+    Ok(out)
+}
+
+/// Removes the partial folder unless disarmed.
+struct PartialDir(Option<PathBuf>);
+
+impl Drop for PartialDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Writes `input` (an HF folder or a GGUF file) as OpenAI-layout MXFP4 safetensors into the folder `output`.
+pub fn quantize_to_safetensors(
+    input: &Path,
+    output: &Path,
+    opts: &QuantizeOptions,
+    shard_bytes: usize,
+) -> Result<SafetensorsSummary> {
+    let ckpt = Checkpoint::open(input, None)?;
+    if output.exists() {
+        bail!("{}: already exists; not overwriting", output.display());
+    }
+    let mut notes = Vec::new();
+    let jobs = match ckpt.layout {
+        Layout::Hf => plan(&ckpt),
+        Layout::Gguf => plan_gguf(&ckpt, opts).map(|(jobs, left_out)| {
+            if !left_out.is_empty() {
+                notes.push(format!(
+                    "left out GGUF tensors the Hugging Face layout has no place for: {}",
+                    left_out.join(", ")
+                ));
+            }
+            notes.push(format!(
+                "a GGUF holds no Hugging Face tokenizer files: copy tokenizer.json, tokenizer_config.json, \
+                 special_tokens_map.json and chat_template.jinja from the original model into {}",
+                output.display()
+            ));
+            jobs
+        }),
+        Layout::Original => bail!(
+            "{}: --format safetensors reads a Hugging Face folder or a GGUF (this is {} layout; \
+             `ossify convert` it to the Hugging Face layout first)",
+            input.display(),
+            ckpt.layout
+        ),
+    }
+    .with_context(|| format!("{}", input.display()))?;
+
+    // Shards: in order, a new one whenever the next job would pass the limit (a pair stays together).
+    let mut shards: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut used = 0usize;
+    for (i, j) in jobs.iter().enumerate() {
+        let n = j.nbytes();
+        if used > 0 && used + n > shard_bytes {
+            shards.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        if let Some(s) = shards.last_mut() {
+            s.push(i);
+        }
+    }
+    let n_shards = shards.len();
+    let shard_name = |k: usize| {
+        if n_shards == 1 {
+            SINGLE_FILE.to_string()
+        } else {
+            format!("model-{:05}-of-{:05}.safetensors", k + 1, n_shards)
+        }
+    };
+
+    let partial = PathBuf::from(format!("{}.partial", output.display()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("{}: removing a stale partial output", partial.display()))?;
+    }
+    std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
+    let mut guard = PartialDir(Some(partial.clone()));
+
+    let bar = progress_bar(opts.progress, jobs.len());
+    let mut weight_map = serde_json::Map::new();
+    let mut total = 0usize;
+    for (k, members) in shards.iter().enumerate() {
+        let file = partial.join(shard_name(k));
+        let mut w = SafetensorsWriter::new();
+        w.add_metadata("format", "pt");
+        let mut index = Vec::new();
+        for &i in members {
+            let mut ids = Vec::new();
+            for (name, dtype, shape) in &jobs[i].outputs {
+                ids.push(w.add_tensor(name, *dtype, shape)?);
+                weight_map.insert(name.clone(), json!(shard_name(k)));
+            }
+            index.push((i, ids));
+        }
+        let out = w.create(&file)?;
+        for (i, ids) in index {
+            let job = &jobs[i].job;
+            bar.set_message(job.source().to_string());
+            let bufs: Vec<Vec<u8>> = match job {
+                Job::Bf16 { src } => vec![to_bf16(src, &ckpt.tensor(src)?)?],
+                Job::Copy { src } => vec![ckpt.tensor(src)?.bytes.to_vec()],
+                Job::Experts { src, importance } => {
+                    let (b, s) = encode_experts(src, &ckpt.tensor(src)?, importance, opts)?;
+                    vec![b, s]
+                }
+                Job::GgufExperts { parts } => {
+                    let (b, s) = encode_gguf_experts(&ckpt, parts, opts)?;
+                    vec![b, s]
+                }
+                Job::InterleavedBias { gate, up } => vec![interleave_bias(&ckpt, gate, up)?],
+            };
+            for (id, b) in ids.iter().zip(&bufs) {
+                out.write_tensor(*id, b)?;
+                total += b.len();
+            }
+            bar.inc(1);
+        }
+        out.finish()?;
+    }
+    bar.finish_and_clear();
+    if n_shards > 1 {
+        let index = json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
+        write_json(&partial.join(INDEX_FILE), &index)?;
+    }
+    write_config(&ckpt, &partial.join("config.json"))?;
+    if ckpt.layout == Layout::Hf {
+        let from = ckpt
+            .tokenizer_dir
+            .clone()
+            .unwrap_or_else(|| input.to_path_buf());
+        for f in COPIED_FILES {
+            let src = from.join(f);
+            if src.is_file() {
+                std::fs::copy(&src, partial.join(f))
+                    .with_context(|| format!("copying {}", src.display()))?;
+            }
+        }
+    }
+    std::fs::rename(&partial, output)
+        .with_context(|| format!("renaming {} to {}", partial.display(), output.display()))?;
+    guard.0 = None;
+    Ok(SafetensorsSummary {
+        bytes_out: total,
+        notes,
+    })
+}
+
+/// A GGUF float is an f32: written as the shortest decimal that reads back to it (1e-5, not
+/// 9.999999747378752e-6), as the config.json it came from spelled it.
+fn f32_decimal(x: f64) -> f64 {
+    let f = x as f32;
+    if f64::from(f) == x {
+        f.to_string().parse().unwrap_or(x)
+    } else {
+        x
+    }
+}
+
+/// config.json for a checkpoint that has none (GGUF): transformers' `GptOssConfig` fields, spelled as
+/// openai/gpt-oss-20b's config.json spells them.
+fn hf_config_json(c: &GptOssConfig) -> serde_json::Value {
+    let layer_types: Vec<&str> = c
+        .layer_types
+        .iter()
+        .map(|k| match k {
+            AttentionKind::Sliding => "sliding_attention",
+            AttentionKind::Full => "full_attention",
+        })
+        .collect();
+    let rope_scaling = match &c.rope_scaling {
+        Some(r) => json!({
+            "rope_type": "yarn",
+            "factor": f32_decimal(r.factor),
+            "beta_fast": f32_decimal(r.beta_fast),
+            "beta_slow": f32_decimal(r.beta_slow),
+            "original_max_position_embeddings": r.original_max_position_embeddings,
+            "truncate": r.truncate,
+        }),
+        None => json!({ "rope_type": "default" }),
+    };
+    let mut v = json!({
+        "architectures": ["GptOssForCausalLM"],
+        "model_type": "gpt_oss",
+        "attention_bias": true,
+        "hidden_act": "silu",
+        "tie_word_embeddings": false,
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "num_key_value_heads": c.num_key_value_heads,
+        "head_dim": c.head_dim,
+        "num_local_experts": c.num_local_experts,
+        "num_experts_per_tok": c.num_experts_per_tok,
+        "sliding_window": c.sliding_window,
+        "max_position_embeddings": c.max_position_embeddings,
+        "rope_theta": f32_decimal(c.rope_theta),
+        "rope_scaling": rope_scaling,
+        "rms_norm_eps": f32_decimal(c.rms_norm_eps),
+        "swiglu_limit": f32_decimal(c.swiglu_limit),
+        "layer_types": layer_types,
+    });
+    for (key, id) in [
+        ("bos_token_id", c.bos_token_id),
+        ("eos_token_id", c.eos_token_id),
+        ("pad_token_id", c.pad_token_id),
+    ] {
+        if let (Some(id), Some(o)) = (id, v.as_object_mut()) {
+            o.insert(key.into(), json!(id));
+        }
+    }
+    v
+}
+
+fn write_config(ckpt: &Checkpoint, to: &Path) -> Result<()> {
+    let mut cfg: serde_json::Value = match &ckpt.config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?
+        }
+        None => hf_config_json(&ckpt.config),
+    };
+    let path = ckpt.config_path.as_deref().unwrap_or(&ckpt.path);
+    let obj = cfg
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("{}: not a JSON object", path.display()))?;
+    obj.insert(
+        "quantization_config".into(),
+        json!({ "modules_to_not_convert": MODULES_NOT_CONVERTED, "quant_method": "mxfp4" }),
+    );
+    write_json(to, &cfg)
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    std::fs::write(path, s).with_context(|| path.display().to_string())
+}
