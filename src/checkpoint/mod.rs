@@ -223,10 +223,11 @@ impl Checkpoint {
 
     /// Drops the resident pages under `bytes`, a slice of one of this checkpoint's tensor views, once the caller
     /// is done with it: a streaming reader keeps its resident set small this way. The bytes stay readable (they
-    /// are faulted back in from the file). A no-op for GGUF checkpoints and for other slices.
+    /// are faulted back in from the file). A no-op for other slices.
     pub fn release(&self, bytes: &[u8]) {
-        if let Store::Safetensors(m) = &self.store {
-            m.release(bytes);
+        match &self.store {
+            Store::Safetensors(m) => m.release(bytes),
+            Store::Gguf(g) => g.release(bytes),
         }
     }
 

@@ -38,64 +38,134 @@ pub fn encode_tensor(
     scale: Mxfp4Scale,
     importance: Option<&ImportanceMatrix>,
 ) -> Result<Vec<u8>> {
-    let ncols = shape.last().copied().unwrap_or(1).max(1);
-    let n: usize = shape.iter().product();
-    let want_src = src_dtype.nbytes(n);
-    if want_src != Some(src.len()) {
-        bail!(
-            "tensor '{name}': {src_dtype} {shape:?} should be {want_src:?} bytes, found {}",
-            src.len()
-        );
-    }
+    check_source_len(name, src.len(), src_dtype, shape)?;
     if src_dtype == dst_dtype {
         return Ok(src.to_vec());
     }
-    let (Some(src_row), Some(dst_row)) = (src_dtype.nbytes(ncols), dst_dtype.nbytes(ncols)) else {
-        bail!(
-            "tensor '{name}' {shape:?}: rows of {ncols} are not whole blocks of {src_dtype} or {dst_dtype}"
-        );
-    };
-    let nrows = n / ncols;
-    let rows_per_expert = if shape.len() == 3 {
-        shape[1].max(1)
-    } else {
-        nrows.max(1)
-    };
-    let n_experts = nrows.div_ceil(rows_per_expert);
-    let use_mse = dst_dtype == DType::Mxfp4 && scale == Mxfp4Scale::Mse;
-    let expert_importance: Vec<Option<Vec<f32>>> = (0..n_experts)
-        .map(|e| {
-            let v = importance.filter(|_| use_mse)?.expert(name, e)?;
-            (v.len() == ncols).then_some(v)
-        })
-        .collect();
-
-    let rows_per_chunk = (CHUNK_ELEMENTS / ncols).max(1);
-    let mut dst = vec![0u8; nrows * dst_row];
-    dst.par_chunks_mut(rows_per_chunk * dst_row)
-        .enumerate()
-        .try_for_each(|(ci, out)| -> Result<()> {
-            let mut f = vec![0f32; ncols];
-            for (ri, o) in out.chunks_exact_mut(dst_row).enumerate() {
-                let row = ci * rows_per_chunk + ri;
-                let s = src
-                    .get(row * src_row..(row + 1) * src_row)
-                    .with_context(|| format!("tensor '{name}': row {row} out of range"))?;
-                dequantize_row(src_dtype, s, &mut f)
-                    .with_context(|| format!("tensor '{name}': decoding row {row}"))?;
-                if use_mse {
-                    let w = expert_importance
-                        .get(row / rows_per_expert)
-                        .and_then(|w| w.as_deref());
-                    quantize_row_mxfp4_mse(&f, w, o);
-                } else {
-                    quantize_row(dst_dtype, &f, o)
-                        .with_context(|| format!("tensor '{name}': encoding row {row}"))?;
-                }
-            }
-            Ok(())
-        })?;
+    let enc = TensorEncoder::new(name, src_dtype, shape, dst_dtype, scale, importance)?;
+    let mut dst = vec![0u8; enc.nrows * enc.dst_row];
+    enc.encode_rows(src, 0, &mut dst)?;
     Ok(dst)
+}
+
+/// Checks that `len` bytes are exactly a `src_dtype` tensor of `shape`; the error names the tensor.
+pub fn check_source_len(name: &str, len: usize, src_dtype: DType, shape: &[usize]) -> Result<()> {
+    let n: usize = shape.iter().product();
+    let want_src = src_dtype.nbytes(n);
+    if want_src != Some(len) {
+        bail!("tensor '{name}': {src_dtype} {shape:?} should be {want_src:?} bytes, found {len}");
+    }
+    Ok(())
+}
+
+/// Re-encodes one tensor's rows, any run of rows at a time (so a tensor can be streamed in pieces); the bytes
+/// do not depend on how the rows are split.
+pub struct TensorEncoder<'a> {
+    name: &'a str,
+    src_dtype: DType,
+    dst_dtype: DType,
+    ncols: usize,
+    /// Bytes of one source row.
+    pub src_row: usize,
+    /// Bytes of one output row.
+    pub dst_row: usize,
+    /// Rows in the tensor.
+    pub nrows: usize,
+    rows_per_expert: usize,
+    use_mse: bool,
+    expert_importance: Vec<Option<Vec<f32>>>,
+}
+
+impl<'a> TensorEncoder<'a> {
+    /// Errors (naming the tensor) when rows are not whole blocks of either type.
+    pub fn new(
+        name: &'a str,
+        src_dtype: DType,
+        shape: &[usize],
+        dst_dtype: DType,
+        scale: Mxfp4Scale,
+        importance: Option<&ImportanceMatrix>,
+    ) -> Result<Self> {
+        let ncols = shape.last().copied().unwrap_or(1).max(1);
+        let n: usize = shape.iter().product();
+        let (Some(src_row), Some(dst_row)) = (src_dtype.nbytes(ncols), dst_dtype.nbytes(ncols))
+        else {
+            bail!(
+                "tensor '{name}' {shape:?}: rows of {ncols} are not whole blocks of {src_dtype} or {dst_dtype}"
+            );
+        };
+        let nrows = n / ncols;
+        let rows_per_expert = if shape.len() == 3 {
+            shape[1].max(1)
+        } else {
+            nrows.max(1)
+        };
+        let n_experts = nrows.div_ceil(rows_per_expert);
+        let use_mse = dst_dtype == DType::Mxfp4 && scale == Mxfp4Scale::Mse;
+        let expert_importance: Vec<Option<Vec<f32>>> = (0..n_experts)
+            .map(|e| {
+                let v = importance.filter(|_| use_mse)?.expert(name, e)?;
+                (v.len() == ncols).then_some(v)
+            })
+            .collect();
+        Ok(Self {
+            name,
+            src_dtype,
+            dst_dtype,
+            ncols,
+            src_row,
+            dst_row,
+            nrows,
+            rows_per_expert,
+            use_mse,
+            expert_importance,
+        })
+    }
+
+    /// Encodes the whole rows in `src` (rows `first_row..`) into `dst`, spread over all cores.
+    pub fn encode_rows(&self, src: &[u8], first_row: usize, dst: &mut [u8]) -> Result<()> {
+        let name = self.name;
+        let (src_row, dst_row, ncols) = (self.src_row, self.dst_row, self.ncols);
+        let rows = dst.len() / dst_row.max(1);
+        if dst.len() != rows * dst_row
+            || src.len() != rows * src_row
+            || first_row + rows > self.nrows
+        {
+            bail!(
+                "tensor '{name}': {} source bytes and {} output bytes from row {first_row} are not whole rows \
+                 of {} rows",
+                src.len(),
+                dst.len(),
+                self.nrows
+            );
+        }
+        let rows_per_chunk = (CHUNK_ELEMENTS / ncols).max(1);
+        dst.par_chunks_mut(rows_per_chunk * dst_row)
+            .enumerate()
+            .try_for_each(|(ci, out)| -> Result<()> {
+                let mut f = vec![0f32; ncols];
+                for (ri, o) in out.chunks_exact_mut(dst_row).enumerate() {
+                    let local = ci * rows_per_chunk + ri;
+                    let row = first_row + local;
+                    let s = src
+                        .get(local * src_row..(local + 1) * src_row)
+                        .with_context(|| format!("tensor '{name}': row {row} out of range"))?;
+                    dequantize_row(self.src_dtype, s, &mut f)
+                        .with_context(|| format!("tensor '{name}': decoding row {row}"))?;
+                    if self.use_mse {
+                        let w = self
+                            .expert_importance
+                            .get(row / self.rows_per_expert)
+                            .and_then(|w| w.as_deref());
+                        quantize_row_mxfp4_mse(&f, w, o);
+                    } else {
+                        quantize_row(self.dst_dtype, &f, o)
+                            .with_context(|| format!("tensor '{name}': encoding row {row}"))?;
+                    }
+                }
+                Ok(())
+            })
+    }
 }
 
 /// Decodes a whole tensor to f32.

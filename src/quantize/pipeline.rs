@@ -16,9 +16,13 @@ use ossify_formats::DType;
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
 use crate::plan::{OutType, Plan};
 
-use super::encode::{encode_tensor, Mxfp4Scale};
+use super::encode::{check_source_len, Mxfp4Scale, TensorEncoder};
 use super::imatrix::ImportanceMatrix;
 use super::select::{Choice, TypeRules};
+
+/// Source bytes per piece a tensor is encoded and written in: large enough to keep every core busy within a
+/// piece, small enough that the resident set stays far below a gigabyte.
+pub const PIECE_BYTES: usize = 32 << 20;
 
 /// Produces a source tensor's bytes when it is its turn (borrowed from a memory map, or computed).
 pub type Loader<'a> = Box<dyn Fn() -> Result<Cow<'a, [u8]>> + Sync + 'a>;
@@ -81,11 +85,15 @@ pub fn choose_types(sources: &[SourceTensor<'_>], opts: &QuantizeOptions) -> Res
 
 /// Writes `sources` as a GGUF at `output` with `metadata` (in order), `general.file_type` set to the preset's
 /// and `general.quantization_version` to ggml's, as llama-quantize does (replaced in place when present).
+/// Each tensor is encoded and written in pieces of about [`PIECE_BYTES`] of source, through one reused buffer;
+/// `release` is handed each source piece once it is written (to drop mapped pages, so the resident set stays
+/// about one piece rather than the whole input).
 pub fn write_gguf(
     mut metadata: Vec<(String, MetaValue)>,
     sources: &[SourceTensor<'_>],
     output: &Path,
     opts: &QuantizeOptions,
+    release: &dyn Fn(&[u8]),
 ) -> Result<Summary> {
     let choices = choose_types(sources, opts)?;
     set_kv(
@@ -110,24 +118,51 @@ pub fn write_gguf(
     let out = w.create(output)?;
     let mut summary = Summary::default();
     let bar = progress_bar(opts.progress, sources.len());
+    // Reused across tensors: the output of one piece.
+    let mut buf: Vec<u8> = Vec::new();
     for (i, (s, c)) in sources.iter().zip(&choices).enumerate() {
         bar.set_message(s.name.clone());
         let src = (s.load)()?;
-        let bytes = encode_tensor(
-            &s.name,
-            &src,
-            s.dtype,
-            &s.shape,
-            c.dtype,
-            opts.mxfp4_scale,
-            opts.imatrix.as_ref(),
-        )?;
-        out.write_tensor(i, &bytes)?;
+        check_source_len(&s.name, src.len(), s.dtype, &s.shape)?;
+        let write = |off: usize, bytes: &[u8]| {
+            out.write_tensor_at(i, off, bytes)
+                .with_context(|| format!("tensor '{}'", s.name))
+        };
+        let written = if s.dtype == c.dtype {
+            for (k, piece) in src.chunks(PIECE_BYTES).enumerate() {
+                write(k * PIECE_BYTES, piece)?;
+                release(piece);
+            }
+            src.len()
+        } else {
+            let enc = TensorEncoder::new(
+                &s.name,
+                s.dtype,
+                &s.shape,
+                c.dtype,
+                opts.mxfp4_scale,
+                opts.imatrix.as_ref(),
+            )?;
+            let rows_per_piece = (PIECE_BYTES / enc.src_row.max(1)).max(1);
+            let mut r0 = 0;
+            while r0 < enc.nrows {
+                let r1 = (r0 + rows_per_piece).min(enc.nrows);
+                let piece = src
+                    .get(r0 * enc.src_row..r1 * enc.src_row)
+                    .with_context(|| format!("tensor '{}': rows {r0}..{r1}", s.name))?;
+                buf.resize((r1 - r0) * enc.dst_row, 0);
+                enc.encode_rows(piece, r0, &mut buf)?;
+                write(r0 * enc.dst_row, &buf)?;
+                release(piece);
+                r0 = r1;
+            }
+            enc.nrows * enc.dst_row
+        };
         if let Some(n) = c.note(&s.name) {
             summary.notes.push(n);
         }
         summary.bytes_in += src.len();
-        summary.bytes_out += bytes.len();
+        summary.bytes_out += written;
         summary.tensors.push((s.name.clone(), s.dtype, c.dtype));
         bar.inc(1);
     }
@@ -158,8 +193,10 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         rules,
         ..opts.clone()
     };
-    write_gguf(f.metadata.clone(), &sources, output, &opts)
-        .with_context(|| format!("quantizing {}", input.display()))
+    write_gguf(f.metadata.clone(), &sources, output, &opts, &|b| {
+        f.release(b)
+    })
+    .with_context(|| format!("quantizing {}", input.display()))
 }
 
 /// Quantizes any checkpoint ossify reads into a GGUF. An HF or original folder goes through `convert`'s plan
@@ -184,7 +221,7 @@ pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> 
             load: Box::new(move || Ok(Cow::Owned(t.materialize(ckpt_ref)?))),
         })
         .collect();
-    write_gguf(metadata, &sources, output, opts)
+    write_gguf(metadata, &sources, output, opts, &|b| ckpt_ref.release(b))
         .with_context(|| format!("quantizing {}", input.display()))
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 
 use super::constants::{
     GgufValueType, GENERAL_ALIGNMENT, GENERAL_ARCHITECTURE, GGML_MAX_DIMS, GGML_MAX_NAME,
@@ -133,6 +133,28 @@ impl GgufFile {
         let start = self.data_offset.saturating_add(ti.offset) as usize;
         let end = start.saturating_add(ti.size);
         self.backing.bytes().get(start..end).unwrap_or(&[])
+    }
+
+    /// Drops the resident pages under `bytes` (a slice borrowed from this file) once the caller is done with
+    /// it, so a streaming reader's resident set stays small. The bytes stay readable: they are faulted back in
+    /// from the file. A no-op for files held in memory and for slices outside the map.
+    pub fn release(&self, bytes: &[u8]) {
+        let Backing::Mmap(map) = &self.backing else {
+            return;
+        };
+        let base = map.as_ptr() as usize;
+        let start = bytes.as_ptr() as usize;
+        if bytes.is_empty() || start < base || start + bytes.len() > base + map.len() {
+            return;
+        }
+        // SAFETY: the mapping is read-only and file-backed (`Mmap::map`: PROT_READ, MAP_SHARED). MADV_DONTNEED on
+        // such a mapping only drops this process's page-table entries; the next access faults the very same
+        // bytes back in from the page cache, so every slice borrowed from the map, including ones over this
+        // range, keeps reading the file's contents. (It would discard data only for private or anonymous
+        // memory, which this is not.)
+        let _ = unsafe {
+            map.unchecked_advise_range(UncheckedAdvice::DontNeed, start - base, bytes.len())
+        };
     }
 
     /// The whole file.

@@ -20,14 +20,14 @@ pub use bf16::{bf16_to_fp32, fp32_to_bf16};
 pub use f16::{fp16_to_fp32, fp32_to_fp16};
 pub use mxfp4::{
     dequantize_block_mxfp4, dequantize_row_mxfp4, dequantize_row_mxfp4_hf, e8m0_to_fp32_half,
-    quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf, repack_hf_to_ggml,
-    BlockMxfp4, KVALUES_MXFP4, QK_MXFP4,
+    quantize_row_mxfp4, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
+    repack_hf_to_ggml, BlockMxfp4, KVALUES_MXFP4, QK_MXFP4,
 };
 pub use q4_0::{dequantize_row_q4_0, quantize_row_q4_0_ref, BlockQ4_0};
 pub use q4_1::{dequantize_row_q4_1, quantize_row_q4_1_ref, BlockQ4_1};
 pub use q5_0::{dequantize_row_q5_0, quantize_row_q5_0_ref, BlockQ5_0};
 pub use q5_1::{dequantize_row_q5_1, quantize_row_q5_1_ref, BlockQ5_1};
-pub use q8_0::{dequantize_row_q8_0, quantize_row_q8_0_ref, BlockQ8_0};
+pub use q8_0::{dequantize_row_q8_0, quantize_row_q8_0, quantize_row_q8_0_ref, BlockQ8_0};
 
 use crate::DType;
 
@@ -133,8 +133,8 @@ pub fn quantize_row(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
         DType::Q4_1 => quantize_row_q4_1_ref(src, dst),
         DType::Q5_0 => quantize_row_q5_0_ref(src, dst),
         DType::Q5_1 => quantize_row_q5_1_ref(src, dst),
-        DType::Q8_0 => quantize_row_q8_0_ref(src, dst),
-        DType::Mxfp4 => quantize_row_mxfp4_ref(src, dst),
+        DType::Q8_0 => quantize_row_q8_0(src, dst),
+        DType::Mxfp4 => quantize_row_mxfp4(src, dst),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
     Ok(())
