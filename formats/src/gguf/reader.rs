@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 
 use super::constants::{
     GgufValueType, GENERAL_ALIGNMENT, GENERAL_ARCHITECTURE, GGML_MAX_DIMS, GGML_MAX_NAME,
@@ -142,19 +142,7 @@ impl GgufFile {
         let Backing::Mmap(map) = &self.backing else {
             return;
         };
-        let base = map.as_ptr() as usize;
-        let start = bytes.as_ptr() as usize;
-        if bytes.is_empty() || start < base || start + bytes.len() > base + map.len() {
-            return;
-        }
-        // SAFETY: the mapping is read-only and file-backed (`Mmap::map`: PROT_READ, MAP_SHARED). MADV_DONTNEED on
-        // such a mapping only drops this process's page-table entries; the next access faults the very same
-        // bytes back in from the page cache, so every slice borrowed from the map, including ones over this
-        // range, keeps reading the file's contents. (It would discard data only for private or anonymous
-        // memory, which this is not.)
-        let _ = unsafe {
-            map.unchecked_advise_range(UncheckedAdvice::DontNeed, start - base, bytes.len())
-        };
+        crate::mmap::release_pages(map, bytes);
     }
 
     /// The whole file.

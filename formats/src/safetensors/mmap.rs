@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 
 use super::{Result, SafetensorsError};
 
@@ -52,19 +52,7 @@ impl MappedFile {
     /// error only means the pages stay resident.
     pub fn release(&self, bytes: &[u8]) {
         let Some(map) = &self.map else { return };
-        let base = map.as_ptr() as usize;
-        let start = bytes.as_ptr() as usize;
-        if bytes.is_empty() || start < base || start + bytes.len() > base + map.len() {
-            return;
-        }
-        // SAFETY: the mapping is read-only and file-backed (`Mmap::map`: PROT_READ, MAP_SHARED). MADV_DONTNEED on
-        // such a mapping only drops this process's page-table entries; the next access faults the very same
-        // bytes back in from the page cache, so every slice borrowed from the map, including ones over this
-        // range, keeps reading the file's contents. (It would discard data only for private or anonymous
-        // memory, which this is not.)
-        let _ = unsafe {
-            map.unchecked_advise_range(UncheckedAdvice::DontNeed, start - base, bytes.len())
-        };
+        crate::mmap::release_pages(map, bytes);
     }
 }
 
