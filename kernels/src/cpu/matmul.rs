@@ -29,6 +29,32 @@ pub enum Storage<'a> {
     Mxfp4Pair { blocks: &'a [u8], scales: &'a [u8] },
 }
 
+impl<'a> Storage<'a> {
+    /// Stored row `line` alone (of a matrix with `cols` columns), in the same form: the one place that spells
+    /// where a stored row's bytes lie, for every kernel.
+    #[inline]
+    pub fn row(self, line: usize, cols: usize) -> Storage<'a> {
+        match self {
+            Storage::Ggml {
+                dtype,
+                bytes,
+                row_bytes,
+            } => Storage::Ggml {
+                dtype,
+                bytes: &bytes[line * row_bytes..(line + 1) * row_bytes],
+                row_bytes,
+            },
+            Storage::Mxfp4Pair { blocks, scales } => {
+                let (b, s) = (cols / 2, cols / 32);
+                Storage::Mxfp4Pair {
+                    blocks: &blocks[line * b..(line + 1) * b],
+                    scales: &scales[line * s..(line + 1) * s],
+                }
+            }
+        }
+    }
+}
+
 /// A 2-D weight matrix `rows (out) × cols (in)` viewed inside stored bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightMatrix<'a> {
@@ -169,23 +195,15 @@ impl<'a> WeightMatrix<'a> {
     #[inline]
     fn decode_stored_row_with(&self, simd: Option<Avx2>, line: usize, dst: &mut [f32]) {
         if let Some(s) = simd {
-            match self.storage {
+            match self.storage.row(line, self.cols) {
                 Storage::Mxfp4Pair { blocks, scales } => {
-                    let (b, sc) = (self.cols / 2, self.cols / 32);
-                    return s.decode_mxfp4_hf(
-                        &blocks[line * b..(line + 1) * b],
-                        &scales[line * sc..(line + 1) * sc],
-                        dst,
-                    );
+                    return s.decode_mxfp4_hf(blocks, scales, dst);
                 }
                 Storage::Ggml {
                     dtype: DType::Mxfp4,
                     bytes,
-                    row_bytes,
-                } => {
-                    return s
-                        .decode_mxfp4_ggml(&bytes[line * row_bytes..(line + 1) * row_bytes], dst)
-                }
+                    ..
+                } => return s.decode_mxfp4_ggml(bytes, dst),
                 Storage::Ggml { .. } => {}
             }
         }
@@ -195,20 +213,9 @@ impl<'a> WeightMatrix<'a> {
     /// Decodes stored row `line` into `dst[..cols]` (row-major storage only): the scalar reference decoders.
     #[inline]
     fn decode_stored_row(&self, line: usize, dst: &mut [f32]) {
-        match self.storage {
-            Storage::Ggml {
-                dtype,
-                bytes,
-                row_bytes,
-            } => decode_row(dtype, &bytes[line * row_bytes..(line + 1) * row_bytes], dst),
-            Storage::Mxfp4Pair { blocks, scales } => {
-                let (b, s) = (self.cols / 2, self.cols / 32);
-                decode_row_mxfp4_hf(
-                    &blocks[line * b..(line + 1) * b],
-                    &scales[line * s..(line + 1) * s],
-                    dst,
-                )
-            }
+        match self.storage.row(line, self.cols) {
+            Storage::Ggml { dtype, bytes, .. } => decode_row(dtype, bytes, dst),
+            Storage::Mxfp4Pair { blocks, scales } => decode_row_mxfp4_hf(blocks, scales, dst),
         }
     }
 
@@ -217,25 +224,20 @@ impl<'a> WeightMatrix<'a> {
     #[inline]
     fn row_dot(&self, simd: Option<Avx2>, line: usize, x: &[f32], scratch: &mut [f32]) -> f32 {
         if let Some(s) = simd {
-            match self.storage {
+            match self.storage.row(line, self.cols) {
                 Storage::Mxfp4Pair { blocks, scales } => {
-                    let (b, sc) = (self.cols / 2, self.cols / 32);
-                    return s.dot_mxfp4_hf(
-                        &blocks[line * b..(line + 1) * b],
-                        &scales[line * sc..(line + 1) * sc],
-                        x,
-                    );
+                    return s.dot_mxfp4_hf(blocks, scales, x);
                 }
                 Storage::Ggml {
                     dtype: DType::Mxfp4,
                     bytes,
-                    row_bytes,
-                } => return s.dot_mxfp4_ggml(&bytes[line * row_bytes..(line + 1) * row_bytes], x),
+                    ..
+                } => return s.dot_mxfp4_ggml(bytes, x),
                 Storage::Ggml {
                     dtype: DType::BF16,
                     bytes,
-                    row_bytes,
-                } => return s.dot_bf16(&bytes[line * row_bytes..(line + 1) * row_bytes], x),
+                    ..
+                } => return s.dot_bf16(bytes, x),
                 Storage::Ggml { .. } => {}
             }
         }

@@ -91,13 +91,14 @@ fn uses_q8(w: &WeightMatrix) -> bool {
 /// in order in f32).
 pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f32 {
     let nb = w.cols() / QK8;
+    let row = w.storage().row(line, w.cols());
     let mut sum = 0f32;
     for ib in 0..nb {
         let xq = &qs[ib * QK8..(ib + 1) * QK8];
-        let (scale, isum) = match w.storage() {
+        let (scale, isum) = match row {
             Storage::Mxfp4Pair { blocks, scales } => {
-                let b = &blocks[line * nb * 16 + ib * 16..][..16];
-                let e = scales[line * nb + ib];
+                let b = &blocks[ib * 16..][..16];
+                let e = scales[ib];
                 let mut s = 0i32;
                 for j in 0..16 {
                     s += i32::from(KVALUES_MXFP4[(b[j] & 0x0f) as usize]) * i32::from(xq[2 * j]);
@@ -108,9 +109,9 @@ pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f3
             Storage::Ggml {
                 dtype: DType::Mxfp4,
                 bytes,
-                row_bytes,
+                ..
             } => {
-                let blk = &bytes[line * row_bytes + ib * 17..][..17];
+                let blk = &bytes[ib * 17..][..17];
                 let mut s = 0i32;
                 for j in 0..16 {
                     s += i32::from(KVALUES_MXFP4[(blk[1 + j] & 0x0f) as usize]) * i32::from(xq[j]);
@@ -122,9 +123,9 @@ pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f3
             Storage::Ggml {
                 dtype: DType::Q8_0,
                 bytes,
-                row_bytes,
+                ..
             } => {
-                let blk = &bytes[line * row_bytes + ib * 34..][..34];
+                let blk = &bytes[ib * 34..][..34];
                 let mut s = 0i32;
                 for j in 0..QK8 {
                     s += i32::from(blk[2 + j] as i8) * i32::from(xq[j]);
@@ -151,37 +152,20 @@ fn vec_dot_q8(
     qs: &[i8],
 ) -> f32 {
     if let Some(s) = simd {
-        let nb = w.cols() / QK8;
-        match w.storage() {
+        match w.storage().row(line, w.cols()) {
             Storage::Mxfp4Pair { blocks, scales } => {
-                return s.dot_mxfp4_q8(
-                    true,
-                    &blocks[line * nb * 16..(line + 1) * nb * 16],
-                    &scales[line * nb..(line + 1) * nb],
-                    d,
-                    k,
-                    qs,
-                )
+                return s.dot_mxfp4_q8(true, blocks, scales, d, k, qs)
             }
             Storage::Ggml {
                 dtype: DType::Mxfp4,
                 bytes,
-                row_bytes,
-            } => {
-                return s.dot_mxfp4_q8(
-                    false,
-                    &bytes[line * row_bytes..(line + 1) * row_bytes],
-                    &[],
-                    d,
-                    k,
-                    qs,
-                )
-            }
+                ..
+            } => return s.dot_mxfp4_q8(false, bytes, &[], d, k, qs),
             Storage::Ggml {
                 dtype: DType::Q8_0,
                 bytes,
-                row_bytes,
-            } => return s.dot_q8_0_q8(&bytes[line * row_bytes..(line + 1) * row_bytes], d, qs),
+                ..
+            } => return s.dot_q8_0_q8(bytes, d, qs),
             Storage::Ggml { .. } => {}
         }
     }
@@ -198,21 +182,13 @@ pub fn decode_row_u12(
     wd: &mut [f32],
 ) -> Option<()> {
     let nb = w.cols() / QK8;
-    let (hf, blocks, scales) = match w.storage() {
-        Storage::Mxfp4Pair { blocks, scales } => (
-            true,
-            &blocks[line * nb * 16..(line + 1) * nb * 16],
-            &scales[line * nb..(line + 1) * nb],
-        ),
+    let (hf, blocks, scales) = match w.storage().row(line, w.cols()) {
+        Storage::Mxfp4Pair { blocks, scales } => (true, blocks, scales),
         Storage::Ggml {
             dtype: DType::Mxfp4,
             bytes,
-            row_bytes,
-        } => (
-            false,
-            &bytes[line * row_bytes..(line + 1) * row_bytes],
-            &[][..],
-        ),
+            ..
+        } => (false, bytes, &[][..]),
         Storage::Ggml { .. } => return None,
     };
     if let Some(s) = simd {
