@@ -1,33 +1,9 @@
 //! `ossify verify-parity` end to end on the golden checkpoints: exit codes, the JSON report, and a corrupted
 //! candidate named down to its layer.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn golden(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(p)
-}
-
-fn ossify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ossify"))
-        .args(args)
-        .output()
-        .expect("run ossify")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use common::{golden, json, ossify, s};
 
 #[test]
 fn lossless_layouts_pass_with_exit_0() {

@@ -1,22 +1,9 @@
 //! `ossify perplexity` end to end on golden/tiny.
 
+mod common;
+
+use common::{golden, ossify, s};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn golden(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(p)
-}
-
-fn ossify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ossify"))
-        .args(args)
-        .output()
-        .expect("run ossify")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// golden/reference/tokens.json's first sequence (32 ids), alone in a file.
 fn seq0(dir: &Path) -> PathBuf {
