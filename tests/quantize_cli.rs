@@ -1,18 +1,14 @@
 //! `ossify quantize` from the command line: bad input fails with a clear message and writes nothing; shapes
 //! that a type cannot hold fall back the way llama.cpp does, and say so.
 
+mod common;
+
+use common::ossify;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
 use ossify_formats::DType;
-
-fn ossify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ossify"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn golden(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
