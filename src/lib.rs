@@ -5,6 +5,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod interrupt;
 pub mod npy;
 pub mod parity;
 pub mod plan;
