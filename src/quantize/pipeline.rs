@@ -14,6 +14,7 @@ use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::gpt_oss::names;
 use crate::plan::{OutType, Plan};
 
 use super::encode::{check_source_len, Mxfp4Scale, TensorEncoder};
@@ -188,7 +189,7 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         })
         .collect();
     let mut rules = opts.rules.clone();
-    rules.tied_embeddings = f.tensor_info("output.weight").is_none();
+    rules.tied_embeddings = f.tensor_info(names::OUTPUT.gguf).is_none();
     let opts = QuantizeOptions {
         rules,
         ..opts.clone()
