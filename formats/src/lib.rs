@@ -10,7 +10,7 @@ pub mod atomic;
 pub mod cpu;
 pub mod dtype;
 pub mod gguf;
-mod mmap;
+pub mod mmap;
 pub mod quant;
 pub mod safetensors;
 pub mod tensor;
