@@ -181,6 +181,8 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    #[command(flatten)]
+    split: cli::split::SplitArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +215,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            split: a.split.rule(),
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
-use ossify_formats::gguf::{GgufFile, MetaValue};
+use ossify_formats::gguf::{GgufModel, MetaValue};
 
 use crate::gpt_oss::names;
 use crate::gpt_oss::{AttentionKind, GptOssConfig, RopeScaling};
@@ -20,7 +20,7 @@ const LLAMACPP_YARN_BETA_FAST: f64 = 32.0;
 const LLAMACPP_YARN_BETA_SLOW: f64 = 1.0;
 
 struct Meta<'a> {
-    file: &'a GgufFile,
+    file: &'a GgufModel,
     path: &'a Path,
 }
 
@@ -78,7 +78,7 @@ impl<'a> Meta<'a> {
 }
 
 pub(super) fn open(path: &Path) -> Result<Checkpoint> {
-    let file = GgufFile::open(path).map_err(anyhow::Error::new)?;
+    let file = GgufModel::open(path).map_err(anyhow::Error::new)?;
     let config = config_from_gguf(&file, path)?;
     validate(&file, path, &config)?;
     Ok(Checkpoint {
@@ -93,7 +93,7 @@ pub(super) fn open(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Reads a [`GptOssConfig`] from GGUF metadata.
-pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
+pub fn config_from_gguf(file: &GgufModel, path: &Path) -> Result<GptOssConfig> {
     let arch = file
         .get(k::GENERAL_ARCHITECTURE)
         .and_then(MetaValue::as_str)
@@ -214,7 +214,7 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
 }
 
 /// Every tensor llama.cpp's gpt-oss loader requires, with the shape the metadata implies.
-fn validate(file: &GgufFile, path: &Path, c: &GptOssConfig) -> Result<()> {
+fn validate(file: &GgufModel, path: &Path, c: &GptOssConfig) -> Result<()> {
     for (bid, row) in names::all_tensors(c.num_hidden_layers) {
         let name = bid.map_or(row.gguf.to_string(), |b| names::layer_name(row.gguf, b));
         let Some(want) = gguf_shape(row.gguf, c) else {

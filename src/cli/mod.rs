@@ -5,4 +5,5 @@ pub mod convert;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
+pub mod split;
 pub mod verify_parity;
