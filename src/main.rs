@@ -109,6 +109,9 @@ struct PerplexityArgs {
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
     dump_logits: Option<PathBuf>,
+    /// Replace existing --dump-logits files (never an input).
+    #[arg(long)]
+    force: bool,
     /// Round the YaRN correction range as llama.cpp does.
     #[arg(long)]
     yarn_truncate: bool,
@@ -183,6 +186,9 @@ struct ConvertArgs {
     piece_bytes: usize,
     #[command(flatten)]
     split: cli::split::SplitArgs,
+    /// Replace an existing output file (never an input).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +222,7 @@ fn run() -> anyhow::Result<ExitCode> {
             progress: true,
             piece_bytes: a.piece_bytes,
             split: a.split.rule(),
+            force: a.force,
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
@@ -265,6 +272,7 @@ fn run() -> anyhow::Result<ExitCode> {
             yarn_truncate: a.yarn_truncate,
             precision: a.precision.into(),
             json: a.json,
+            force: a.force,
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
     }
@@ -272,6 +280,7 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    ossify::interrupt::install();
     match run() {
         Ok(code) => code,
         Err(err) => {

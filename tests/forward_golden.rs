@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::rope::Rope;
-use ossify::gpt_oss::{ForwardOptions, Model, NameLayout, Precision, SubBlock};
+use ossify::gpt_oss::{ForwardOptions, Layout, Model, Precision, SubBlock};
 use ossify_formats::DType;
 
 const MAX_DLOGIT: f64 = 1e-3;
@@ -386,7 +386,7 @@ fn traced_residuals_match_transformers() {
 fn kv_cache_and_batching_agree_with_one_pass() {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
     let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
-    assert_eq!(model.layout(), NameLayout::Hf);
+    assert_eq!(model.layout(), Layout::Hf);
     let toks = &sequences()[0];
     let window = model.config().sliding_window;
     assert!(toks.len() > 2 * window, "sequence must outrun the window");

@@ -29,6 +29,7 @@ fn options(preset: &str) -> QuantizeOptions {
         imatrix: None,
         progress: false,
         split: Default::default(),
+        existing: ossify_formats::atomic::Existing::Refuse,
     }
 }
 

@@ -39,13 +39,8 @@ fn single_and_split(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
         .iter()
         .map(|f| PathBuf::from(f.as_str().unwrap()))
         .collect();
-    let names: Vec<String> = (1..=4)
-        .map(|i| format!("m-{i:05}-of-00004.gguf"))
-        .collect();
-    assert_eq!(
-        files,
-        names.iter().map(|n| dir.join(n)).collect::<Vec<_>>()
-    );
+    let names: Vec<String> = (1..=4).map(|i| format!("m-{i:05}-of-00004.gguf")).collect();
+    assert_eq!(files, names.iter().map(|n| dir.join(n)).collect::<Vec<_>>());
     (single, files)
 }
 
@@ -108,7 +103,13 @@ fn quantize_keeps_or_drops_the_split() {
     let (single, files) = single_and_split(dir.path());
     let q1 = dir.path().join("q1.gguf");
     ok(&ossify(&[
-        "quantize", s(&single), "-o", s(&q1), "--type", "mxfp4_moe", "-q",
+        "quantize",
+        s(&single),
+        "-o",
+        s(&q1),
+        "--type",
+        "mxfp4_moe",
+        "-q",
     ]));
     // --keep-split: shard i of the output holds the tensors of shard i of the input.
     ok(&ossify(&[
@@ -136,7 +137,13 @@ fn quantize_keeps_or_drops_the_split() {
     // Without it, a split input gives one file, without the input's split keys.
     let q2 = dir.path().join("q2.gguf");
     ok(&ossify(&[
-        "quantize", s(&files[2]), "-o", s(&q2), "--type", "mxfp4_moe", "-q",
+        "quantize",
+        s(&files[2]),
+        "-o",
+        s(&q2),
+        "--type",
+        "mxfp4_moe",
+        "-q",
     ]));
     assert_eq!(fs::read(&q1).unwrap(), fs::read(&q2).unwrap());
 }
@@ -147,10 +154,12 @@ fn a_broken_set_fails_naming_the_shard() {
     let (single, files) = single_and_split(dir.path());
     let gone = dir.path().join("gone");
     fs::rename(&files[2], &gone).unwrap();
+    let q = dir.path().join("q.gguf");
     for args in [
         vec!["inspect-weights", s(&files[0])],
         vec!["verify-parity", s(&single), s(&files[3])],
-        vec!["quantize", s(&files[0]), "-o", "/nonexistent/q.gguf"],
+        vec!["quantize", s(&files[0]), "-o", s(&q)],
+        vec!["quantize", s(&files[0]), "-o", s(&q), "--keep-split"],
     ] {
         let o = ossify(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -160,6 +169,8 @@ fn a_broken_set_fails_naming_the_shard() {
             "{args:?}: {e}"
         );
     }
+    // Nothing written.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1 + 3 + 1);
     fs::rename(&gone, &files[2]).unwrap();
     // Truncated: the shard and what is wrong.
     let len = fs::metadata(&files[1]).unwrap().len();
@@ -199,14 +210,7 @@ fn bad_split_flags_are_refused() {
         assert!(stderr(&o).contains(needle), "{flags:?}: {}", stderr(&o));
     }
     // --keep-split needs a GGUF input.
-    let o = ossify(&[
-        "quantize",
-        s(&tiny),
-        "-o",
-        s(&out),
-        "--keep-split",
-        "-q",
-    ]);
+    let o = ossify(&["quantize", s(&tiny), "-o", s(&out), "--keep-split", "-q"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--keep-split"), "{}", stderr(&o));
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);

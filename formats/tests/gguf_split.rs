@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants as c;
 use ossify_formats::gguf::{
     split_path, GgufError, GgufFile, GgufModel, GgufWriter, MetaValue, SplitRule,
@@ -35,7 +36,7 @@ fn writer(extra_kv: &[(&str, MetaValue)]) -> GgufWriter {
 }
 
 fn write(w: GgufWriter, path: &Path, rule: SplitRule) -> Vec<PathBuf> {
-    let out = w.create_split(path, rule).unwrap();
+    let out = w.create_split(path, rule, Existing::Refuse).unwrap();
     let paths: Vec<PathBuf> = out.paths().iter().map(|p| p.to_path_buf()).collect();
     for (i, (name, n)) in TENSORS.iter().enumerate() {
         out.write_tensor(i, &bytes(name, n * 4)).unwrap();
@@ -314,7 +315,11 @@ fn writer_refuses_a_stray_of_another_split() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("m-00001-of-00004.gguf"), b"old").unwrap();
     let e = writer(&[])
-        .create_split(&dir.path().join("m.gguf"), SplitRule::MaxTensors(2))
+        .create_split(
+            &dir.path().join("m.gguf"),
+            SplitRule::MaxTensors(2),
+            Existing::Refuse,
+        )
         .unwrap_err();
     assert!(e.to_string().contains("m-00001-of-00004.gguf"), "{e}");
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
@@ -325,7 +330,11 @@ fn writer_refuses_a_stray_of_another_split() {
 fn nothing_appears_until_every_shard_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = writer(&[])
-        .create_split(&dir.path().join("m.gguf"), SplitRule::MaxTensors(2))
+        .create_split(
+            &dir.path().join("m.gguf"),
+            SplitRule::MaxTensors(2),
+            Existing::Refuse,
+        )
         .unwrap();
     for (i, (name, n)) in TENSORS.iter().enumerate().take(4) {
         out.write_tensor(i, &bytes(name, n * 4)).unwrap();
@@ -334,4 +343,36 @@ fn nothing_appears_until_every_shard_is_written() {
     assert!(e.to_string().contains("m-00003-of-00003.gguf"), "{e}");
     assert!(e.to_string().contains("'e'"), "{e}");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn an_existing_shard_is_not_replaced_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = three_shards(dir.path());
+    let before: Vec<Vec<u8>> = paths.iter().map(|p| fs::read(p).unwrap()).collect();
+    let e = writer(&[("t.other", MetaValue::U8(1))])
+        .create_split(
+            &dir.path().join("m.gguf"),
+            SplitRule::MaxTensors(2),
+            Existing::Refuse,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("m-00001-of-00003.gguf"), "{e}");
+    let after: Vec<Vec<u8>> = paths.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(before, after);
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    // --force replaces them all.
+    let out = writer(&[("t.other", MetaValue::U8(1))])
+        .create_split(
+            &dir.path().join("m.gguf"),
+            SplitRule::MaxTensors(2),
+            Existing::Replace,
+        )
+        .unwrap();
+    for (i, (name, n)) in TENSORS.iter().enumerate() {
+        out.write_tensor(i, &bytes(name, n * 4)).unwrap();
+    }
+    out.finish().unwrap();
+    let m = GgufModel::open(&paths[1]).unwrap();
+    assert_eq!(m.get("t.other"), Some(&MetaValue::U8(1)));
 }

@@ -2,3 +2,5 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;

@@ -32,8 +32,9 @@ pub use ossify_kernels::cpu::Precision;
 use ossify_kernels::cpu::{dot, matmul_prec, WeightMatrix};
 
 use super::config::{AttentionKind, GptOssConfig};
+use super::names::Layout;
 use super::rope::Rope;
-use super::weights::{LayerWeights, NameLayout, TensorSource, Weights};
+use super::weights::{LayerWeights, TensorSource, Weights};
 
 /// gpt-oss's SwiGLU slope (transformers' `swiglu_alpha`, OpenAI's `alpha` in gpt_oss/torch/model.py).
 pub const SWIGLU_ALPHA: f32 = 1.702;
@@ -229,7 +230,7 @@ impl<'a> Model<'a> {
     }
 
     /// Which naming the checkpoint used (GGUF, HF or original).
-    pub fn layout(&self) -> NameLayout {
+    pub fn layout(&self) -> Layout {
         self.weights.layout
     }
 

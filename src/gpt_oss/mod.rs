@@ -9,4 +9,5 @@ pub mod rope;
 pub mod weights;
 
 pub use forward::{Divergence, ForwardOptions, Model, Precision, Session, SubBlock, Trace};
-pub use weights::{NameLayout, TensorSource};
+pub use names::Layout;
+pub use weights::TensorSource;

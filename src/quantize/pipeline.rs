@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
@@ -14,6 +15,7 @@ use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitRule};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::gpt_oss::names;
 use crate::plan::{OutType, Plan};
 
 use super::encode::{check_source_len, Mxfp4Scale, TensorEncoder};
@@ -47,6 +49,8 @@ pub struct QuantizeOptions {
     pub progress: bool,
     /// One file, or a split GGUF.
     pub split: OutputSplit,
+    /// What to do about an existing output (`--force` replaces a file, never an input).
+    pub existing: Existing,
 }
 
 /// How the output GGUF is cut into files.
@@ -139,8 +143,8 @@ pub fn write_gguf(
             .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
     }
     let out = match &opts.split {
-        OutputSplit::Rule(rule) => w.create_split(output, *rule)?,
-        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of)?,
+        OutputSplit::Rule(rule) => w.create_split(output, *rule, opts.existing)?,
+        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of, opts.existing)?,
         OutputSplit::KeepInput => bail!(
             "--keep-split keeps the shards of a split GGUF input; this input is not GGUF (cut the output with \
              --split-max-size or --split-max-tensors)"
@@ -226,7 +230,7 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         })
         .collect();
     let mut rules = opts.rules.clone();
-    rules.tied_embeddings = f.tensor_info("output.weight").is_none();
+    rules.tied_embeddings = f.tensor_info(names::OUTPUT.gguf).is_none();
     let split = match &opts.split {
         OutputSplit::KeepInput => OutputSplit::Shards(
             f.tensor_infos()

@@ -23,7 +23,7 @@ use super::constants::{
 use super::split::{check_no_strays, is_split_key, split_path, MAX_SPLITS};
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
-use crate::atomic::PartialFile;
+use crate::atomic::{Existing, PartialFile};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -210,9 +210,15 @@ impl GgufWriter {
     }
 
     /// Creates `<path>.partial`, writes the header, and sizes the file; returns the handle tensors are written
-    /// through. Nothing appears at `path` until [`GgufOutput::finish`].
+    /// through. Nothing appears at `path` until [`GgufOutput::finish`]. An existing `path` is refused (see
+    /// [`GgufWriter::create_with`]).
     pub fn create(self, path: &Path) -> Result<GgufOutput, GgufError> {
-        let shard = self.create_file(path)?;
+        self.create_with(path, Existing::Refuse)
+    }
+
+    /// [`GgufWriter::create`], with what to do about an existing `path` (the rules of [`crate::atomic`]).
+    pub fn create_with(self, path: &Path, existing: Existing) -> Result<GgufOutput, GgufError> {
+        let shard = self.create_file(path, existing)?;
         let place = shard.offsets.iter().map(|&o| (0, o)).collect();
         Ok(GgufOutput::new(vec![shard.out], self.tensors, place))
     }
@@ -223,15 +229,26 @@ impl GgufWriter {
     /// `split.no`, `split.count`, `split.tensors.count`; the others only those three. A rule that gives one
     /// shard writes the plain file at `path`, as llama.cpp's converter does. Nothing appears until
     /// [`GgufOutput::finish`], which renames the first shard last, so a reader that finds it finds the rest.
-    pub fn create_split(self, path: &Path, rule: SplitRule) -> Result<GgufOutput, GgufError> {
+    /// `existing` applies to each shard.
+    pub fn create_split(
+        self,
+        path: &Path,
+        rule: SplitRule,
+        existing: Existing,
+    ) -> Result<GgufOutput, GgufError> {
         let sizes: Vec<usize> = self.tensors.iter().map(|t| t.size).collect();
         let shard_of = rule.assign(&sizes);
-        self.create_shards(path, &shard_of)
+        self.create_shards(path, &shard_of, existing)
     }
 
     /// [`GgufWriter::create_split`] with each tensor's shard given (0-based, in tensor order; each shard
     /// continues the last or starts the next, none empty): llama-quantize `--keep-split` keeps its input's.
-    pub fn create_shards(self, path: &Path, shard_of: &[usize]) -> Result<GgufOutput, GgufError> {
+    pub fn create_shards(
+        self,
+        path: &Path,
+        shard_of: &[usize],
+        existing: Existing,
+    ) -> Result<GgufOutput, GgufError> {
         let contiguous = shard_of.len() == self.tensors.len()
             && shard_of.first().is_none_or(|&s| s == 0)
             && shard_of
@@ -245,7 +262,7 @@ impl GgufWriter {
         }
         let count = shard_of.last().map_or(1, |&s| s + 1);
         if count <= 1 {
-            return self.create(path);
+            return self.create_with(path, existing);
         }
         if count > MAX_SPLITS {
             return Err(GgufError::TooManySplits {
@@ -290,7 +307,7 @@ impl GgufWriter {
         let mut files = Vec::with_capacity(count);
         let mut place = Vec::with_capacity(self.tensors.len());
         for (no, w) in writers.iter().enumerate() {
-            let shard = w.create_file(&split_path(&prefix, no, count))?;
+            let shard = w.create_file(&split_path(&prefix, no, count), existing)?;
             place.extend(shard.offsets.iter().map(|&o| (no, o)));
             files.push(shard.out);
         }
@@ -298,11 +315,11 @@ impl GgufWriter {
     }
 
     /// One file: header written, length set, offsets of its tensors.
-    fn create_file(&self, path: &Path) -> Result<PlannedFile, GgufError> {
+    fn create_file(&self, path: &Path, existing: Existing) -> Result<PlannedFile, GgufError> {
         let (header, offsets, data_len) = self.plan();
         let data_offset = header.len() as u64;
         let run = || -> Result<PartialFile, GgufError> {
-            let file = PartialFile::create(path)?;
+            let file = PartialFile::create(path, existing)?;
             file.file().write_all_at(&header, 0)?;
             // Extending the file fills it with zeros: that is the padding between tensors (and sparse until
             // the tensors are written).
@@ -525,11 +542,13 @@ impl GgufOutput {
                 .map_err(|e| GgufError::Io(e).in_file(f.file.target()))?;
         }
         for f in self.files.into_iter().rev() {
-            let path = f.file.target().to_owned();
-            f.file
-                .commit()
-                .map_err(|e| GgufError::Io(e).in_file(&path))?;
+            f.file.commit()?;
         }
         Ok(())
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.files.iter().any(|f| f.file.replaced_stale())
     }
 }
