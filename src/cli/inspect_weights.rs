@@ -171,9 +171,14 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
 /// architecture's tensors are listed; the summary appears when the metadata describes gpt-oss).
 fn inspect_gguf(path: &Path, opts: &InspectOptions) -> Result<Report> {
     let model = GgufModel::open(path)?;
-    let architecture = config_from_gguf(&model, path)
-        .ok()
-        .map(|c| Architecture::of(&c));
+    // Another architecture's file is listed without a summary; a gpt-oss file whose metadata is broken is
+    // bad input like any other.
+    let is_gpt_oss = model.architecture() == Some(ossify_formats::gguf::constants::ARCH_GPT_OSS);
+    let architecture = match config_from_gguf(&model, path) {
+        Ok(c) => Some(Architecture::of(&c)),
+        Err(e) if is_gpt_oss => return Err(e),
+        Err(_) => None,
+    };
     let views: Vec<TensorView<'_>> = model.tensor_views().collect();
     let files: Vec<String> = views
         .iter()
