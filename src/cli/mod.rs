@@ -6,6 +6,7 @@ pub mod generate;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
+pub mod split;
 pub mod tokenize;
 pub mod verify_parity;
 
