@@ -157,7 +157,7 @@ impl Talker<'_> {
                     self.args.reasoning.as_str().into(),
                 );
                 let text = template::render(tpl, &messages, &extra, true, self.today)
-                    .with_context(|| format!("{from}"))?;
+                    .with_context(|| from.clone())?;
                 self.tok.encode(&text, true)
             }
         }
