@@ -32,6 +32,8 @@ pub use ossify_kernels::cpu::Precision;
 use ossify_kernels::cpu::{dot, matmul_prec, WeightMatrix};
 
 use super::config::{AttentionKind, GptOssConfig};
+pub use super::cuda::Device;
+use super::cuda::{CudaModel, CudaSession};
 use super::rope::Rope;
 use super::weights::{LayerWeights, NameLayout, TensorSource, Weights};
 
@@ -52,6 +54,8 @@ pub struct ForwardOptions {
     /// How matmul activations are rounded: exact f32 (the transformers reference) or as llama.cpp's CPU
     /// backend rounds them (Q8_0 for MXFP4 / Q8_0 weights, BF16 for BF16), which is faster.
     pub precision: Precision,
+    /// Where to compute: the CPU, or a CUDA GPU ([`super::cuda`]).
+    pub device: Device,
 }
 
 impl ForwardOptions {
@@ -76,6 +80,7 @@ impl Default for ForwardOptions {
             batch_size: 512,
             context: 0,
             precision: Precision::Exact,
+            device: Device::Cpu,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Model<'a> {
     options: ForwardOptions,
     pool: rayon::ThreadPool,
     expert_hook: Option<ExpertHook<'a>>,
+    /// The weights on a GPU when `options.device` chose one: every step runs there.
+    cuda: Option<CudaModel>,
 }
 
 /// Which half of a layer a traced residual follows.
@@ -208,6 +215,7 @@ impl<'a> Model<'a> {
             .num_threads(options.threads)
             .build()
             .context("starting the forward pass's thread pool")?;
+        let cuda = CudaModel::for_device(&config, &weights, &options)?;
         Ok(Model {
             config,
             weights,
@@ -215,6 +223,7 @@ impl<'a> Model<'a> {
             options,
             pool,
             expert_hook: None,
+            cuda,
         })
     }
 
@@ -237,12 +246,28 @@ impl<'a> Model<'a> {
         &self.options
     }
 
+    /// Where the forward pass runs: "cpu", or the GPU ("NVIDIA H200 (sm_90)").
+    pub fn device(&self) -> String {
+        self.cuda
+            .as_ref()
+            .map_or_else(|| "cpu".to_string(), |c| c.describe())
+    }
+
+    /// The GPU model, when the forward pass runs on one.
+    pub fn cuda(&self) -> Option<&CudaModel> {
+        self.cuda.as_ref()
+    }
+
     /// A fresh session (empty KV cache).
     pub fn session(&self) -> Session<'_, 'a> {
         let kvd = self.config.num_key_value_heads * self.config.head_dim;
-        let caches = self
-            .weights
-            .layers
+        // On a GPU the caches live there (made on the first step).
+        let cpu_layers = if self.cuda.is_some() {
+            &[][..]
+        } else {
+            &self.weights.layers[..]
+        };
+        let caches = cpu_layers
             .iter()
             .map(|l| match l.kind {
                 AttentionKind::Sliding => {
@@ -266,6 +291,7 @@ impl<'a> Model<'a> {
             model: self,
             caches,
             n_past: 0,
+            gpu: None,
         }
     }
 
@@ -337,6 +363,7 @@ pub struct Session<'m, 'a> {
     model: &'m Model<'a>,
     caches: Vec<LayerCache>,
     n_past: usize,
+    gpu: Option<CudaSession>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -410,6 +437,13 @@ impl<'m, 'a> Session<'m, 'a> {
         let (t_n, h, v_n) = (tokens.len(), cfg.hidden_size, cfg.vocab_size);
         if t_n == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(gpu) = &m.cuda {
+            let hook = m.expert_hook.as_deref();
+            let p0 = self.n_past;
+            let out = gpu.step(&mut self.gpu, &m.rope, p0, tokens, trace, logits_from, hook)?;
+            self.n_past += t_n;
+            return Ok(out);
         }
         let (nh, nkv, hd) = (
             cfg.num_attention_heads,
