@@ -113,6 +113,9 @@ struct PerplexityArgs {
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
     dump_logits: Option<PathBuf>,
+    /// Replace existing --dump-logits files (never an input).
+    #[arg(long)]
+    force: bool,
     /// Round the YaRN correction range as llama.cpp does.
     #[arg(long)]
     yarn_truncate: bool,
@@ -188,6 +191,9 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    /// Replace an existing output file (never an input).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -220,6 +226,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            force: a.force,
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
@@ -271,6 +278,7 @@ fn run() -> anyhow::Result<ExitCode> {
             precision: a.precision.into(),
             device: a.device,
             json: a.json,
+            force: a.force,
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
     }
@@ -278,6 +286,7 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    ossify::interrupt::install();
     match run() {
         Ok(code) => code,
         Err(err) => {

@@ -19,8 +19,9 @@ use ossify_formats::quant::{self, repack_hf_to_ggml};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 
-use crate::checkpoint::{mxfp4_names, Checkpoint, ExpertStorage, Layout};
-use crate::gpt_oss::names::{self, Part};
+use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
+use crate::gpt_oss::names;
+pub use crate::gpt_oss::names::Source;
 
 /// `--outtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,82 +81,6 @@ impl OutType {
     }
 }
 
-/// Which rows along dimension 1 (the gate/up interleave) a tensor takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rows {
-    All,
-    Even,
-    Odd,
-}
-
-impl Rows {
-    fn of(part: Part) -> Rows {
-        match part {
-            Part::Gate => Rows::Even,
-            Part::Up => Rows::Odd,
-            _ => Rows::All,
-        }
-    }
-    /// (step, offset) of source row for output row r: r * step + offset.
-    fn step(self) -> (usize, usize) {
-        match self {
-            Rows::All => (1, 0),
-            Rows::Even => (2, 0),
-            Rows::Odd => (2, 1),
-        }
-    }
-}
-
-/// Where a GGUF tensor's values come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// A float tensor, whole or with rows along dimension 1 selected (gate/up and their biases).
-    Float { name: String, rows: Rows },
-    /// Rows `[start, end)` of a float tensor's outermost dimension (original layout's fused qkv).
-    RowRange {
-        name: String,
-        start: usize,
-        end: usize,
-    },
-    /// Dense experts stored (E, in, out): read transposed to (E, out, in), then `rows` of out.
-    DenseExperts { name: String, rows: Rows },
-    /// MXFP4 blocks + scales, (E, out, in/32, 16) and (E, out, in/32): `rows` of out, repacked.
-    Mxfp4 {
-        blocks: String,
-        scales: String,
-        rows: Rows,
-    },
-}
-
-impl Source {
-    /// The checkpoint tensors this reads.
-    pub fn inputs(&self) -> Vec<&str> {
-        match self {
-            Source::Float { name, .. }
-            | Source::RowRange { name, .. }
-            | Source::DenseExperts { name, .. } => vec![name],
-            Source::Mxfp4 { blocks, scales, .. } => vec![blocks, scales],
-        }
-    }
-
-    /// One line for humans: how the tensor is made.
-    pub fn describe(&self) -> String {
-        let rows = |r: &Rows| match r {
-            Rows::All => "",
-            Rows::Even => ", even rows",
-            Rows::Odd => ", odd rows",
-        };
-        match self {
-            Source::Float { name, rows: r } => format!("{name}{}", rows(r)),
-            Source::RowRange { name, start, end } => format!("{name} rows {start}..{end}"),
-            Source::DenseExperts { name, rows: r } => format!("{name} transposed{}", rows(r)),
-            Source::Mxfp4 {
-                blocks, rows: r, ..
-            } => format!("{blocks} repacked{}", rows(r)),
-        }
-    }
-}
-
 /// One output tensor.
 #[derive(Clone, Debug)]
 pub struct PlannedTensor {
@@ -184,12 +109,13 @@ pub struct Plan {
     pub file_type: u32,
 }
 
-/// The type llama.cpp's converter stores a (non-MXFP4) tensor in (base.py `prepare_tensors`).
+/// The type llama.cpp's converter stores a (non-MXFP4) tensor in (base.py `prepare_tensors`; the router,
+/// MODEL_TENSOR.FFN_GATE_INP, is always F32).
 pub fn target_dtype(gguf_name: &str, shape: &[usize], outtype: DType) -> DType {
     let n_dims = shape.len();
     if n_dims <= 1
         || gguf_name.ends_with("_norm.weight")
-        || is_router(gguf_name)
+        || names::FFN_GATE_INP.is(gguf_name)
         || !gguf_name.ends_with(".weight")
     {
         return DType::F32;
@@ -199,11 +125,6 @@ pub fn target_dtype(gguf_name: &str, shape: &[usize], outtype: DType) -> DType {
         return DType::F16;
     }
     outtype
-}
-
-/// `blk.N.ffn_gate_inp.weight` (MODEL_TENSOR.FFN_GATE_INP, always F32 in llama.cpp's converter).
-fn is_router(name: &str) -> bool {
-    name.starts_with("blk.") && name.ends_with(".ffn_gate_inp.weight")
 }
 
 impl Plan {
@@ -221,68 +142,24 @@ impl Plan {
             o => o,
         };
         let out_dtype = outtype.dtype().unwrap_or(DType::F32);
-        let mut tensors = Vec::new();
-        for (bid, row) in names::all_tensors(c.num_hidden_layers) {
-            let name = bid.map_or(row.gguf.to_string(), |b| names::layer_name(row.gguf, b));
-            let shape = crate::checkpoint::gguf_shape(row.gguf, c)
-                .ok_or_else(|| anyhow!("no shape rule for GGUF tensor '{name}'"))?;
-            let (template, part) = match ckpt.layout {
-                Layout::Original => (row.original, row.original_part),
-                _ => (row.hf, row.hf_part),
-            };
-            let src = bid.map_or(template.to_string(), |b| names::layer_name(template, b));
-            let (source, dtype) = if row.expert_matrix {
-                match ckpt.experts {
-                    ExpertStorage::Mxfp4 => {
-                        let (blocks, scales) = mxfp4_names(&src, ckpt.layout);
-                        (
-                            Source::Mxfp4 {
-                                blocks,
-                                scales,
-                                rows: Rows::of(part),
-                            },
-                            DType::Mxfp4,
-                        )
-                    }
-                    ExpertStorage::Dense(_) => (
-                        Source::DenseExperts {
-                            name: src,
-                            rows: Rows::of(part),
-                        },
-                        target_dtype(&name, &shape, out_dtype),
-                    ),
-                    ExpertStorage::Gguf => bail!("GGUF input cannot be planned"),
-                }
-            } else {
-                let source = match part {
-                    Part::Whole | Part::Gate | Part::Up => Source::Float {
-                        name: src,
-                        rows: Rows::of(part),
-                    },
-                    Part::Q | Part::K | Part::V => {
-                        let q = c.num_attention_heads * c.head_dim;
-                        let kv = c.num_key_value_heads * c.head_dim;
-                        let (start, end) = match part {
-                            Part::Q => (0, q),
-                            Part::K => (q, q + kv),
-                            _ => (q + kv, q + 2 * kv),
-                        };
-                        Source::RowRange {
-                            name: src,
-                            start,
-                            end,
-                        }
-                    }
-                };
-                (source, target_dtype(&name, &shape, out_dtype))
-            };
-            tensors.push(PlannedTensor {
-                name,
-                shape,
-                dtype,
-                source,
-            });
+        if ckpt.experts == ExpertStorage::Gguf {
+            bail!("GGUF input cannot be planned");
         }
+        let tensors = names::resolve_all(ckpt.layout, ckpt.experts, c)
+            .into_iter()
+            .map(|r| {
+                let dtype = match r.source {
+                    Source::Mxfp4 { .. } => DType::Mxfp4,
+                    _ => target_dtype(&r.gguf, &r.shape, out_dtype),
+                };
+                PlannedTensor {
+                    name: r.gguf,
+                    shape: r.shape,
+                    dtype,
+                    source: r.source,
+                }
+            })
+            .collect();
         Ok(Plan {
             tensors,
             outtype,
@@ -362,11 +239,8 @@ impl PlannedTensor {
     /// which the encoders canonicalise as gguf-py does (`has_nan` tells when a piece needs the full path).
     pub fn unchanged_source<'c>(&self, ckpt: &'c Checkpoint) -> Option<&'c [u8]> {
         let (name, first) = match &self.source {
-            Source::Float {
-                name,
-                rows: Rows::All,
-            } => (name, 0),
-            Source::RowRange { name, start, .. } => {
+            Source::Whole { name } => (name, 0),
+            Source::Rows { name, start, .. } => {
                 let row_len = if self.shape.len() == 1 {
                     1
                 } else {
@@ -431,7 +305,7 @@ impl PlannedTensor {
             Source::Mxfp4 {
                 blocks,
                 scales,
-                rows: which,
+                parity,
             } => {
                 let b = ckpt.tensor(blocks)?;
                 let s = ckpt.tensor(scales)?;
@@ -444,7 +318,7 @@ impl PlannedTensor {
                 };
                 let nb = row_len / 32;
                 let r_out = *self.shape.get(1).unwrap_or(&0);
-                let (step, off) = which.step();
+                let (step, off) = Source::row_step(*parity);
                 if r_out == 0 || (r_out - 1) * step + off >= r_src {
                     bail!("'{blocks}' has {r_src} rows, too few for {r_out} output rows");
                 }
@@ -467,14 +341,14 @@ impl PlannedTensor {
                     &s.bytes[first * nb..last * nb],
                 ])
             }
-            Source::DenseExperts { name, rows: which } => {
+            Source::DenseExperts { name, parity } => {
                 let t = float_source(ckpt, name)?;
                 let r_out = self.shape.get(1).copied().unwrap_or(0).max(1);
                 if r0 % r_out != 0 || rows.end % r_out != 0 {
                     bail!("rows {rows:?} are not whole experts of {r_out} rows");
                 }
                 let (e0, e1) = (r0 / r_out, rows.end / r_out);
-                self.transpose_experts(&t, *which, e0, row_len, row_bytes, out)?;
+                self.transpose_experts(&t, *parity, e0, row_len, row_bytes, out)?;
                 let per_expert = t.bytes.len() / t.shape.first().copied().unwrap_or(1).max(1);
                 Ok(vec![&t.bytes[e0 * per_expert..e1 * per_expert]])
             }
@@ -530,11 +404,10 @@ impl PlannedTensor {
     fn row_map<'s>(&self, source: &'s Source, ckpt: &Checkpoint) -> Result<(&'s str, RowMap)> {
         let row_len = self.shape.last().copied().unwrap_or(1);
         Ok(match source {
-            Source::Float { name, rows } => {
-                let (step, off) = rows.step();
-                if step == 1 {
-                    (name, RowMap::Contiguous(Box::new(move |r| r * row_len)))
-                } else if self.shape.len() == 2 && ckpt.tensor(name)?.shape.len() == 2 {
+            Source::Whole { name } => (name, RowMap::Contiguous(Box::new(move |r| r * row_len))),
+            Source::Interleaved { name, parity } => {
+                let (step, off) = Source::row_step(Some(*parity));
+                if self.shape.len() == 2 && ckpt.tensor(name)?.shape.len() == 2 {
                     // A gate/up bias (E, 2I) -> (E, I): every other entry of the last dimension.
                     (
                         name,
@@ -552,7 +425,7 @@ impl PlannedTensor {
                     )
                 }
             }
-            Source::RowRange { name, start, .. } => {
+            Source::Rows { name, start, .. } => {
                 let start = *start;
                 if self.shape.len() == 1 {
                     // A bias: one row, elements start..end.
@@ -575,7 +448,7 @@ impl PlannedTensor {
     fn transpose_experts(
         &self,
         t: &TensorView<'_>,
-        rows: Rows,
+        parity: Option<usize>,
         first_expert: usize,
         row_len: usize,
         row_bytes: usize,
@@ -587,7 +460,7 @@ impl PlannedTensor {
             _ => bail!("expected a 3-D expert tensor, found {:?}", t.shape),
         };
         let r_out = *self.shape.get(1).unwrap_or(&0);
-        let (step, off) = rows.step();
+        let (step, off) = Source::row_step(parity);
         if c_n != row_len
             || (r_out > 0 && (r_out - 1) * step + off >= out_total)
             || e_n != self.shape[0]

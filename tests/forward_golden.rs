@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::rope::Rope;
-use ossify::gpt_oss::{Device, ForwardOptions, Model, NameLayout, Precision, SubBlock};
+use ossify::gpt_oss::{Device, ForwardOptions, Layout, Model, Precision, SubBlock};
 use ossify_formats::DType;
 
 const MAX_DLOGIT: f64 = 1e-3;
@@ -420,7 +420,7 @@ test_device!(kv_cache_and_batching_agree_with_one_pass);
 fn kv_cache_and_batching_agree_with_one_pass(device: Device) {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
     let model = Model::new(&ckpt, opts(device)).unwrap();
-    assert_eq!(model.layout(), NameLayout::Hf);
+    assert_eq!(model.layout(), Layout::Hf);
     let toks = &sequences()[0];
     let window = model.config().sliding_window;
     assert!(toks.len() > 2 * window, "sequence must outrun the window");

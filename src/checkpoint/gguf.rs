@@ -10,8 +10,7 @@ use ossify_formats::gguf::{GgufFile, MetaValue};
 use crate::gpt_oss::names;
 use crate::gpt_oss::{AttentionKind, GptOssConfig, RopeScaling};
 
-use super::expect::{gguf_shape, ExpertStorage};
-use super::{Checkpoint, Layout, Store};
+use super::{Checkpoint, ExpertStorage, Layout, Store};
 
 /// llama.cpp's gpt-oss graph hard-codes the SwiGLU clamp (src/models/openai-moe.cpp, `ggml_swiglu_oai` limit).
 const LLAMACPP_SWIGLU_LIMIT: f64 = 7.0;
@@ -123,12 +122,13 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     {
         Some(a) => a.len(),
         None => file
-            .tensor_info("token_embd.weight")
+            .tensor_info(names::TOKEN_EMBD.gguf)
             .and_then(|t| t.shape.first().copied())
             .ok_or_else(|| {
                 anyhow!(
-                    "{}: no tokenizer.ggml.tokens and no token_embd.weight to size the vocabulary",
-                    path.display()
+                    "{}: no tokenizer.ggml.tokens and no {} to size the vocabulary",
+                    path.display(),
+                    names::TOKEN_EMBD.gguf
                 )
             })?,
     };
@@ -215,20 +215,17 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
 
 /// Every tensor llama.cpp's gpt-oss loader requires, with the shape the metadata implies.
 fn validate(file: &GgufFile, path: &Path, c: &GptOssConfig) -> Result<()> {
-    for (bid, row) in names::all_tensors(c.num_hidden_layers) {
-        let name = bid.map_or(row.gguf.to_string(), |b| names::layer_name(row.gguf, b));
-        let Some(want) = gguf_shape(row.gguf, c) else {
-            continue;
-        };
+    for r in names::resolve_all(Layout::Gguf, ExpertStorage::Gguf, c) {
+        let name = &r.gguf;
         let t = file
-            .tensor_info(&name)
+            .tensor_info(name)
             .with_context(|| format!("{}: tensor '{name}' is missing", path.display()))?;
-        if t.shape != want {
+        if t.shape != r.shape {
             bail!(
                 "{}: tensor '{name}' has shape {:?}, expected {:?} for this model's metadata",
                 path.display(),
                 t.shape,
-                want
+                r.shape
             );
         }
     }

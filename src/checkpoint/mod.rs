@@ -16,8 +16,9 @@
 //! ```
 //! Beyond the contract: `config_path`, `tokenizer_dir` (the folder with tokenizer.json; for `original/` its
 //! parent), `experts` ([`ExpertStorage`]: MXFP4 pair, dense (E, in, out), or GGUF), `file_of(name)`, `gguf()` and
-//! `safetensors()` (the underlying readers), [`detect_layout`], [`expected_tensors`], [`gguf_shape`] and
-//! [`config_from_gguf`].
+//! `safetensors()` (the underlying readers), [`detect_layout`], [`expected_tensors`] and [`config_from_gguf`].
+//! Which tensors a config implies, and where each GGUF tensor lives in each layout, is
+//! [`crate::gpt_oss::names`]'s table.
 //!
 //! Tensor names are the checkpoint's own (HF: `model.layers.0.mlp.experts.gate_up_proj_blocks`; original:
 //! `block.0.mlp.mlp1_weight.blocks`; GGUF: `blk.0.ffn_gate_exps.weight`). Shapes are row-major, outermost first.
@@ -33,9 +34,8 @@ mod gguf;
 
 pub use gguf::config_from_gguf;
 
-pub use expect::{
-    expected_tensors, gguf_shape, mxfp4_names, ExpectedDType, ExpectedTensor, ExpertStorage,
-};
+pub use crate::gpt_oss::names::{ExpectedDType, ExpectedTensor, ExpertStorage, Layout};
+pub use expect::expected_tensors;
 
 use std::path::{Path, PathBuf};
 
@@ -45,43 +45,7 @@ use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::TensorView;
 
 use crate::gpt_oss::config::read_json;
-use crate::gpt_oss::GptOssConfig;
-
-/// Which of the three checkpoint layouts a path holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// Hugging Face transformers: config.json + model*.safetensors (+ index).
-    Hf,
-    /// OpenAI's `original/` folder: config.json + model.safetensors with `block.N.*` names.
-    Original,
-    /// One GGUF file.
-    Gguf,
-}
-
-impl Layout {
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::Hf => "hf",
-            Layout::Original => "original",
-            Layout::Gguf => "gguf",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Layout> {
-        match s {
-            "hf" => Some(Layout::Hf),
-            "original" => Some(Layout::Original),
-            "gguf" => Some(Layout::Gguf),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Layout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::gpt_oss::{GptOssConfig, TensorSource};
 
 enum Store {
     Safetensors(SafetensorsModel),
@@ -113,16 +77,14 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
-/// The GGUF magic, as the first four bytes of a file.
-const GGUF_MAGIC: &[u8; 4] = b"GGUF";
-
 /// Guesses the layout of `path` (see the module docs).
 pub fn detect_layout(path: &Path) -> Result<Layout> {
     if path.is_file() {
         let mut magic = [0u8; 4];
         let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         use std::io::Read;
-        if f.read_exact(&mut magic).is_ok() && &magic == GGUF_MAGIC {
+        if f.read_exact(&mut magic).is_ok() && magic == ossify_formats::gguf::constants::GGUF_MAGIC
+        {
             return Ok(Layout::Gguf);
         }
         bail!(
@@ -197,6 +159,11 @@ impl Checkpoint {
             .flatten()
             .find(|d| d.join("tokenizer.json").is_file())
             .map(Path::to_path_buf);
+        // Every file of the checkpoint is an input: no output may be written over one of them.
+        ossify_formats::atomic::protect_input(dir);
+        if let Some(t) = &tokenizer_dir {
+            ossify_formats::atomic::protect_input(t);
+        }
         Ok(Checkpoint {
             path: dir.to_path_buf(),
             layout,
@@ -261,5 +228,20 @@ impl Checkpoint {
             Store::Safetensors(m) => Some(m),
             Store::Gguf(_) => None,
         }
+    }
+}
+
+/// The forward pass reads a checkpoint's tensors through this (gpt_oss knows nothing of checkpoints).
+impl TensorSource for Checkpoint {
+    fn config(&self) -> &GptOssConfig {
+        &self.config
+    }
+
+    fn get(&self, name: &str) -> Option<TensorView<'_>> {
+        Checkpoint::get(self, name)
+    }
+
+    fn origin(&self) -> String {
+        self.path.display().to_string()
     }
 }

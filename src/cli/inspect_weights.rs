@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{config_from_gguf, detect_layout, Checkpoint, Layout};
 use crate::gpt_oss::config::read_json;
+use crate::gpt_oss::names;
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
 
 #[derive(Clone, Debug)]
@@ -343,11 +344,12 @@ fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStat
     let ctx = || format!("tensor '{}'", v.name);
     // HF / original MXFP4 pairs: decode blocks with their scales; the scales tensor reports its histogram.
     if v.dtype == DType::U8 {
-        if let Some(scales) = mxfp4_sibling(&v.name).and_then(|s| all.iter().find(|t| t.name == s))
+        if let Some(scales) =
+            names::mxfp4_scales_of(&v.name).and_then(|s| all.iter().find(|t| t.name == s))
         {
             return hf_mxfp4_stats(v, scales).with_context(ctx);
         }
-        if is_mxfp4_scales(&v.name) {
+        if names::is_mxfp4_scales(&v.name) {
             let mut s = Acc::new().finish();
             s.count = v.bytes.len() as u64;
             s.scale_exponents = Some(histogram(v.bytes.iter().copied()));
@@ -412,18 +414,6 @@ fn histogram(scales: impl Iterator<Item = u8>) -> BTreeMap<i32, u64> {
         *h.entry(i32::from(e) - 127).or_insert(0) += 1;
     }
     h
-}
-
-/// `x_blocks` → `x_scales`, `x.blocks` → `x.scales`.
-fn mxfp4_sibling(name: &str) -> Option<String> {
-    if let Some(base) = name.strip_suffix("_blocks") {
-        return Some(format!("{base}_scales"));
-    }
-    name.strip_suffix(".blocks").map(|b| format!("{b}.scales"))
-}
-
-fn is_mxfp4_scales(name: &str) -> bool {
-    name.ends_with("_scales") || name.ends_with(".scales")
 }
 
 fn hf_mxfp4_stats(blocks: &TensorView<'_>, scales: &TensorView<'_>) -> Result<TensorStats> {

@@ -34,8 +34,9 @@ use ossify_kernels::cpu::{dot, matmul_prec, WeightMatrix};
 use super::config::{AttentionKind, GptOssConfig};
 pub use super::cuda::Device;
 use super::cuda::{CudaModel, CudaSession};
+use super::names::Layout;
 use super::rope::Rope;
-use super::weights::{LayerWeights, NameLayout, TensorSource, Weights};
+use super::weights::{LayerWeights, TensorSource, Weights};
 
 /// gpt-oss's SwiGLU slope (transformers' `swiglu_alpha`, OpenAI's `alpha` in gpt_oss/torch/model.py).
 pub const SWIGLU_ALPHA: f32 = 1.702;
@@ -238,7 +239,7 @@ impl<'a> Model<'a> {
     }
 
     /// Which naming the checkpoint used (GGUF, HF or original).
-    pub fn layout(&self) -> NameLayout {
+    pub fn layout(&self) -> Layout {
         self.weights.layout
     }
 

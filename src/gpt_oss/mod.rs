@@ -10,4 +10,5 @@ pub mod rope;
 pub mod weights;
 
 pub use forward::{Device, Divergence, ForwardOptions, Model, Precision, Session, SubBlock, Trace};
-pub use weights::{NameLayout, TensorSource};
+pub use names::Layout;
+pub use weights::TensorSource;

@@ -2,7 +2,8 @@
 //! checkpoint's (memory-mapped) bytes, whatever the layout and type. Only 1-D tensors (norm scales, biases,
 //! sinks: a few hundred KB per layer) are decoded into f32 vectors.
 //!
-//! Names come from [`super::names`]; which layout a source uses is read from which names it has.
+//! Where each tensor is comes from [`super::names::resolve`]; which layout a source uses is read from which
+//! names it has, and how it stores its experts from layer 0's.
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -11,54 +12,15 @@ use ossify_kernels::cpu::decode::{decode_row, is_decodable};
 use ossify_kernels::cpu::WeightMatrix;
 
 use super::config::{AttentionKind, GptOssConfig};
-use super::names::{self, Part, TensorName};
+use super::names::{self, ExpertStorage, Layout, Resolved, Source, TensorName};
 
-/// Anything that can hand out the tensors of one checkpoint by their own names: [`crate::checkpoint`]'s
+/// Anything that can hand out the tensors of one checkpoint by their own names: the checkpoint module's
 /// `Checkpoint`, or a test's own reader.
 pub trait TensorSource {
     fn config(&self) -> &GptOssConfig;
     fn get(&self, name: &str) -> Option<TensorView<'_>>;
     /// Where the tensors come from (a path), for error messages.
     fn origin(&self) -> String;
-}
-
-/// Which of the tensor-name columns of [`names`] a source uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameLayout {
-    Gguf,
-    Hf,
-    Original,
-}
-
-impl NameLayout {
-    fn detect<S: TensorSource + ?Sized>(src: &S) -> Result<NameLayout> {
-        let g = &names::GLOBAL[0];
-        for (layout, name) in [
-            (NameLayout::Gguf, g.gguf),
-            (NameLayout::Hf, g.hf),
-            (NameLayout::Original, g.original),
-        ] {
-            if src.get(name).is_some() {
-                return Ok(layout);
-            }
-        }
-        bail!(
-            "{}: no token embedding found (looked for '{}', '{}' and '{}'); not a gpt-oss checkpoint",
-            src.origin(),
-            g.gguf,
-            g.hf,
-            g.original
-        )
-    }
-
-    fn name_of(self, row: &TensorName, bid: Option<usize>) -> (String, Part) {
-        let (template, part) = match self {
-            NameLayout::Gguf => (row.gguf, Part::Whole),
-            NameLayout::Hf => (row.hf, row.hf_part),
-            NameLayout::Original => (row.original, row.original_part),
-        };
-        (names::layer_name(template, bid.unwrap_or(0)), part)
-    }
 }
 
 /// One expert's three matrices.
@@ -97,7 +59,7 @@ pub struct LayerWeights<'a> {
 }
 
 pub struct Weights<'a> {
-    pub layout: NameLayout,
+    pub layout: Layout,
     pub embed: WeightMatrix<'a>,
     pub output_norm: Vec<f32>,
     pub output: WeightMatrix<'a>,
@@ -107,7 +69,8 @@ pub struct Weights<'a> {
 struct Gather<'a, S: TensorSource + ?Sized> {
     src: &'a S,
     cfg: &'a GptOssConfig,
-    layout: NameLayout,
+    layout: Layout,
+    experts: ExpertStorage,
 }
 
 fn bytes_of<'a>(view: &TensorView<'a>) -> Result<&'a [u8]> {
@@ -116,43 +79,64 @@ fn bytes_of<'a>(view: &TensorView<'a>) -> Result<&'a [u8]> {
 }
 
 impl<'a, S: TensorSource + ?Sized> Gather<'a, S> {
-    fn tensor(&self, name: &str) -> Result<TensorView<'a>> {
-        self.src
-            .get(name)
-            .ok_or_else(|| anyhow!("{}: tensor '{name}' is missing", self.src.origin()))
-    }
-
     fn ctx(&self, name: &str) -> String {
         format!("{}: tensor '{name}'", self.src.origin())
     }
 
-    /// The 1-D part of a source vector (any decodable type), checked to have `len` values.
-    fn vector(&self, row: &TensorName, bid: Option<usize>, len: usize) -> Result<Vec<f32>> {
-        let (name, part) = self.layout.name_of(row, bid);
-        let view = self.tensor(&name)?;
-        let all = decode_all(&view).with_context(|| self.ctx(&name))?;
-        let out: Vec<f32> = match part {
-            Part::Whole => all,
-            Part::Gate => all.iter().step_by(2).copied().collect(),
-            Part::Up => all.iter().skip(1).step_by(2).copied().collect(),
-            Part::Q | Part::K | Part::V => {
-                let (start, n) = self.qkv_range(part);
-                all.get(start..start + n)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{}: {} values, too few for the fused q/k/v",
-                            self.ctx(&name),
-                            all.len()
-                        )
-                    })?
-                    .to_vec()
+    /// Where GGUF tensor `row` of layer `bid` lives in this source.
+    fn resolve(&self, row: &TensorName, bid: Option<usize>) -> Resolved {
+        names::resolve(row, bid, self.layout, self.experts, self.cfg)
+    }
+
+    /// The stored tensors `r` reads, each checked to be present with the shape the config implies.
+    fn stored(&self, r: &Resolved) -> Result<Vec<TensorView<'a>>> {
+        r.stored
+            .iter()
+            .map(|t| {
+                let view = self.src.get(&t.name).ok_or_else(|| {
+                    anyhow!("{}: tensor '{}' is missing", self.src.origin(), t.name)
+                })?;
+                if view.shape != t.shape {
+                    bail!(
+                        "{}: expected shape {:?}, found {:?}",
+                        self.ctx(&t.name),
+                        t.shape,
+                        view.shape
+                    );
+                }
+                Ok(view)
+            })
+            .collect()
+    }
+
+    /// A 1-D tensor (or its part of a fused one), decoded from any decodable type.
+    fn vector(&self, row: &TensorName, bid: Option<usize>) -> Result<Vec<f32>> {
+        let r = self.resolve(row, bid);
+        let views = self.stored(&r)?;
+        let [view] = &views[..] else {
+            bail!("{}: not a vector", self.ctx(&r.gguf));
+        };
+        let ctx = || self.ctx(&view.name);
+        let all = decode_all(view).with_context(ctx)?;
+        let out: Vec<f32> = match &r.source {
+            Source::Whole { .. } => all,
+            Source::Interleaved { parity, .. } => {
+                all.iter().skip(*parity).step_by(2).copied().collect()
+            }
+            Source::Rows { start, end, .. } => all
+                .get(*start..*end)
+                .ok_or_else(|| anyhow!("{}: too few values for the fused q/k/v", ctx()))?
+                .to_vec(),
+            Source::Mxfp4 { .. } | Source::DenseExperts { .. } => {
+                bail!("{}: an expert matrix is not a vector", ctx())
             }
         };
+        let len: usize = r.shape.iter().product();
         if out.len() != len {
             bail!(
-                "{}: {:?} of shape {:?} gives {} values, expected {len}",
-                self.ctx(&name),
-                part,
+                "{}: {} of shape {:?} gives {} values, expected {len}",
+                ctx(),
+                r.source.describe(),
                 view.shape,
                 out.len()
             );
@@ -160,193 +144,124 @@ impl<'a, S: TensorSource + ?Sized> Gather<'a, S> {
         Ok(out)
     }
 
-    /// (first row, rows) of a q/k/v part inside a fused qkv.
-    fn qkv_range(&self, part: Part) -> (usize, usize) {
-        let (q, kv) = (
-            self.cfg.num_attention_heads * self.cfg.head_dim,
-            self.cfg.num_key_value_heads * self.cfg.head_dim,
-        );
-        match part {
-            Part::K => (q, kv),
-            Part::V => (q + kv, kv),
-            _ => (0, q),
-        }
-    }
-
     /// A `(rows, cols)` matrix (or the q/k/v rows of a fused one).
-    fn matrix(
-        &self,
-        row: &TensorName,
-        bid: Option<usize>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<WeightMatrix<'a>> {
-        let (name, part) = self.layout.name_of(row, bid);
-        let view = self.tensor(&name)?;
-        let ctx = || self.ctx(&name);
-        let bytes = bytes_of(&view).with_context(ctx)?;
-        let (stored_rows, first) = match part {
-            Part::Whole => (rows, 0),
-            Part::Q | Part::K | Part::V => {
-                let (start, _) = self.qkv_range(part);
-                let total = self.qkv_range(Part::V).0 + self.qkv_range(Part::V).1;
-                (total, start)
-            }
-            Part::Gate | Part::Up => bail!("{}: gate/up parts are expert tensors", ctx()),
+    fn matrix(&self, row: &TensorName, bid: Option<usize>) -> Result<WeightMatrix<'a>> {
+        let r = self.resolve(row, bid);
+        let views = self.stored(&r)?;
+        let (Some(view), &[rows, cols]) = (views.first(), &r.shape[..]) else {
+            bail!("{}: not a matrix", self.ctx(&r.gguf));
         };
-        if view.shape != [stored_rows, cols] {
-            bail!(
-                "{}: expected shape [{stored_rows}, {cols}], found {:?}",
-                ctx(),
-                view.shape
-            );
-        }
-        let m = WeightMatrix::new(view.dtype, bytes, stored_rows, cols).with_context(ctx)?;
-        if part == Part::Whole {
-            Ok(m)
-        } else {
-            m.select_rows(first, 1, rows).with_context(ctx)
+        let ctx = || self.ctx(&view.name);
+        let bytes = bytes_of(view).with_context(ctx)?;
+        match &r.source {
+            Source::Whole { .. } => {
+                WeightMatrix::new(view.dtype, bytes, rows, cols).with_context(ctx)
+            }
+            Source::Rows { start, .. } => {
+                let stored_rows = view.shape.first().copied().unwrap_or(0);
+                WeightMatrix::new(view.dtype, bytes, stored_rows, cols)
+                    .and_then(|m| m.select_rows(*start, 1, rows))
+                    .with_context(ctx)
+            }
+            _ => bail!("{}: not a plain matrix", ctx()),
         }
     }
 
     /// The experts of layer `bid`: gate and up `(I, H)`, down `(H, I)` each, as views.
     fn experts(&self, bid: usize) -> Result<Vec<ExpertWeights<'a>>> {
-        let (e_n, h, i) = (
-            self.cfg.num_local_experts,
-            self.cfg.hidden_size,
-            self.cfg.intermediate_size,
-        );
-        let row = |gguf: &str| {
-            names::PER_LAYER
-                .iter()
-                .find(|r| r.gguf == gguf)
-                .ok_or_else(|| anyhow!("name table has no row '{gguf}'"))
-        };
-        let gate_row = row("blk.{bid}.ffn_gate_exps.weight")?;
-        let up_row = row("blk.{bid}.ffn_up_exps.weight")?;
-        let down_row = row("blk.{bid}.ffn_down_exps.weight")?;
-        let mut out = Vec::with_capacity(e_n);
-        if self.layout == NameLayout::Gguf {
-            let gate = self.expert_stack(gate_row, bid, i, h)?;
-            let up = self.expert_stack(up_row, bid, i, h)?;
-            let down = self.expert_stack(down_row, bid, h, i)?;
-            for e in 0..e_n {
-                out.push(ExpertWeights {
-                    gate: gate.select_rows(e * i, 1, i)?,
-                    up: up.select_rows(e * i, 1, i)?,
-                    down: down.select_rows(e * h, 1, h)?,
-                });
-            }
-            return Ok(out);
-        }
-        // HF / original: a fused gate_up with interleaved rows (even = gate), and down.
-        let (gu_name, _) = self.layout.name_of(gate_row, Some(bid));
-        let (down_name, _) = self.layout.name_of(down_row, Some(bid));
-        let gate_up = self.hf_expert(&gu_name, 2 * i, h)?;
-        let down = self.hf_expert(&down_name, h, i)?;
-        for e in 0..e_n {
-            out.push(ExpertWeights {
-                gate: gate_up.get(e, 0, 2, i)?,
-                up: gate_up.get(e, 1, 2, i)?,
-                down: down.get(e, 0, 1, h)?,
-            });
-        }
-        Ok(out)
-    }
-
-    /// A GGUF expert tensor `[E, rows, cols]` as one `(E·rows, cols)` matrix.
-    fn expert_stack(
-        &self,
-        row: &TensorName,
-        bid: usize,
-        rows: usize,
-        cols: usize,
-    ) -> Result<WeightMatrix<'a>> {
-        let (name, _) = self.layout.name_of(row, Some(bid));
-        let view = self.tensor(&name)?;
-        let ctx = || self.ctx(&name);
-        let e_n = self.cfg.num_local_experts;
-        if view.shape != [e_n, rows, cols] {
-            bail!(
-                "{}: expected shape [{e_n}, {rows}, {cols}], found {:?}",
-                ctx(),
-                view.shape
-            );
-        }
-        let bytes = bytes_of(&view).with_context(ctx)?;
-        WeightMatrix::new(view.dtype, bytes, e_n * rows, cols).with_context(ctx)
-    }
-
-    /// An HF / original expert matrix of logical shape `(out, in)` per expert: the MXFP4 pair, or a plain
-    /// tensor stored `(E, out, in)` (original) or `(E, in, out)` (HF BF16 fine-tunes).
-    fn hf_expert(&self, base: &str, out: usize, inp: usize) -> Result<ExpertSet<'a>> {
-        let e_n = self.cfg.num_local_experts;
-        let (bn, sn) = match self.layout {
-            NameLayout::Original => names::original_mxfp4_names(base),
-            _ => names::hf_mxfp4_names(base),
-        };
-        if let (Some(blocks), Some(scales)) = (self.src.get(&bn), self.src.get(&sn)) {
-            if blocks.shape != [e_n, out, inp / 32, 16] || scales.shape != [e_n, out, inp / 32] {
-                bail!(
-                    "{}: MXFP4 pair '{bn}' {:?} / '{sn}' {:?} does not fit {e_n} experts of {out}x{inp}",
-                    self.src.origin(),
-                    blocks.shape,
-                    scales.shape
-                );
-            }
-            let m = WeightMatrix::mxfp4_pair(
-                bytes_of(&blocks).with_context(|| self.ctx(&bn))?,
-                bytes_of(&scales).with_context(|| self.ctx(&sn))?,
-                e_n * out,
-                inp,
-            )
-            .with_context(|| self.ctx(&bn))?;
-            return Ok(ExpertSet::Stacked { m, rows: out });
-        }
-        let view = self.tensor(base).with_context(|| {
-            format!("expert weights are neither an MXFP4 pair ('{bn}' + '{sn}') nor a plain tensor")
-        })?;
-        let ctx = || self.ctx(base);
-        let bytes = bytes_of(&view).with_context(ctx)?;
-        let normal = view.shape == [e_n, out, inp];
-        let transposed = view.shape == [e_n, inp, out];
-        // When out == in both fit; the layout decides: HF stores (E, in, out), original (E, out, in).
-        if transposed && (!normal || self.layout == NameLayout::Hf) {
-            let slab = bytes.len() / e_n.max(1);
-            let mats = (0..e_n)
-                .map(|e| {
-                    WeightMatrix::transposed(view.dtype, &bytes[e * slab..(e + 1) * slab], inp, out)
-                        .with_context(ctx)
+        let gate = self.expert_set(&names::FFN_GATE_EXPS, bid)?;
+        let up = self.expert_set(&names::FFN_UP_EXPS, bid)?;
+        let down = self.expert_set(&names::FFN_DOWN_EXPS, bid)?;
+        (0..self.cfg.num_local_experts)
+            .map(|e| {
+                Ok(ExpertWeights {
+                    gate: gate.get(e)?,
+                    up: up.get(e)?,
+                    down: down.get(e)?,
                 })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(ExpertSet::Each(mats))
-        } else if normal {
-            let m = WeightMatrix::new(view.dtype, bytes, e_n * out, inp).with_context(ctx)?;
-            Ok(ExpertSet::Stacked { m, rows: out })
-        } else {
-            bail!(
-                "{}: expected shape [{e_n}, {out}, {inp}] or [{e_n}, {inp}, {out}], found {:?}",
-                ctx(),
-                view.shape
-            )
-        }
+            })
+            .collect()
+    }
+
+    /// An expert matrix `(E, out, in)` wherever it is stored: a GGUF stack, an MXFP4 pair or a dense transposed
+    /// stack, gate and up taking every other stored row of a fused gate/up.
+    fn expert_set(&self, row: &TensorName, bid: usize) -> Result<ExpertSet<'a>> {
+        let r = self.resolve(row, Some(bid));
+        let views = self.stored(&r)?;
+        let ctx = || self.ctx(&views[0].name);
+        let [e_n, out, inp] = r.shape[..] else {
+            bail!("{}: not an expert stack", ctx());
+        };
+        let (step, first, m) = match &r.source {
+            Source::Whole { .. } => {
+                let v = &views[0];
+                let m = WeightMatrix::new(v.dtype, bytes_of(v).with_context(ctx)?, e_n * out, inp);
+                (1, 0, Stack::One(m.with_context(ctx)?))
+            }
+            Source::Mxfp4 { parity, .. } => {
+                let (step, first) = Source::row_step(*parity);
+                let (b, s) = (&views[0], &views[1]);
+                let m = WeightMatrix::mxfp4_pair(
+                    bytes_of(b).with_context(ctx)?,
+                    bytes_of(s).with_context(|| self.ctx(&s.name))?,
+                    e_n * out * step,
+                    inp,
+                )
+                .with_context(ctx)?;
+                (step, first, Stack::One(m))
+            }
+            Source::DenseExperts { parity, .. } => {
+                let (step, first) = Source::row_step(*parity);
+                let v = &views[0];
+                let bytes = bytes_of(v).with_context(ctx)?;
+                let slab = bytes.len() / e_n.max(1);
+                let mats = (0..e_n)
+                    .map(|e| {
+                        WeightMatrix::transposed(
+                            v.dtype,
+                            &bytes[e * slab..(e + 1) * slab],
+                            inp,
+                            out * step,
+                        )
+                        .with_context(ctx)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (step, first, Stack::Each(mats))
+            }
+            _ => bail!("{}: not an expert stack", ctx()),
+        };
+        Ok(ExpertSet {
+            m,
+            rows: out,
+            step,
+            first,
+        })
     }
 }
 
-/// Per-expert matrices: one stacked `(E·rows, cols)` matrix, or one matrix per expert.
-enum ExpertSet<'a> {
-    Stacked { m: WeightMatrix<'a>, rows: usize },
+/// Per-expert matrices: one stacked `(E·stored_rows, cols)` matrix, or one matrix per expert.
+enum Stack<'a> {
+    One(WeightMatrix<'a>),
     Each(Vec<WeightMatrix<'a>>),
 }
 
+/// One expert matrix of each expert: `rows` rows taken `first, first + step, ...` of the expert's stored rows.
+struct ExpertSet<'a> {
+    m: Stack<'a>,
+    rows: usize,
+    step: usize,
+    first: usize,
+}
+
 impl<'a> ExpertSet<'a> {
-    fn get(&self, e: usize, first: usize, step: usize, n: usize) -> Result<WeightMatrix<'a>> {
-        Ok(match self {
-            ExpertSet::Stacked { m, rows } => m.select_rows(e * rows + first, step, n)?,
-            ExpertSet::Each(v) => v
+    fn get(&self, e: usize) -> Result<WeightMatrix<'a>> {
+        let (step, n) = (self.step, self.rows);
+        Ok(match &self.m {
+            Stack::One(m) => m.select_rows(e * n * step + self.first, step, n)?,
+            Stack::Each(v) => v
                 .get(e)
                 .ok_or_else(|| anyhow!("expert {e} out of range"))?
-                .select_rows(first, step, n)?,
+                .select_rows(self.first, step, n)?,
         })
     }
 }
@@ -366,8 +281,16 @@ impl<'a> Weights<'a> {
     /// Gathers every weight of the model described by `src.config()`, checking each shape.
     pub fn gather<S: TensorSource + ?Sized>(src: &'a S) -> Result<Weights<'a>> {
         let cfg = src.config();
-        let layout = NameLayout::detect(src)?;
-        let g = Gather { src, cfg, layout };
+        let layout = Layout::by_names(|n| src.get(n).is_some()).ok_or_else(|| {
+            let g = &names::TOKEN_EMBD;
+            anyhow!(
+                "{}: no token embedding found (looked for '{}', '{}' and '{}'); not a gpt-oss checkpoint",
+                src.origin(),
+                g.gguf,
+                g.hf,
+                g.original
+            )
+        })?;
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let (nh, nkv, hd) = (
             cfg.num_attention_heads,
@@ -399,43 +322,40 @@ impl<'a> Weights<'a> {
                 cfg.num_hidden_layers
             );
         }
-        let glob = |gguf: &str| {
-            names::GLOBAL
-                .iter()
-                .find(|r| r.gguf == gguf)
-                .ok_or_else(|| anyhow!("name table has no row '{gguf}'"))
+        let experts = names::detect_experts(layout, |n| src.get(n).map(|t| t.dtype))
+            .map_err(|e| anyhow!("{}: {e}", src.origin()))?;
+        let g = Gather {
+            src,
+            cfg,
+            layout,
+            experts,
         };
-        let per = |gguf: &str| {
-            names::PER_LAYER
-                .iter()
-                .find(|r| r.gguf == gguf)
-                .ok_or_else(|| anyhow!("name table has no row '{gguf}'"))
-        };
-        let embed = g.matrix(glob("token_embd.weight")?, None, v, h)?;
-        let output_norm = g.vector(glob("output_norm.weight")?, None, h)?;
-        let output = g.matrix(glob("output.weight")?, None, v, h)?;
+        use names::*;
+        let embed = g.matrix(&TOKEN_EMBD, None)?;
+        let output_norm = g.vector(&OUTPUT_NORM, None)?;
+        let output = g.matrix(&OUTPUT, None)?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for (bid, &kind) in cfg.layer_types.iter().enumerate() {
             let b = Some(bid);
             layers.push(LayerWeights {
                 kind,
-                attn_norm: g.vector(per("blk.{bid}.attn_norm.weight")?, b, h)?,
-                q: g.matrix(per("blk.{bid}.attn_q.weight")?, b, nh * hd, h)?,
-                q_bias: g.vector(per("blk.{bid}.attn_q.bias")?, b, nh * hd)?,
-                k: g.matrix(per("blk.{bid}.attn_k.weight")?, b, nkv * hd, h)?,
-                k_bias: g.vector(per("blk.{bid}.attn_k.bias")?, b, nkv * hd)?,
-                v: g.matrix(per("blk.{bid}.attn_v.weight")?, b, nkv * hd, h)?,
-                v_bias: g.vector(per("blk.{bid}.attn_v.bias")?, b, nkv * hd)?,
-                o: g.matrix(per("blk.{bid}.attn_output.weight")?, b, h, nh * hd)?,
-                o_bias: g.vector(per("blk.{bid}.attn_output.bias")?, b, h)?,
-                sinks: g.vector(per("blk.{bid}.attn_sinks.weight")?, b, nh)?,
-                post_attn_norm: g.vector(per("blk.{bid}.post_attention_norm.weight")?, b, h)?,
-                router: g.matrix(per("blk.{bid}.ffn_gate_inp.weight")?, b, e_n, h)?,
-                router_bias: g.vector(per("blk.{bid}.ffn_gate_inp.bias")?, b, e_n)?,
+                attn_norm: g.vector(&ATTN_NORM, b)?,
+                q: g.matrix(&ATTN_Q, b)?,
+                q_bias: g.vector(&ATTN_Q_BIAS, b)?,
+                k: g.matrix(&ATTN_K, b)?,
+                k_bias: g.vector(&ATTN_K_BIAS, b)?,
+                v: g.matrix(&ATTN_V, b)?,
+                v_bias: g.vector(&ATTN_V_BIAS, b)?,
+                o: g.matrix(&ATTN_OUTPUT, b)?,
+                o_bias: g.vector(&ATTN_OUTPUT_BIAS, b)?,
+                sinks: g.vector(&ATTN_SINKS, b)?,
+                post_attn_norm: g.vector(&POST_ATTN_NORM, b)?,
+                router: g.matrix(&FFN_GATE_INP, b)?,
+                router_bias: g.vector(&FFN_GATE_INP_BIAS, b)?,
                 experts: g.experts(bid)?,
-                gate_bias: g.vector(per("blk.{bid}.ffn_gate_exps.bias")?, b, e_n * i)?,
-                up_bias: g.vector(per("blk.{bid}.ffn_up_exps.bias")?, b, e_n * i)?,
-                down_bias: g.vector(per("blk.{bid}.ffn_down_exps.bias")?, b, e_n * h)?,
+                gate_bias: g.vector(&FFN_GATE_EXPS_BIAS, b)?,
+                up_bias: g.vector(&FFN_UP_EXPS_BIAS, b)?,
+                down_bias: g.vector(&FFN_DOWN_EXPS_BIAS, b)?,
             });
         }
         Ok(Weights {
@@ -451,18 +371,4 @@ impl<'a> Weights<'a> {
 /// Types the forward pass can compute from.
 pub fn supported(dtype: DType) -> bool {
     is_decodable(dtype)
-}
-
-impl TensorSource for crate::checkpoint::Checkpoint {
-    fn config(&self) -> &GptOssConfig {
-        &self.config
-    }
-
-    fn get(&self, name: &str) -> Option<TensorView<'_>> {
-        crate::checkpoint::Checkpoint::get(self, name)
-    }
-
-    fn origin(&self) -> String {
-        self.path.display().to_string()
-    }
 }

@@ -21,8 +21,8 @@ use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, Layout};
-use crate::gpt_oss::names::{self, Part, TensorName};
+use crate::checkpoint::Checkpoint;
+use crate::gpt_oss::names::{self, Source, TensorName};
 
 /// Upper bound on the f32 elements one slab decodes (per side) for 1-D and 2-D tensors.
 const SLAB_ELEMENTS: usize = 1 << 22;
@@ -216,135 +216,70 @@ fn stored<'a>(ck: &'a Checkpoint, name: &str, used: &mut Vec<String>) -> Result<
     Ok(v)
 }
 
-fn expect_shape(ck: &Checkpoint, v: &TensorView<'_>, want: &[usize]) -> Result<()> {
-    if v.shape != want {
-        bail!(
-            "{}: tensor '{}' has shape {:?}, expected {:?}",
-            ck.path.display(),
-            v.name,
-            v.shape,
-            want
-        );
-    }
-    Ok(())
-}
-
-/// How `ck` holds the GGUF tensor `row` of layer `bid`.
+/// How `ck` holds the GGUF tensor `row` of layer `bid`: the name table's answer, each stored tensor checked to
+/// be present with the shape the config implies.
 fn resolve<'a>(
     ck: &'a Checkpoint,
     row: &TensorName,
     bid: Option<usize>,
     used: &mut Vec<String>,
 ) -> Result<Resolved<'a>> {
-    let name_of = |t: &str| bid.map_or(t.to_string(), |b| names::layer_name(t, b));
-    let c = &ck.config;
-    if ck.layout == Layout::Gguf {
-        let v = stored(ck, &name_of(row.gguf), used)?;
-        return Ok(Resolved {
-            shape: v.shape.clone(),
-            dtype: v.dtype,
-            source: v.name.clone(),
-            holder: Holder::Direct(v),
-        });
+    let r = names::resolve(row, bid, ck.layout, ck.experts, &ck.config);
+    let mut views = Vec::with_capacity(r.stored.len());
+    for t in &r.stored {
+        let v = stored(ck, &t.name, used)?;
+        if v.shape != t.shape {
+            bail!(
+                "{}: tensor '{}' has shape {:?}, expected {:?}",
+                ck.path.display(),
+                v.name,
+                v.shape,
+                t.shape
+            );
+        }
+        views.push(v);
     }
-    let (template, part) = match ck.layout {
-        Layout::Original => (row.original, row.original_part),
-        _ => (row.hf, row.hf_part),
+    let mut views = views.into_iter();
+    let mut next = || {
+        views
+            .next()
+            .with_context(|| format!("tensor '{}': no stored tensor", r.gguf))
     };
-    let base = name_of(template);
-    let parity = match part {
-        Part::Gate => Some(0),
-        Part::Up => Some(1),
-        _ => None,
-    };
-    if row.expert_matrix {
-        let (bn, sn) = match ck.layout {
-            Layout::Original => names::original_mxfp4_names(&base),
-            _ => names::hf_mxfp4_names(&base),
-        };
-        if ck.get(&bn).is_some() {
-            let blocks = stored(ck, &bn, used)?;
-            let scales = stored(ck, &sn, used)?;
-            let [e, r, nb, 16] = blocks.shape[..] else {
-                bail!(
-                    "{}: tensor '{bn}' has shape {:?}, expected (experts, rows, blocks, 16)",
-                    ck.path.display(),
-                    blocks.shape
-                );
-            };
-            expect_shape(ck, &scales, &[e, r, nb])?;
-            let rows = if parity.is_some() { r / 2 } else { r };
-            return Ok(Resolved {
-                shape: vec![e, rows, nb * 32],
-                dtype: DType::Mxfp4,
-                source: format!("{bn} + {sn}"),
-                holder: Holder::Mxfp4Pair {
+    let source = r.source.inputs().join(" + ");
+    let (dtype, holder) = match r.source {
+        Source::Whole { .. } => {
+            let v = next()?;
+            (v.dtype, Holder::Direct(v))
+        }
+        Source::Rows { start, .. } => {
+            let v = next()?;
+            (v.dtype, Holder::Rows { view: v, start })
+        }
+        Source::Interleaved { parity, .. } => {
+            let v = next()?;
+            (v.dtype, Holder::Interleaved { view: v, parity })
+        }
+        Source::Mxfp4 { parity, .. } => {
+            let (blocks, scales) = (next()?, next()?);
+            (
+                DType::Mxfp4,
+                Holder::Mxfp4Pair {
                     blocks,
                     scales,
                     parity,
                 },
-            });
-        }
-        let v = stored(ck, &base, used)?;
-        let [e, cin, r] = v.shape[..] else {
-            bail!(
-                "{}: tensor '{base}' has shape {:?}, expected (experts, in, out)",
-                ck.path.display(),
-                v.shape
-            );
-        };
-        let rows = if parity.is_some() { r / 2 } else { r };
-        return Ok(Resolved {
-            shape: vec![e, rows, cin],
-            dtype: v.dtype,
-            source: base,
-            holder: Holder::DenseTransposed { view: v, parity },
-        });
-    }
-    let v = stored(ck, &base, used)?;
-    let dtype = v.dtype;
-    let (shape, holder) = match part {
-        Part::Whole => (v.shape.clone(), Holder::Direct(v)),
-        Part::Gate | Part::Up => {
-            let Some((&last, outer)) = v.shape.split_last() else {
-                bail!("{}: tensor '{base}' is a scalar", ck.path.display());
-            };
-            let mut s = outer.to_vec();
-            s.push(last / 2);
-            (
-                s,
-                Holder::Interleaved {
-                    view: v,
-                    parity: parity.unwrap_or(0),
-                },
             )
         }
-        Part::Q | Part::K | Part::V => {
-            let q = c.num_attention_heads * c.head_dim;
-            let kv = c.num_key_value_heads * c.head_dim;
-            let (start, n) = match part {
-                Part::Q => (0, q),
-                Part::K => (q, kv),
-                _ => (q + kv, kv),
-            };
-            let total = v.shape.first().copied().unwrap_or(0);
-            if total != q + 2 * kv {
-                bail!(
-                    "{}: tensor '{base}' has {total} rows, expected q + k + v = {}",
-                    ck.path.display(),
-                    q + 2 * kv
-                );
-            }
-            let mut s = v.shape.clone();
-            s[0] = n;
-            (s, Holder::Rows { view: v, start })
+        Source::DenseExperts { parity, .. } => {
+            let v = next()?;
+            (v.dtype, Holder::DenseTransposed { view: v, parity })
         }
     };
     Ok(Resolved {
-        shape,
-        dtype,
-        source: base,
         holder,
+        shape: r.shape,
+        dtype,
+        source,
     })
 }
 
@@ -470,7 +405,7 @@ pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Re
     for (bid, row) in names::all_tensors(n_layers) {
         let a = resolve(reference, row, bid, &mut used_ref)?;
         let b = resolve(candidate, row, bid, &mut used_cand)?;
-        let gname = bid.map_or(row.gguf.to_string(), |x| names::layer_name(row.gguf, x));
+        let gname = names::name_at(row.gguf, bid);
         if a.shape != b.shape {
             bail!(
                 "tensor '{gname}': reference {} ({}) has logical shape {:?} but candidate {} ({}) has {:?}",

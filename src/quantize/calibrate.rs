@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::imatrix::ImportanceMatrix;
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::forward::{Device, ExpertMatmul, ForwardOptions, Model};
+use crate::gpt_oss::names::{self, TensorName};
 use crate::tokenizer::{GgufVocab, TextTokenizer};
 
 /// Tokens per chunk (llama-imatrix's default context is 512).
@@ -61,12 +62,12 @@ pub fn importance_over_on(
     let acc = Mutex::new(ImportanceMatrix::new());
     let hook = |l: usize, e: usize, which: ExpertMatmul, rows: &[f32]| {
         let Ok(mut m) = acc.lock() else { return };
-        let (names, width): (&[&str], usize) = match which {
-            ExpertMatmul::GateUp => (&["ffn_gate_exps", "ffn_up_exps"], h),
-            ExpertMatmul::Down => (&["ffn_down_exps"], inter),
+        let (targets, width): (&[TensorName], usize) = match which {
+            ExpertMatmul::GateUp => (&[names::FFN_GATE_EXPS, names::FFN_UP_EXPS], h),
+            ExpertMatmul::Down => (&[names::FFN_DOWN_EXPS], inter),
         };
-        for n in names {
-            let name = format!("blk.{l}.{n}.weight");
+        for row in targets {
+            let name = names::layer_name(row.gguf, l);
             for r in rows.chunks_exact(width) {
                 m.add(&name, n_exp, e, r);
             }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
@@ -14,6 +15,7 @@ use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
+use crate::gpt_oss::names;
 use crate::plan::{OutType, Plan};
 
 use super::encode::{check_source_len, Mxfp4Scale, TensorEncoder};
@@ -45,6 +47,8 @@ pub struct QuantizeOptions {
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
+    /// What to do about an existing output (`--force` replaces a file, never an input).
+    pub existing: Existing,
 }
 
 /// What was written, per tensor.
@@ -115,7 +119,7 @@ pub fn write_gguf(
         w.add_tensor(&s.name, c.dtype, &s.shape)
             .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
     }
-    let out = w.create(output)?;
+    let out = w.create_with(output, opts.existing)?;
     let mut summary = Summary::default();
     let bar = progress_bar(opts.progress, sources.len());
     // Reused across tensors: the output of one piece.
@@ -188,7 +192,7 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         })
         .collect();
     let mut rules = opts.rules.clone();
-    rules.tied_embeddings = f.tensor_info("output.weight").is_none();
+    rules.tied_embeddings = f.tensor_info(names::OUTPUT.gguf).is_none();
     let opts = QuantizeOptions {
         rules,
         ..opts.clone()

@@ -9,7 +9,8 @@
 //! - Shards of at most `shard_bytes` (5 GB by default, as `save_pretrained`), `model-0000i-of-0000n.safetensors`
 //!   plus `model.safetensors.index.json`; a model that fits one shard is a single `model.safetensors`.
 //! - Tokenizer files, generation config and chat template are copied.
-//! - Written into `<dir>.partial/` and renamed to `<dir>` at the end; removed on error.
+//! - Written into `<dir>.partial/` and renamed to `<dir>` at the end; removed on error (`atomic::PartialDir`:
+//!   an existing folder with contents is never replaced or removed, an empty one is filled).
 //!
 //! A GGUF input works too: its tensors are mapped back through the name table (gpt_oss::names), gate and up
 //! rows re-interleaved, MXFP4 experts repacked without re-encoding (so they decode to the GGUF's exact values),
@@ -18,9 +19,11 @@
 //! MXFP4 only with `--allow-requantize`, as re-quantizing is everywhere else.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile};
 use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
@@ -33,7 +36,7 @@ use super::encode::Mxfp4Scale;
 use super::pipeline::{progress_bar, QuantizeOptions};
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
 use crate::gpt_oss::config::AttentionKind;
-use crate::gpt_oss::names::{self, Part};
+use crate::gpt_oss::names::{self, Source};
 use crate::gpt_oss::GptOssConfig;
 
 /// `save_pretrained`'s default `max_shard_size` ("5GB").
@@ -109,22 +112,36 @@ impl Planned {
     }
 }
 
-fn layer_of(name: &str) -> Option<usize> {
-    name.strip_prefix("model.layers.")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
+    // Dense experts, from the name table: the source of which GGUF expert matrices (gate / up or down), whose
+    // importance applies to the even / odd output rows (or to all rows).
+    let resolved = names::resolve_all(Layout::Hf, ckpt.experts, &ckpt.config);
+    let importance_of = |src: &str| -> Option<(String, String)> {
+        let parts: Vec<(Option<usize>, &str)> = resolved
+            .iter()
+            .filter_map(|r| match &r.source {
+                Source::DenseExperts { name, parity } if name == src => {
+                    Some((*parity, r.gguf.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let with = |p: usize| {
+            parts
+                .iter()
+                .find(|(q, _)| *q == Some(p))
+                .map(|(_, g)| g.to_string())
+        };
+        match parts[..] {
+            [] => None,
+            [(None, g)] => Some((g.to_string(), g.to_string())),
+            _ => Some((with(0)?, with(1)?)),
+        }
+    };
     let mut out = Vec::new();
     for name in ckpt.tensor_names() {
         let t = ckpt.tensor(name)?;
-        let dense_expert = matches!(ckpt.experts, ExpertStorage::Dense(_))
-            && (name.ends_with(".mlp.experts.gate_up_proj")
-                || name.ends_with(".mlp.experts.down_proj"));
-        if dense_expert {
+        if let Some(importance) = importance_of(name) {
             let [e, n_in, n_out] = t.shape[..] else {
                 bail!(
                     "tensor '{name}': expected (experts, in, out), found {:?}",
@@ -137,32 +154,15 @@ fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
                     t.shape
                 );
             }
-            let layer = layer_of(name).ok_or_else(|| anyhow!("tensor '{name}': no layer index"))?;
-            let importance = if name.ends_with("gate_up_proj") {
-                (
-                    format!("blk.{layer}.ffn_gate_exps.weight"),
-                    format!("blk.{layer}.ffn_up_exps.weight"),
-                )
-            } else {
-                let d = format!("blk.{layer}.ffn_down_exps.weight");
-                (d.clone(), d)
-            };
+            let (blocks, scales) = names::mxfp4_pair(name, Layout::Hf);
             out.push(Planned {
                 job: Job::Experts {
                     src: name.to_string(),
                     importance,
                 },
                 outputs: vec![
-                    (
-                        format!("{name}_blocks"),
-                        DType::U8,
-                        vec![e, n_out, n_in / 32, 16],
-                    ),
-                    (
-                        format!("{name}_scales"),
-                        DType::U8,
-                        vec![e, n_out, n_in / 32],
-                    ),
+                    (blocks, DType::U8, vec![e, n_out, n_in / 32, 16]),
+                    (scales, DType::U8, vec![e, n_out, n_in / 32]),
                 ],
             });
         } else if t.dtype == DType::U8 {
@@ -205,23 +205,25 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
     let mut out = Vec::new();
     let mut used = HashSet::new();
     let mut done = HashSet::new();
-    for (bid, row) in names::all_tensors(ckpt.config.num_hidden_layers) {
-        let sub = |tpl: &str| bid.map_or_else(|| tpl.to_string(), |b| names::layer_name(tpl, b));
-        let hf = sub(row.hf);
+    // The name table read backwards: each HF tensor (or MXFP4 pair), from the GGUF tensors cut from it.
+    let resolved = names::resolve_all(Layout::Hf, ExpertStorage::Mxfp4, &ckpt.config);
+    let parity = |s: &Source| match s {
+        Source::Interleaved { parity, .. } => Some(*parity),
+        Source::Mxfp4 { parity, .. } | Source::DenseExperts { parity, .. } => *parity,
+        _ => None,
+    };
+    for r in &resolved {
+        let hf = r.source.inputs().concat();
         if !done.insert(hf.clone()) {
             continue;
         }
-        // Every GGUF tensor cut from this HF tensor, in table order (gate before up).
-        let table = if bid.is_some() {
-            names::PER_LAYER
-        } else {
-            names::GLOBAL
-        };
-        let parts: Vec<String> = table
+        // Every GGUF tensor cut from this HF tensor, gate (even) before up (odd).
+        let mut cut: Vec<&names::Resolved> = resolved
             .iter()
-            .filter(|r| r.hf == row.hf)
-            .map(|r| sub(r.gguf))
+            .filter(|o| o.source.inputs().concat() == hf)
             .collect();
+        cut.sort_by_key(|o| parity(&o.source));
+        let parts: Vec<String> = cut.iter().map(|o| o.gguf.clone()).collect();
         used.extend(parts.iter().cloned());
         let t = ckpt.tensor(&parts[0])?;
         for p in &parts {
@@ -239,58 +241,52 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
             check_requantize(p, u.dtype, opts)?;
         }
         let np = parts.len();
-        if row.expert_matrix {
-            let [e, rows, cols] = t.shape[..] else {
-                bail!(
-                    "tensor '{}': expected (experts, out, in), found {:?}",
-                    parts[0],
-                    t.shape
-                );
-            };
-            if cols % 32 != 0 {
-                bail!(
-                    "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of 32)",
-                    parts[0],
-                    t.shape
-                );
+        match &r.source {
+            Source::Mxfp4 { blocks, scales, .. } => {
+                let [e, rows, cols] = t.shape[..] else {
+                    bail!(
+                        "tensor '{}': expected (experts, out, in), found {:?}",
+                        parts[0],
+                        t.shape
+                    );
+                };
+                if cols % 32 != 0 {
+                    bail!(
+                        "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of 32)",
+                        parts[0],
+                        t.shape
+                    );
+                }
+                out.push(Planned {
+                    job: Job::GgufExperts { parts },
+                    outputs: vec![
+                        (blocks.clone(), DType::U8, vec![e, rows * np, cols / 32, 16]),
+                        (scales.clone(), DType::U8, vec![e, rows * np, cols / 32]),
+                    ],
+                });
             }
-            out.push(Planned {
-                job: Job::GgufExperts { parts },
-                outputs: vec![
-                    (
-                        format!("{hf}_blocks"),
-                        DType::U8,
-                        vec![e, rows * np, cols / 32, 16],
-                    ),
-                    (
-                        format!("{hf}_scales"),
-                        DType::U8,
-                        vec![e, rows * np, cols / 32],
-                    ),
-                ],
-            });
-        } else if let [gate, up] = &parts[..] {
-            let [e, n] = t.shape[..] else {
-                bail!(
-                    "tensor '{gate}': expected (experts, n), found {:?}",
-                    t.shape
-                );
-            };
-            debug_assert_eq!(row.hf_part, Part::Gate);
-            out.push(Planned {
-                job: Job::InterleavedBias {
-                    gate: gate.clone(),
-                    up: up.clone(),
-                },
-                outputs: vec![(hf, DType::BF16, vec![e, 2 * n])],
-            });
-        } else {
-            out.push(Planned {
+            Source::Interleaved { name, .. } => {
+                let ([gate, up], &[e, n]) = (&parts[..], &t.shape[..]) else {
+                    bail!(
+                        "tensor '{}': expected a gate and an up part of (experts, n), found {:?}",
+                        parts[0],
+                        t.shape
+                    );
+                };
+                out.push(Planned {
+                    job: Job::InterleavedBias {
+                        gate: gate.clone(),
+                        up: up.clone(),
+                    },
+                    outputs: vec![(name.clone(), DType::BF16, vec![e, 2 * n])],
+                });
+            }
+            source => out.push(Planned {
                 job: Job::Bf16 {
                     src: parts[0].clone(),
                 },
-                outputs: vec![(hf, DType::BF16, t.shape.clone())],
-            });
+                outputs: vec![(source.inputs().concat(), DType::BF16, t.shape.clone())],
+            }),
         }
     }
     let left_out = ckpt
@@ -476,17 +472,6 @@ fn to_bf16(name: &str, t: &TensorView<'_>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Removes the partial folder unless disarmed.
-struct PartialDir(Option<PathBuf>);
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
 /// Writes `input` (an HF folder or a GGUF file) as OpenAI-layout MXFP4 safetensors into the folder `output`.
 pub fn quantize_to_safetensors(
     input: &Path,
@@ -495,9 +480,8 @@ pub fn quantize_to_safetensors(
     shard_bytes: usize,
 ) -> Result<SafetensorsSummary> {
     let ckpt = Checkpoint::open(input, None)?;
-    if output.exists() {
-        bail!("{}: already exists; not overwriting", output.display());
-    }
+    // Checked before any work; created (and checked again) below.
+    preflight(output, Kind::Folder, opts.existing)?;
     let mut notes = Vec::new();
     let jobs = match ckpt.layout {
         Layout::Hf => plan(&ckpt),
@@ -547,13 +531,8 @@ pub fn quantize_to_safetensors(
         }
     };
 
-    let partial = PathBuf::from(format!("{}.partial", output.display()));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("{}: removing a stale partial output", partial.display()))?;
-    }
-    std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
-    let mut guard = PartialDir(Some(partial.clone()));
+    let dir = PartialDir::create(output, opts.existing)?;
+    let partial = dir.path().to_path_buf();
 
     let bar = progress_bar(opts.progress, jobs.len());
     let mut weight_map = serde_json::Map::new();
@@ -610,14 +589,11 @@ pub fn quantize_to_safetensors(
         for f in COPIED_FILES {
             let src = from.join(f);
             if src.is_file() {
-                std::fs::copy(&src, partial.join(f))
-                    .with_context(|| format!("copying {}", src.display()))?;
+                copy_file(&src, &partial.join(f))?;
             }
         }
     }
-    std::fs::rename(&partial, output)
-        .with_context(|| format!("renaming {} to {}", partial.display(), output.display()))?;
-    guard.0 = None;
+    dir.commit()?;
     Ok(SafetensorsSummary {
         bytes_out: total,
         notes,
@@ -711,8 +687,28 @@ fn write_config(ckpt: &Checkpoint, to: &Path) -> Result<()> {
     write_json(to, &cfg)
 }
 
+/// Writes a small file inside the partial folder, whole or not at all.
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let mut s = serde_json::to_string_pretty(v)?;
     s.push('\n');
-    std::fs::write(path, s).with_context(|| path.display().to_string())
+    write_file(path, s.as_bytes())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = PartialFile::create(path, Existing::Refuse)?;
+    f.file()
+        .write_all(bytes)
+        .with_context(|| f.partial_path().display().to_string())?;
+    f.commit()?;
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    let f = PartialFile::create(to, Existing::Refuse)?;
+    let mut src =
+        std::fs::File::open(from).with_context(|| format!("copying {}", from.display()))?;
+    std::io::copy(&mut src, &mut f.file())
+        .with_context(|| format!("copying {}", from.display()))?;
+    f.commit()?;
+    Ok(())
 }

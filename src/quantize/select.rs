@@ -8,6 +8,7 @@
 //! llama-quantize for identical files).
 
 use super::preset::{parse_tensor_type, Preset};
+use crate::gpt_oss::names;
 use ossify_formats::DType;
 use regex::Regex;
 
@@ -113,11 +114,12 @@ pub fn allows_quantization(name: &str, shape: &[usize]) -> bool {
 }
 
 fn is_output(name: &str) -> bool {
-    name == "output.weight"
+    names::OUTPUT.is(name)
 }
 
+/// llama.cpp also counts `per_layer_token_embd.weight` (Gemma 3n), which gpt-oss does not have.
 fn is_token_embd(name: &str) -> bool {
-    name == "token_embd.weight" || name == "per_layer_token_embd.weight"
+    names::TOKEN_EMBD.is(name) || name == "per_layer_token_embd.weight"
 }
 
 impl TypeRules {
