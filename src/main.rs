@@ -32,6 +32,8 @@ enum Command {
     Perplexity(PerplexityArgs),
     /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
     Quantize(cli::quantize::QuantizeArgs),
+    /// Token ids of a text with the model's own tokenizer (tokenizer.json or the GGUF vocabulary).
+    Tokenize(cli::tokenize::TokenizeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,6 +186,8 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    #[command(flatten)]
+    split: cli::split::SplitArgs,
     /// Replace an existing output file (never an input).
     #[arg(long)]
     force: bool,
@@ -219,6 +223,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            split: a.split.rule(),
             force: a.force,
         })?,
         Command::InspectWeights(a) => {
@@ -272,6 +277,7 @@ fn run() -> anyhow::Result<ExitCode> {
             force: a.force,
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
+        Command::Tokenize(a) => cli::tokenize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
