@@ -72,6 +72,10 @@ struct VerifyParityArgs {
     /// CPU backend rounds them (Q8_0 for quantized weights; faster, and closer to llama.cpp's logits).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
+    /// Where the forward pass runs: cpu, cuda (the first GPU; an error without one) or auto (CUDA when a GPU
+    /// is there).
+    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    device: ossify::gpt_oss::Device,
     /// Compare tensors only (no forward pass).
     #[arg(long)]
     tensors_only: bool,
@@ -120,6 +124,9 @@ struct PerplexityArgs {
     /// Forward-pass precision (as verify-parity --precision).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
+    /// Where the forward pass runs (as verify-parity --device).
+    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    device: ossify::gpt_oss::Device,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -258,6 +265,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 },
                 yarn_truncate: a.yarn_truncate,
                 precision: a.precision.into(),
+                device: a.device,
                 tensors_only: a.tensors_only,
                 json: a.json,
             })?;
@@ -273,6 +281,7 @@ fn run() -> anyhow::Result<ExitCode> {
             dump_logits: a.dump_logits,
             yarn_truncate: a.yarn_truncate,
             precision: a.precision.into(),
+            device: a.device,
             json: a.json,
             force: a.force,
         })?,
