@@ -23,6 +23,7 @@ use super::constants::{
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::atomic::{Existing, PartialFile};
+use crate::sink::{FileSink, Sink};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -334,7 +335,38 @@ impl GgufOutput {
 
     /// Checks that every tensor was written, syncs the file and renames it to its target.
     pub fn finish(self) -> Result<(), GgufError> {
-        let path = self.file.target().to_owned();
+        FileSink::finish(self)
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.file.replaced_stale()
+    }
+}
+
+impl Sink for GgufOutput {
+    type Error = GgufError;
+
+    fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn tensor_size(&self, t: usize) -> usize {
+        GgufOutput::tensor_size(self, t)
+    }
+
+    fn write_at(&self, t: usize, offset: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        self.write_tensor_at(t, offset, bytes)
+    }
+}
+
+impl FileSink for GgufOutput {
+    fn target(&self) -> &Path {
+        self.file.target()
+    }
+
+    fn prepare(&self) -> Result<(), GgufError> {
+        let path = self.file.target();
         let missing: Vec<&PlannedTensor> = self
             .tensors
             .iter()
@@ -347,13 +379,15 @@ impl GgufOutput {
                 count: missing.len(),
                 first: first.name.clone(),
             }
-            .in_file(&path));
+            .in_file(path));
         }
-        Ok(self.file.commit()?)
+        self.file
+            .file()
+            .sync_all()
+            .map_err(|e| GgufError::Io(e).in_file(path))
     }
 
-    /// Whether creating this output took over a partial left by a run that died.
-    pub fn replaced_stale(&self) -> bool {
-        self.file.replaced_stale()
+    fn commit(self) -> Result<(), GgufError> {
+        Ok(self.file.commit()?)
     }
 }
