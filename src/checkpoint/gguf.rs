@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
 use ossify_formats::gguf::{GgufFile, MetaValue};
 
+use crate::gpt_oss::config::{check_layer_count, ConfigSource};
 use crate::gpt_oss::names;
 use crate::gpt_oss::{AttentionKind, GptOssConfig, RopeScaling};
 
@@ -105,17 +106,40 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     }
     let m = Meta { file, path };
     let n_layers = m.usize(k::LLM_BLOCK_COUNT)?;
+    check_layer_count(n_layers, path, ConfigSource::Gguf)?;
+    let present = super::layers_present(
+        file.tensors.iter().map(|t| t.name.as_str()),
+        names::PER_LAYER[0].gguf,
+    );
+    if n_layers > present {
+        bail!(
+            "{}: metadata key '{}' = {n_layers} but the file's tensors hold {present} layer(s)",
+            path.display(),
+            m.key(k::LLM_BLOCK_COUNT)
+        );
+    }
     let hidden = m.usize(k::LLM_EMBEDDING_LENGTH)?;
     let heads = m.usize(k::ATTENTION_HEAD_COUNT)?;
-    if heads == 0 || n_layers == 0 {
+    if heads == 0 {
         bail!(
-            "{}: block_count and head_count must not be 0",
-            path.display()
+            "{}: metadata key '{}' must not be 0",
+            path.display(),
+            m.key(k::ATTENTION_HEAD_COUNT)
         );
     }
     let head_dim = m
         .opt_usize(k::ATTENTION_KEY_LENGTH)?
         .unwrap_or(hidden / heads);
+    // gpt-oss's attention uses one head size for keys and values; llama.cpp reads both keys.
+    if let Some(v) = m.opt_usize(k::ATTENTION_VALUE_LENGTH)? {
+        if v != head_dim {
+            bail!(
+                "{}: metadata key '{}' = {v} differs from the key length {head_dim}; gpt-oss uses one head size",
+                path.display(),
+                m.key(k::ATTENTION_VALUE_LENGTH)
+            );
+        }
+    }
     let vocab = match file
         .get(k::TOKENIZER_GGML_TOKENS)
         .and_then(MetaValue::as_array)
@@ -203,13 +227,7 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
         eos_token_id: m.token(k::TOKENIZER_GGML_EOS_TOKEN_ID),
         pad_token_id: m.token(k::TOKENIZER_GGML_PADDING_TOKEN_ID),
     };
-    if config.num_key_value_heads == 0 || heads % config.num_key_value_heads != 0 {
-        bail!(
-            "{}: head_count {heads} is not a multiple of head_count_kv {}",
-            path.display(),
-            config.num_key_value_heads
-        );
-    }
+    config.validate(path, ConfigSource::Gguf)?;
     Ok(config)
 }
 

@@ -44,7 +44,7 @@ use ossify_formats::gguf::GgufFile;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::TensorView;
 
-use crate::gpt_oss::config::read_json;
+use crate::gpt_oss::config::{read_json, ConfigSource};
 use crate::gpt_oss::{GptOssConfig, TensorSource};
 
 enum Store {
@@ -126,6 +126,25 @@ pub fn detect_layout(path: &Path) -> Result<Layout> {
     )
 }
 
+/// How many layers a checkpoint's tensor names hold: one more than the largest index N among names that
+/// start as `layer_template` (a per-layer name template of the name table, `blk.{bid}.attn_norm.weight`) does
+/// up to `{bid}`, followed by N and a dot. Used to refuse a layer count the tensors cannot back before
+/// anything is sized by it.
+pub(crate) fn layers_present<'a>(
+    names: impl Iterator<Item = &'a str>,
+    layer_template: &str,
+) -> usize {
+    let prefix = layer_template.split("{bid}").next().unwrap_or_default();
+    names
+        .filter_map(|n| {
+            let rest = n.strip_prefix(prefix)?;
+            let (idx, _) = rest.split_once('.')?;
+            idx.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(0, |m| m.saturating_add(1))
+}
+
 impl Checkpoint {
     /// Opens and validates a checkpoint; `layout` overrides detection.
     pub fn open(path: &Path, layout: Option<Layout>) -> Result<Checkpoint> {
@@ -153,6 +172,23 @@ impl Checkpoint {
             _ => GptOssConfig::from_original_json(&json, &cfg_path)?,
         };
         let model = SafetensorsModel::open_dir(dir)?;
+        let template = match layout {
+            Layout::Original => crate::gpt_oss::names::PER_LAYER[0].original,
+            _ => crate::gpt_oss::names::PER_LAYER[0].hf,
+        };
+        let present = layers_present(model.entries().iter().map(|e| e.name.as_str()), template);
+        if config.num_hidden_layers > present {
+            bail!(
+                "{}: {} = {} but the checkpoint's tensors hold {present} layer(s)",
+                cfg_path.display(),
+                match layout {
+                    Layout::Original => ConfigSource::OriginalJson,
+                    _ => ConfigSource::HfJson,
+                }
+                .spell("num_hidden_layers"),
+                config.num_hidden_layers
+            );
+        }
         let experts = expect::validate(&model, layout, &config)?;
         let tokenizer_dir = [Some(dir), dir.parent()]
             .into_iter()
