@@ -186,6 +186,8 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    #[command(flatten)]
+    split: cli::split::SplitArgs,
     /// Replace an existing output file (never an input).
     #[arg(long)]
     force: bool,
@@ -221,6 +223,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            split: a.split.rule(),
             force: a.force,
         })?,
         Command::InspectWeights(a) => {

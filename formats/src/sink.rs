@@ -11,15 +11,19 @@
 //!    at any thread count.
 //! 3. **Finish**: check every byte arrived, flush, rename into place ([`FileSink::finish`]).
 //!
-//! An output of several files is a [`FileSet`]: one sink over many files, addressed by the tensors' indices
-//! in plan order. Its files are planned up front (the tensor → file assignment by [`assign_files`], a new file
-//! whenever the next tensor would pass a size or count limit, as `gguf-split` and `save_pretrained` shard), each
-//! written at its own `X.partial`, and [`FileSet::finish`] renames them only once every file is complete and
-//! flushed: the set appears together or not at all (should the rename of a later file fail, the files already
-//! renamed are removed again). Split GGUF (`--split-max-size` / `--split-max-tensors`: one [`GgufOutput`] per
-//! split, each with its own `split.*` keys) and sharded safetensors (one [`SafetensorsOutput`] per shard, inside
-//! a [`crate::atomic::PartialDir`]) are both a `FileSet`; the streaming driver that feeds them does not know
-//! how many files there are.
+//! An output of several files is one sink over all of them, addressed by the tensors' indices in plan order;
+//! its files are planned up front, each written at its own `X.partial`, and renamed only once every file is
+//! complete and flushed, so the set appears together or not at all:
+//!
+//! - Split GGUF (`--split-max-size` / `--split-max-tensors`): [`GgufOutput`] holds every shard itself
+//!   ([`crate::gguf::GgufWriter::create_split`] plans them, each with its own `split.*` keys) and renames the
+//!   first shard, the one readers open, last.
+//! - Sharded safetensors: a [`FileSet`] of [`SafetensorsOutput`]s inside a [`crate::atomic::PartialDir`]; its
+//!   [`FileSet::finish`] removes files already renamed should a later rename fail. [`assign_files`] cuts the
+//!   plan into files (a new file whenever the next tensor would pass a size or count limit, as
+//!   `save_pretrained` shards).
+//!
+//! The streaming driver that feeds a sink (`ossify::stream`) does not know how many files there are.
 //!
 //! [`GgufOutput`]: crate::gguf::GgufOutput
 //! [`SafetensorsOutput`]: crate::safetensors::SafetensorsOutput

@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
 use ossify_formats::atomic::{Existing, Kind};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
-use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
+use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue, SplitRule};
 
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
@@ -44,6 +44,8 @@ pub struct ConvertOptions {
     pub progress: bool,
     /// Bytes per streamed piece; 0 = the defaults. The output is the same at any size (tests use tiny pieces).
     pub piece_bytes: usize,
+    /// Cut the output into a split GGUF (`--split-max-size` / `--split-max-tensors`).
+    pub split: SplitRule,
     /// Replace an existing output file (never an input).
     pub force: bool,
 }
@@ -58,6 +60,9 @@ pub struct ConvertSummary {
     pub file_type: u32,
     pub tensors: usize,
     pub tensor_bytes: u64,
+    /// The files written: `output` itself, or the shards of a split GGUF, first to last.
+    pub files: Vec<String>,
+    /// All the files' bytes.
     pub file_bytes: u64,
     pub seconds: f64,
 }
@@ -86,7 +91,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .build()
         .context("starting the thread pool")?;
     let output = w
-        .create_with(&opts.out, Existing::from_force(opts.force))
+        .create_split(&opts.out, opts.split, Existing::from_force(opts.force))
         .with_context(|| format!("{}", opts.out.display()))?;
     let bar = progress_bar(opts, tensor_bytes);
 
@@ -103,12 +108,16 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let bar = bar.unwrap_or_else(ProgressBar::hidden);
     let written = pool.install(|| drive(&jobs, &output, piece_bytes, &|b| ckpt.release(b), &bar));
     bar.finish_and_clear();
-    // On error `output` is dropped here, which removes `<out>.partial`.
+    // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
     written.with_context(|| format!("converting into {}", opts.out.display()))?;
+    let files: Vec<PathBuf> = output.paths().iter().map(|p| p.to_path_buf()).collect();
     output
         .finish()
         .with_context(|| format!("{}", opts.out.display()))?;
-    let file_bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     Ok(ConvertSummary {
         source: ckpt.path.display().to_string(),
         layout: ckpt.layout.to_string(),
@@ -117,6 +126,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         file_type: plan.file_type,
         tensors: plan.tensors.len(),
         tensor_bytes,
+        files: files.iter().map(|f| f.display().to_string()).collect(),
         file_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -138,7 +148,11 @@ pub fn run(opts: &ConvertOptions) -> Result<()> {
         writeln!(
             std::io::stdout().lock(),
             "wrote {}: {} tensors, {:.1} MiB, outtype {} (general.file_type {}), from {} layout {} in {:.2} s",
-            s.output,
+            match s.files.as_slice() {
+                [one] => one.clone(),
+                [first, .., last] => format!("{} files, {first} to {last}", s.files.len()),
+                [] => s.output.clone(),
+            },
             s.tensors,
             s.file_bytes as f64 / (1024.0 * 1024.0),
             s.outtype,

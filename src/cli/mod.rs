@@ -5,6 +5,7 @@ pub mod convert;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
+pub mod split;
 pub mod tokenize;
 pub mod verify_parity;
 
