@@ -77,6 +77,9 @@ pub struct QuantizeArgs {
     /// Worker threads (default: all cores). The output is the same at any count.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where --calibration runs the forward pass (as verify-parity --device).
+    #[arg(long, value_enum, default_value_t = crate::gpt_oss::Device::Cpu)]
+    pub device: crate::gpt_oss::Device,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -166,7 +169,7 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
         if args.imatrix.is_some() {
             bail!("--calibration and --imatrix both give an importance matrix; pass one");
         }
-        let m = collect_importance(&args.input, text, DEFAULT_CHUNK)?;
+        let m = collect_importance(&args.input, text, DEFAULT_CHUNK, args.device)?;
         if let Some(path) = &args.imatrix_out {
             m.write_gguf(
                 path,
