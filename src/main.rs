@@ -34,6 +34,10 @@ enum Command {
     Quantize(cli::quantize::QuantizeArgs),
     /// Token ids of a text with the model's own tokenizer (tokenizer.json or the GGUF vocabulary).
     Tokenize(cli::tokenize::TokenizeArgs),
+    /// Answer one prompt in the harmony chat format (final channel to stdout; --json for tokens and channels).
+    Generate(cli::generate::GenerateArgs),
+    /// Talk to a model: one message per line of standard input, answers streamed as they are generated.
+    Chat(cli::generate::ChatArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -287,6 +291,8 @@ fn run() -> anyhow::Result<ExitCode> {
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
         Command::Tokenize(a) => cli::tokenize::run(&a)?,
+        Command::Generate(a) => cli::generate::run_generate(&a)?,
+        Command::Chat(a) => cli::generate::run_chat(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! `main.rs` only maps clap arguments onto them.
 
 pub mod convert;
+pub mod generate;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
