@@ -11,7 +11,7 @@ use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
-use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitRule};
+use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitKeyOrder, SplitRule};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
@@ -144,7 +144,7 @@ pub fn write_gguf(
     }
     let out = match &opts.split {
         OutputSplit::Rule(rule) => w.create_split(output, *rule, opts.existing)?,
-        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of, opts.existing)?,
+        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of, SplitKeyOrder::LlamaQuantize, opts.existing)?,
         OutputSplit::KeepInput => bail!(
             "--keep-split keeps the shards of a split GGUF input; this input is not GGUF (cut the output with \
              --split-max-size or --split-max-tensors)"

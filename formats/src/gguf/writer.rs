@@ -226,7 +226,7 @@ impl GgufWriter {
     /// [`GgufWriter::create`] cut into a split set by `rule`, as `llama-gguf-split --split` cuts the single
     /// file (byte for byte): `PREFIX-00001-of-0000N.gguf` ... where `PREFIX` is `path` without its `.gguf`
     /// (as llama.cpp's converter and llama-quantize name shards). The first shard holds every key/value, then
-    /// `split.no`, `split.count`, `split.tensors.count`; the others only those three. A rule that gives one
+    /// the three split keys; the others only those three ([`SplitKeyOrder::GgufSplit`]). A rule that gives one
     /// shard writes the plain file at `path`, as llama.cpp's converter does. Nothing appears until
     /// [`GgufOutput::finish`], which renames the first shard last, so a reader that finds it finds the rest.
     /// `existing` applies to each shard.
@@ -238,15 +238,17 @@ impl GgufWriter {
     ) -> Result<GgufOutput, GgufError> {
         let sizes: Vec<usize> = self.tensors.iter().map(|t| t.size).collect();
         let shard_of = rule.assign(&sizes);
-        self.create_shards(path, &shard_of, existing)
+        self.create_shards(path, &shard_of, SplitKeyOrder::GgufSplit, existing)
     }
 
     /// [`GgufWriter::create_split`] with each tensor's shard given (0-based, in tensor order; each shard
-    /// continues the last or starts the next, none empty): llama-quantize `--keep-split` keeps its input's.
+    /// continues the last or starts the next, none empty), e.g. llama-quantize `--keep-split` keeping its
+    /// input's, and the split keys in `order`.
     pub fn create_shards(
         self,
         path: &Path,
         shard_of: &[usize],
+        order: SplitKeyOrder,
         existing: Existing,
     ) -> Result<GgufOutput, GgufError> {
         let contiguous = shard_of.len() == self.tensors.len()
@@ -293,10 +295,15 @@ impl GgufWriter {
                 // Each shard is read with its own header's alignment.
                 w.add_kv(GENERAL_ALIGNMENT, MetaValue::U32(self.alignment as u32))?;
             }
-            // The types llama.cpp gives them (gguf-split.cpp: set_val_u16, u16, i32).
-            w.add_kv(SPLIT_NO, MetaValue::U16(no as u16))?;
-            w.add_kv(SPLIT_COUNT, MetaValue::U16(count as u16))?;
-            w.add_kv(SPLIT_TENSORS_COUNT, MetaValue::I32(total))?;
+            // The types llama.cpp gives them: u16, u16, i32.
+            for key in order.keys() {
+                let value = match key {
+                    SPLIT_NO => MetaValue::U16(no as u16),
+                    SPLIT_COUNT => MetaValue::U16(count as u16),
+                    _ => MetaValue::I32(total),
+                };
+                w.add_kv(key, value)?;
+            }
             writers.push(w);
         }
         for (t, &no) in self.tensors.iter().zip(shard_of) {
@@ -331,6 +338,26 @@ impl GgufWriter {
             out: OutFile { file, data_offset },
             offsets,
         })
+    }
+}
+
+/// The order of the three split keys at the end of each shard's key/values, which differs between llama.cpp's
+/// tools: each `gguf_set_val_*` removes a key and appends it (ggml/src/gguf.cpp), and gguf-split sets
+/// `split.count` twice (a placeholder, then the count), so it ends up last; llama-quantize sets each once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitKeyOrder {
+    /// `split.no`, `split.tensors.count`, `split.count`: tools/gguf-split.
+    GgufSplit,
+    /// `split.no`, `split.count`, `split.tensors.count`: src/llama-quant.cpp (`--keep-split`).
+    LlamaQuantize,
+}
+
+impl SplitKeyOrder {
+    fn keys(self) -> [&'static str; 3] {
+        match self {
+            SplitKeyOrder::GgufSplit => [SPLIT_NO, SPLIT_TENSORS_COUNT, SPLIT_COUNT],
+            SplitKeyOrder::LlamaQuantize => [SPLIT_NO, SPLIT_COUNT, SPLIT_TENSORS_COUNT],
+        }
     }
 }
 
