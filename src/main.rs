@@ -12,7 +12,7 @@ use ossify::plan::OutType;
 #[derive(Parser, Debug)]
 #[command(
     name = "ossify",
-    version,
+    version = env!("OSSIFY_VERSION"),
     about = "Convert, quantize, inspect and verify OpenAI gpt-oss checkpoints"
 )]
 struct Cli {
@@ -38,6 +38,11 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// Talk to a model: one message per line of standard input, answers streamed as they are generated.
     Chat(cli::generate::ChatArgs),
+    /// Print a shell completion script: ossify completions bash > /etc/bash_completion.d/ossify
+    Completions {
+        #[arg(value_enum, ignore_case = true)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,7 +57,7 @@ struct VerifyParityArgs {
     #[arg(long, value_name = "FILE.npy")]
     reference_logits: Option<PathBuf>,
     /// Text to evaluate, tokenized with the source's tokenizer.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'f', long, value_name = "FILE")]
     text: Option<PathBuf>,
     /// Token ids: [..], {"tokens": [..]} or {"sequences": [[..], ..]}.
     #[arg(long, value_name = "FILE.json")]
@@ -74,11 +79,11 @@ struct VerifyParityArgs {
     yarn_truncate: bool,
     /// Forward-pass precision: exact f32 (the transformers reference) or activations rounded as llama.cpp's
     /// CPU backend rounds them (Q8_0 for quantized weights; faster, and closer to llama.cpp's logits).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
     /// Where the forward pass runs: cpu, cuda (the first GPU; an error without one) or auto (CUDA when a GPU
     /// is there).
-    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ossify::gpt_oss::Device::Cpu)]
     device: ossify::gpt_oss::Device,
     /// Compare tensors only (no forward pass).
     #[arg(long)]
@@ -108,13 +113,13 @@ struct PerplexityArgs {
     /// A checkpoint folder or GGUF file.
     model: PathBuf,
     /// Text to evaluate, tokenized with the model's tokenizer.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'f', long, value_name = "FILE")]
     text: Option<PathBuf>,
     /// Token ids instead of text (JSON, as verify-parity --tokens).
     #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
     tokens: Option<PathBuf>,
     /// Context (chunk) length.
-    #[arg(long, default_value_t = 512)]
+    #[arg(short = 'c', long, default_value_t = 512)]
     ctx: usize,
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
@@ -126,10 +131,10 @@ struct PerplexityArgs {
     #[arg(long)]
     yarn_truncate: bool,
     /// Forward-pass precision (as verify-parity --precision).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
     /// Where the forward pass runs (as verify-parity --device).
-    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ossify::gpt_oss::Device::Cpu)]
     device: ossify::gpt_oss::Device,
     /// Print one JSON object.
     #[arg(long)]
@@ -141,6 +146,22 @@ enum LayoutArg {
     Hf,
     Original,
     Gguf,
+}
+
+/// The layouts convert reads (a GGUF is not an input of convert: quantize re-encodes GGUFs).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SourceLayoutArg {
+    Hf,
+    Original,
+}
+
+impl From<SourceLayoutArg> for Layout {
+    fn from(l: SourceLayoutArg) -> Layout {
+        match l {
+            SourceLayoutArg::Hf => Layout::Hf,
+            SourceLayoutArg::Original => Layout::Original,
+        }
+    }
 }
 
 impl From<LayoutArg> for Layout {
@@ -180,16 +201,16 @@ struct ConvertArgs {
     /// Checkpoint folder (HF layout, or OpenAI's original/).
     src: PathBuf,
     /// Output GGUF file.
-    #[arg(short, long)]
+    #[arg(short, long, visible_alias = "outfile")]
     output: PathBuf,
     /// Type of the non-expert matrices (MXFP4 experts are always repacked losslessly).
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
     outtype: OutTypeArg,
     /// Override layout detection.
-    #[arg(long, value_enum)]
-    layout: Option<LayoutArg>,
+    #[arg(long, value_enum, ignore_case = true)]
+    layout: Option<SourceLayoutArg>,
     /// Worker threads (default: all cores). The output is the same at any count.
-    #[arg(long, default_value_t = 0)]
+    #[arg(short = 't', long, default_value_t = 0)]
     threads: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -212,10 +233,10 @@ struct InspectArgs {
     #[arg(long)]
     stats: bool,
     /// Override layout detection.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     layout: Option<LayoutArg>,
     /// Worker threads for --stats (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(short = 't', long, default_value_t = 0)]
     threads: usize,
     /// Machine-readable output.
     #[arg(long)]
@@ -293,6 +314,13 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Tokenize(a) => cli::tokenize::run(&a)?,
         Command::Generate(a) => cli::generate::run_generate(&a)?,
         Command::Chat(a) => cli::generate::run_chat(&a)?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // into a buffer first: clap_complete panics on a write error such as a closed pipe
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ossify", &mut buf);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &buf)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -71,7 +71,17 @@ pub struct ConvertSummary {
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let start = Instant::now();
     super::check_output(&opts.out, Kind::File, opts.force, &[&opts.src])?;
-    let ckpt = Checkpoint::open(&opts.src, opts.layout)?;
+    let ckpt = match Checkpoint::open(&opts.src, opts.layout) {
+        Ok(c) => c,
+        // a forced layout that the folder does not have fails on some missing field: name the mismatch instead
+        Err(e) => match (opts.layout, crate::checkpoint::detect_layout(&opts.src)) {
+            (Some(forced), Ok(found)) if forced != found => anyhow::bail!(
+                "{}: --layout {forced} given, but this is a checkpoint in the {found} layout ({e:#})",
+                opts.src.display()
+            ),
+            _ => return Err(e),
+        },
+    };
     let plan = Plan::new(&ckpt, opts.outtype)?;
 
     let mut w = GgufWriter::new();

@@ -39,7 +39,7 @@ pub struct QuantizeArgs {
     /// Input checkpoint: a GGUF file, or a Hugging Face folder (BF16 fine-tune or MXFP4)
     pub input: PathBuf,
     /// Output GGUF file, or folder with --format safetensors
-    #[arg(short, long)]
+    #[arg(short, long, visible_alias = "outfile")]
     pub output: PathBuf,
     /// Preset: mxfp4_moe, q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32
     #[arg(long = "type", default_value = "mxfp4_moe")]

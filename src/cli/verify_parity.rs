@@ -289,7 +289,8 @@ fn print_human(
     nonfinite: Option<(Option<usize>, &'static str)>,
     violations: &[String],
 ) {
-    let color = std::io::stdout().is_terminal();
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     println!("reference: {reference}");
     println!("candidate: {}", opts.candidate.display());
     if verdict.is_some() {
