@@ -24,6 +24,7 @@ use super::split::{check_no_strays, is_split_key, split_path, MAX_SPLITS};
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::atomic::{Existing, PartialFile};
+use crate::sink::{FileSink, Sink};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -546,6 +547,42 @@ impl GgufOutput {
     /// Checks that every tensor was written, syncs every file, then renames them into place: the first shard
     /// of a split set last, so the set is complete by the time its first file (the one readers open) appears.
     pub fn finish(self) -> Result<(), GgufError> {
+        FileSink::finish(self)
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.files.iter().any(|f| f.file.replaced_stale())
+    }
+}
+
+/// A GGUF output is one sink over all its files (the shards of a split set are addressed by the tensors' plan
+/// indices, as in [`crate::sink::FileSet`]).
+impl Sink for GgufOutput {
+    type Error = GgufError;
+
+    fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn tensor_size(&self, t: usize) -> usize {
+        GgufOutput::tensor_size(self, t)
+    }
+
+    fn write_at(&self, t: usize, offset: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        self.write_tensor_at(t, offset, bytes)
+    }
+}
+
+impl FileSink for GgufOutput {
+    /// The first file (the one readers open).
+    fn target(&self) -> &Path {
+        self.files
+            .first()
+            .map_or(Path::new(""), |f| f.file.target())
+    }
+
+    fn prepare(&self) -> Result<(), GgufError> {
         let missing: Vec<(&PlannedTensor, usize)> = self
             .tensors
             .iter()
@@ -568,14 +605,15 @@ impl GgufOutput {
                 .sync_all()
                 .map_err(|e| GgufError::Io(e).in_file(f.file.target()))?;
         }
+        Ok(())
+    }
+
+    /// Renames every file into place, the first shard of a split set last, so the set is complete by the time
+    /// its first file appears.
+    fn commit(self) -> Result<(), GgufError> {
         for f in self.files.into_iter().rev() {
             f.file.commit()?;
         }
         Ok(())
-    }
-
-    /// Whether creating this output took over a partial left by a run that died.
-    pub fn replaced_stale(&self) -> bool {
-        self.files.iter().any(|f| f.file.replaced_stale())
     }
 }
