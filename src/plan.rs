@@ -15,13 +15,15 @@
 //! whatever the thread count.
 
 use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::gguf::MetaValue;
 use ossify_formats::quant::{self, repack_hf_to_ggml};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
-use crate::gpt_oss::names;
 pub use crate::gpt_oss::names::Source;
+use crate::gpt_oss::{metadata, names};
+use crate::tokenizer::GgufVocab;
 
 /// `--outtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +168,46 @@ impl Plan {
             file_type: outtype.file_type(ckpt.experts == ExpertStorage::Mxfp4),
         })
     }
+}
+
+impl Plan {
+    /// Every metadata key/value of the GGUF, in the order llama.cpp's converter writes them: the model's
+    /// ([`metadata::to_gguf`]), then the vocabulary's.
+    pub fn metadata(&self, ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
+        let mut kv = metadata::to_gguf(&ckpt.config, &model_name(ckpt), self.file_type)?;
+        kv.extend(vocab_metadata(ckpt)?);
+        Ok(kv)
+    }
+}
+
+/// `general.name`: the model folder's name (for `original/`, its parent's), as gguf-py falls back to.
+fn model_name(ckpt: &Checkpoint) -> String {
+    let dir = match ckpt.layout {
+        Layout::Original => ckpt.path.parent().unwrap_or(&ckpt.path),
+        _ => &ckpt.path,
+    };
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gpt-oss".into())
+}
+
+/// The tokenizer key/values, as llama.cpp's `_set_vocab_gpt2` + gguf-py's `SpecialVocab` write them
+/// (`GgufVocab::to_metadata`).
+fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
+    let Some(dir) = &ckpt.tokenizer_dir else {
+        bail!(
+            "{}: no tokenizer.json here{}; a GGUF needs the vocabulary",
+            ckpt.path.display(),
+            if ckpt.layout == Layout::Original {
+                " or in the parent folder"
+            } else {
+                ""
+            }
+        );
+    };
+    let v = GgufVocab::from_dir(dir, ckpt.config.vocab_size)
+        .with_context(|| format!("{}: reading the tokenizer", dir.display()))?;
+    Ok(v.to_metadata())
 }
 
 /// `auto`: the type of the source's first float matrix (llama.cpp's GUESSED heuristic looks at the first tensor

@@ -32,7 +32,7 @@
 mod expect;
 mod gguf;
 
-pub use gguf::config_from_gguf;
+pub use crate::gpt_oss::metadata::config_from_gguf;
 
 pub use crate::gpt_oss::names::{ExpectedDType, ExpectedTensor, ExpertStorage, Layout};
 pub use expect::expected_tensors;

@@ -210,7 +210,7 @@ pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> 
     }
     let ckpt = Checkpoint::open(input, None)?;
     let plan = Plan::new(&ckpt, OutType::Auto)?;
-    let metadata = crate::cli::convert::metadata(&ckpt, &plan)?;
+    let metadata = plan.metadata(&ckpt)?;
     let ckpt_ref = &ckpt;
     let sources: Vec<SourceTensor<'_>> = plan
         .tensors

@@ -32,9 +32,7 @@ use serde_json::json;
 use super::encode::Mxfp4Scale;
 use super::pipeline::{progress_bar, QuantizeOptions};
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
-use crate::gpt_oss::config::AttentionKind;
 use crate::gpt_oss::names::{self, Source};
-use crate::gpt_oss::GptOssConfig;
 
 /// `save_pretrained`'s default `max_shard_size` ("5GB").
 pub const DEFAULT_SHARD_BYTES: usize = 5_000_000_000;
@@ -617,81 +615,13 @@ pub fn quantize_to_safetensors(
     })
 }
 
-/// A GGUF float is an f32: written as the shortest decimal that reads back to it (1e-5, not
-/// 9.999999747378752e-6), as the config.json it came from spelled it.
-fn f32_decimal(x: f64) -> f64 {
-    let f = x as f32;
-    if f64::from(f) == x {
-        f.to_string().parse().unwrap_or(x)
-    } else {
-        x
-    }
-}
-
-/// config.json for a checkpoint that has none (GGUF): transformers' `GptOssConfig` fields, spelled as
-/// openai/gpt-oss-20b's config.json spells them.
-fn hf_config_json(c: &GptOssConfig) -> serde_json::Value {
-    let layer_types: Vec<&str> = c
-        .layer_types
-        .iter()
-        .map(|k| match k {
-            AttentionKind::Sliding => "sliding_attention",
-            AttentionKind::Full => "full_attention",
-        })
-        .collect();
-    let rope_scaling = match &c.rope_scaling {
-        Some(r) => json!({
-            "rope_type": "yarn",
-            "factor": f32_decimal(r.factor),
-            "beta_fast": f32_decimal(r.beta_fast),
-            "beta_slow": f32_decimal(r.beta_slow),
-            "original_max_position_embeddings": r.original_max_position_embeddings,
-            "truncate": r.truncate,
-        }),
-        None => json!({ "rope_type": "default" }),
-    };
-    let mut v = json!({
-        "architectures": ["GptOssForCausalLM"],
-        "model_type": "gpt_oss",
-        "attention_bias": true,
-        "hidden_act": "silu",
-        "tie_word_embeddings": false,
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "intermediate_size": c.intermediate_size,
-        "num_hidden_layers": c.num_hidden_layers,
-        "num_attention_heads": c.num_attention_heads,
-        "num_key_value_heads": c.num_key_value_heads,
-        "head_dim": c.head_dim,
-        "num_local_experts": c.num_local_experts,
-        "num_experts_per_tok": c.num_experts_per_tok,
-        "sliding_window": c.sliding_window,
-        "max_position_embeddings": c.max_position_embeddings,
-        "rope_theta": f32_decimal(c.rope_theta),
-        "rope_scaling": rope_scaling,
-        "rms_norm_eps": f32_decimal(c.rms_norm_eps),
-        "swiglu_limit": f32_decimal(c.swiglu_limit),
-        "layer_types": layer_types,
-    });
-    for (key, id) in [
-        ("bos_token_id", c.bos_token_id),
-        ("eos_token_id", c.eos_token_id),
-        ("pad_token_id", c.pad_token_id),
-    ] {
-        if let (Some(id), Some(o)) = (id, v.as_object_mut()) {
-            o.insert(key.into(), json!(id));
-        }
-    }
-    v
-}
-
 fn write_config(ckpt: &Checkpoint, to: &Path) -> Result<()> {
     let mut cfg: serde_json::Value = match &ckpt.config_path {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?
         }
-        None => hf_config_json(&ckpt.config),
+        None => ckpt.config.to_hf_json(),
     };
     let path = ckpt.config_path.as_deref().unwrap_or(&ckpt.path);
     let obj = cfg
