@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;
+pub mod interrupt;
 pub mod npy;
 pub mod parity;
 pub mod plan;

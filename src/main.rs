@@ -109,6 +109,9 @@ struct PerplexityArgs {
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
     dump_logits: Option<PathBuf>,
+    /// Replace existing --dump-logits files (never an input).
+    #[arg(long)]
+    force: bool,
     /// Round the YaRN correction range as llama.cpp does.
     #[arg(long)]
     yarn_truncate: bool,
@@ -181,6 +184,9 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    /// Replace an existing output file (never an input).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +219,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            force: a.force,
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
@@ -262,6 +269,7 @@ fn run() -> anyhow::Result<ExitCode> {
             yarn_truncate: a.yarn_truncate,
             precision: a.precision.into(),
             json: a.json,
+            force: a.force,
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
     }
@@ -269,6 +277,7 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    ossify::interrupt::install();
     match run() {
         Ok(code) => code,
         Err(err) => {

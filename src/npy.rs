@@ -6,8 +6,11 @@
 //! u32 for 2.0/3.0), a Python-literal dict header padded with spaces to a multiple of 64 bytes, then the data.
 //! A hand-written reader keeps the header parsing strict and small; every size is checked against the file.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+
+use ossify_formats::atomic::{Existing, PartialFile};
 
 use anyhow::{bail, Context, Result};
 
@@ -152,30 +155,34 @@ fn header_bytes(shape: &[usize]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Streams a float32 C-order `.npy` file of a known shape, row block by row block, into `<path>.partial`,
-/// renamed by [`NpyF32Writer::finish`] once every value is written (removed if dropped before).
+/// Streams a float32 C-order `.npy` file of a known shape, row block by row block, into `<path>.partial`
+/// (`atomic::PartialFile`: exclusive, locked, never over an input), renamed by [`NpyF32Writer::finish`] once
+/// every value is written (removed if dropped before).
 pub struct NpyF32Writer {
     path: std::path::PathBuf,
-    partial: std::path::PathBuf,
-    w: Option<std::io::BufWriter<std::fs::File>>,
+    // Declared before `file` so it is dropped (and flushed) first.
+    w: Option<std::io::BufWriter<File>>,
+    file: Option<PartialFile>,
     remaining: usize,
 }
 
 impl NpyF32Writer {
-    pub fn create(path: &Path, shape: &[usize]) -> Result<NpyF32Writer> {
+    pub fn create(path: &Path, shape: &[usize], existing: Existing) -> Result<NpyF32Writer> {
         let n = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .context("npy shape overflows")?;
-        let partial = path.with_extension("npy.partial");
-        let f = std::fs::File::create(&partial)
-            .with_context(|| format!("creating {}", partial.display()))?;
-        let mut w = std::io::BufWriter::new(f);
+        let file = PartialFile::create(path, existing)?;
+        let handle = file
+            .file()
+            .try_clone()
+            .with_context(|| format!("writing {}", file.partial_path().display()))?;
+        let mut w = std::io::BufWriter::new(handle);
         w.write_all(&header_bytes(shape)?)
-            .with_context(|| format!("writing {}", partial.display()))?;
+            .with_context(|| format!("writing {}", file.partial_path().display()))?;
         Ok(NpyF32Writer {
             path: path.to_path_buf(),
-            partial,
+            file: Some(file),
             w: Some(w),
             remaining: n,
         })
@@ -194,13 +201,15 @@ impl NpyF32Writer {
         };
         for x in data {
             w.write_all(&x.to_le_bytes())
-                .with_context(|| format!("writing {}", self.partial.display()))?;
+                .with_context(|| format!("writing {}", self.path.display()))?;
         }
         self.remaining -= data.len();
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<()> {
+    /// Flushes the values and returns the file uncommitted, for a caller that commits it together with what
+    /// belongs beside it (the tokens beside the logits).
+    pub fn finish_deferred(mut self) -> Result<PartialFile> {
         if self.remaining != 0 {
             bail!(
                 "{}: {} values short of the declared shape",
@@ -208,33 +217,23 @@ impl NpyF32Writer {
                 self.remaining
             );
         }
-        let Some(w) = self.w.take() else {
+        let (Some(w), Some(file)) = (self.w.take(), self.file.take()) else {
             bail!("{}: already finished", self.path.display());
         };
         w.into_inner()
             .map_err(|e| e.into_error())
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("writing {}", self.partial.display()))?;
-        std::fs::rename(&self.partial, &self.path).with_context(|| {
-            format!(
-                "renaming {} to {}",
-                self.partial.display(),
-                self.path.display()
-            )
-        })
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(file)
     }
-}
 
-impl Drop for NpyF32Writer {
-    fn drop(&mut self) {
-        if self.w.take().is_some() {
-            let _ = std::fs::remove_file(&self.partial);
-        }
+    pub fn finish(self) -> Result<()> {
+        self.finish_deferred()?.commit()?;
+        Ok(())
     }
 }
 
 /// Writes a float32 C-order `.npy` file (version 1.0), via `<path>.partial` renamed after flush.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32], existing: Existing) -> Result<()> {
     let n: usize = shape.iter().product();
     if n != data.len() {
         bail!(
@@ -242,7 +241,7 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
             data.len()
         );
     }
-    let mut w = NpyF32Writer::create(path, shape)?;
+    let mut w = NpyF32Writer::create(path, shape, existing)?;
     w.write(data)?;
     w.finish()
 }
@@ -275,18 +274,24 @@ mod tests {
     fn writes_what_numpy_writes() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.npy");
-        write_f32(&p, &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        write_f32(
+            &p,
+            &[2, 3],
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            Existing::Refuse,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), numpy_bytes());
         // Streamed in two pieces, the same bytes; a short write leaves nothing behind.
         let q = dir.path().join("b.npy");
-        let mut w = NpyF32Writer::create(&q, &[2, 3]).unwrap();
+        let mut w = NpyF32Writer::create(&q, &[2, 3], Existing::Refuse).unwrap();
         w.write(&[0.0, 1.0]).unwrap();
         w.write(&[2.0, 3.0, 4.0, 5.0]).unwrap();
         assert!(w.write(&[6.0]).is_err());
         w.finish().unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), numpy_bytes());
         let r = dir.path().join("c.npy");
-        let mut w = NpyF32Writer::create(&r, &[2, 3]).unwrap();
+        let mut w = NpyF32Writer::create(&r, &[2, 3], Existing::Refuse).unwrap();
         w.write(&[0.0]).unwrap();
         assert!(w.finish().is_err());
         assert!(!r.exists() && !dir.path().join("c.npy.partial").exists());

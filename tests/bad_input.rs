@@ -54,11 +54,14 @@ fn rewrite_shard(path: &Path, edit: &Edit) {
         .iter()
         .map(|t| w.add_tensor(&t.0, t.1, &t.2).unwrap())
         .collect();
-    let out = w.create(path).unwrap();
+    // Written beside and renamed over: ossify's writers never replace a file the process has read.
+    let new = path.with_extension("rewritten");
+    let out = w.create(&new).unwrap();
     for (i, t) in ids.iter().zip(&tensors) {
         out.write_tensor(*i, &t.3).unwrap();
     }
     out.finish().unwrap();
+    std::fs::rename(&new, path).unwrap();
 }
 
 fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
@@ -216,11 +219,13 @@ fn unexpected_extra_tensor() {
         .iter()
         .map(|t| w.add_tensor(&t.0, t.1, &t.2).unwrap())
         .collect();
-    let out = w.create(&shard).unwrap();
+    let new = shard.with_extension("rewritten");
+    let out = w.create(&new).unwrap();
     for (i, t) in ids.iter().zip(&tensors) {
         out.write_tensor(*i, &t.3).unwrap();
     }
     out.finish().unwrap();
+    std::fs::rename(&new, &shard).unwrap();
     let shard_name = shard.file_name().unwrap().to_str().unwrap().to_string();
     edit_json(&m.join("model.safetensors.index.json"), |v| {
         v["weight_map"][extra] = shard_name.clone().into();

@@ -163,8 +163,8 @@ fn original_layout_equals_hf_layout_byte_for_byte() {
 fn output_is_identical_at_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     for (src, outtype) in [("tiny", "q8_0"), ("tiny-bf16", "bf16")] {
-        let one = dir.path().join("t1.gguf");
-        let two = dir.path().join("t2.gguf");
+        let one = dir.path().join(format!("{src}.t1.gguf"));
+        let two = dir.path().join(format!("{src}.t2.gguf"));
         convert(
             &golden(src),
             &one,

@@ -403,7 +403,13 @@ fn text_is_tokenized_with_the_source_tokenizer() {
 fn incompatible_reference_logits_are_refused_before_compute() {
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("wrong_vocab.npy");
-    ossify::npy::write_f32(&npy, &[32, 100], &vec![0.0; 3200]).unwrap();
+    ossify::npy::write_f32(
+        &npy,
+        &[32, 100],
+        &vec![0.0; 3200],
+        ossify_formats::atomic::Existing::Refuse,
+    )
+    .unwrap();
     let o = ossify(&[
         "verify-parity",
         "--reference-logits",

@@ -27,6 +27,7 @@ fn options(scale: Mxfp4Scale) -> QuantizeOptions {
         mxfp4_scale: scale,
         imatrix: None,
         progress: false,
+        existing: ossify_formats::atomic::Existing::Refuse,
     }
 }
 

@@ -1,50 +1,505 @@
-//! All-or-nothing output files: write `<target>.partial` beside the target, rename it into place on success,
-//! remove it on error or drop. A reader never sees a half-written model under the target's name, and a failed
-//! run leaves nothing behind (DESIGN.md, "Errors and output safety").
+//! All-or-nothing outputs that never destroy what exists: the one atomic file primitive ([`PartialFile`]) and
+//! the one atomic folder primitive ([`PartialDir`]) every writer in ossify goes through.
+//!
+//! An output `X` is built at `X.partial` beside it (same folder, so the final rename is atomic) and renamed to
+//! `X` only when complete; a reader never sees a half-written model under the target's name. The rules:
+//!
+//! - **Exclusive and locked.** `X.partial` is created with `O_CREAT | O_EXCL | O_NOFOLLOW` (never through a
+//!   symbolic link) and held under an exclusive `flock` for as long as it is written. A second writer of the same
+//!   output finds the lock taken and gets [`OutputError::Busy`] ("another process is writing X"). A
+//!   `X.partial` whose lock is free was left by a run that died (SIGKILL, power loss: a lock dies with its
+//!   process); it is taken over, emptied and reused, and [`preflight`] reports it so the command can name it.
+//!   A taker checks after locking that the path still names the inode it locked, so two runs that race for a
+//!   stale partial cannot both win.
+//! - **Never over an input.** Readers register every file they open ([`protect_input`]; the memory-mapped
+//!   readers in this crate do it themselves). A target or partial that *is* one of them (same device and inode,
+//!   symbolic links followed, hard links included) is refused with [`OutputError::IsInput`], `--force` or not.
+//! - **Never over an existing output unless asked.** [`Existing::Refuse`] refuses an existing target, checked
+//!   when the output is created and again by the final rename (`RENAME_NOREPLACE`), so a target that appears
+//!   meanwhile survives too. [`Existing::Replace`] (`--force`) replaces a file, never a folder with contents:
+//!   a user's folder is never removed. An empty folder is not an output and may be filled.
+//! - **Nothing left behind.** Dropping an uncommitted output removes its partial; [`remove_live_partials`]
+//!   removes every partial of the process (the binary calls it on SIGINT / SIGTERM before exiting).
+//!
+//! A set of files that must appear together (a split GGUF, safetensors shards) is several [`PartialFile`]s
+//! committed one after another once all are written (see [`crate::sink`]); a folder output is a
+//! [`PartialDir`] whose files are plain [`PartialFile`]s inside it.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-/// A file being written at `<target>.partial`. [`PartialFile::commit`] syncs it and renames it to the target;
-/// dropping it uncommitted deletes it.
-#[derive(Debug)]
-pub struct PartialFile {
-    file: File,
-    partial: PathBuf,
-    target: PathBuf,
-    committed: bool,
+use rustix::fs::{FlockOperation, Mode, OFlags, RenameFlags, CWD};
+use rustix::io::Errno;
+
+/// What to do when the output already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse: the default of every command.
+    Refuse,
+    /// Replace an existing file (`--force`). Never an input, never a folder with contents.
+    Replace,
 }
 
-/// `<target>.partial`: same folder (so the rename stays on one file system and is atomic), name plus ".partial".
+impl Existing {
+    /// `--force` as a policy.
+    pub fn from_force(force: bool) -> Existing {
+        if force {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        }
+    }
+}
+
+/// Why an output could not be created or committed. Every message names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: already exists; not replacing it (--force replaces it)")]
+    Exists { path: PathBuf },
+    #[error("{path}: is one of this command's inputs{same}; ossify never writes over its inputs")]
+    IsInput {
+        path: PathBuf,
+        /// " (the same file as INPUT)" when reached through another name (a link), else empty.
+        same: String,
+    },
+    #[error("{target}: another process is writing it ({partial} is locked); wait for it to finish or choose another output")]
+    Busy { target: PathBuf, partial: PathBuf },
+    #[error("{path}: is a symbolic link; ossify does not write through links (remove it or choose another output)")]
+    Symlink { path: PathBuf },
+    #[error("{path}: is a folder; give a file name")]
+    IsFolder { path: PathBuf },
+    #[error("{path}: is not a regular file; not writing over it")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: is a file, but this output is a folder")]
+    NotAFolder { path: PathBuf },
+    #[error("{path}: is a folder that is not empty; ossify never removes a folder (remove it yourself or choose another name)")]
+    FolderNotEmpty { path: PathBuf },
+    #[error("{path}: exists and was not made by ossify; not removing it (move it away)")]
+    NotOurs { path: PathBuf },
+    #[error("{path}: not a valid output name")]
+    BadName { path: PathBuf },
+    #[error("{path}: the output folder {folder} does not exist")]
+    NoFolder { path: PathBuf, folder: PathBuf },
+    #[error("{path}: interrupted")]
+    Interrupted { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn errno_err(path: &Path) -> impl Fn(Errno) -> OutputError + '_ {
+    move |e| OutputError::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+/// `X.partial` for an output `X`: same folder (so the rename stays on one file system), name plus ".partial".
+/// A trailing slash (`-o out/`) names the folder `out`, whose partial is `out.partial`, not `out/.partial`.
 pub fn partial_path(target: &Path) -> PathBuf {
+    let target = normalize(target);
     let mut name: OsString = target.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
 }
 
+/// The target without trailing slashes or `.` components (`out/` and `out/.` are `out`).
+fn normalize(target: &Path) -> PathBuf {
+    target.components().collect()
+}
+
+/// The folder an output lands in (`.` for a bare name).
+fn parent_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+// ---- inputs ----
+
+static INPUTS: Mutex<Vec<(u64, u64, PathBuf)>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere does not make the lists wrong: they are only pushed to and removed from.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers `path` (symbolic links followed) as an input of this process: no output may be written over it.
+/// A folder registers itself and every entry directly inside it, so an output inside a checkpoint folder
+/// cannot replace one of its files. A path that does not exist is ignored.
+pub fn protect_input(path: &Path) {
+    let Ok(m) = fs::metadata(path) else { return };
+    let mut inputs = lock(&INPUTS);
+    let mut add = |m: &fs::Metadata, p: &Path| {
+        if !inputs
+            .iter()
+            .any(|(d, i, _)| (*d, *i) == (m.dev(), m.ino()))
+        {
+            inputs.push((m.dev(), m.ino(), p.to_owned()));
+        }
+    };
+    add(&m, path);
+    if m.is_dir() {
+        if let Ok(entries) = fs::read_dir(path) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if let Ok(m) = fs::metadata(&p) {
+                    add(&m, &p);
+                }
+            }
+        }
+    }
+}
+
+/// The registered input that `path` is (following links), if any. An input deleted since it was registered
+/// no longer counts, so a reused inode number is not mistaken for it.
+fn input_at(path: &Path) -> Option<PathBuf> {
+    let m = fs::metadata(path).ok()?;
+    let id = (m.dev(), m.ino());
+    lock(&INPUTS)
+        .iter()
+        .filter(|(d, i, _)| (*d, *i) == id)
+        .find(|(_, _, p)| fs::metadata(p).is_ok_and(|n| (n.dev(), n.ino()) == id))
+        .map(|(_, _, p)| p.clone())
+}
+
+fn refuse_input(path: &Path) -> Result<(), OutputError> {
+    match input_at(path) {
+        Some(input) => Err(OutputError::IsInput {
+            path: path.to_owned(),
+            same: if input == path {
+                String::new()
+            } else {
+                format!(" (the same file as {})", input.display())
+            },
+        }),
+        None => Ok(()),
+    }
+}
+
+// ---- live partials (for signals) ----
+
+static LIVE: Mutex<Vec<(u64, PathBuf, bool)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+fn register_live(path: &Path, dir: bool) -> u64 {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    lock(&LIVE).push((id, path.to_owned(), dir));
+    id
+}
+
+fn unregister_live(live: &mut Vec<(u64, PathBuf, bool)>, id: u64) {
+    live.retain(|(i, _, _)| *i != id);
+}
+
+/// Removes every partial output this process is writing and refuses new ones; returns what it removed. For a
+/// signal handler thread about to exit: an output being committed either completes first or is removed.
+pub fn remove_live_partials() -> Vec<PathBuf> {
+    SHUTTING_DOWN.store(true, Ordering::SeqCst);
+    let mut live = lock(&LIVE);
+    let mut removed = Vec::new();
+    // Files first (some live inside a partial folder), then folders.
+    live.sort_by_key(|(_, _, dir)| *dir);
+    for (_, path, dir) in live.drain(..) {
+        let ok = if dir {
+            fs::remove_dir_all(&path).is_ok()
+        } else {
+            fs::remove_file(&path).is_ok()
+        };
+        if ok {
+            removed.push(path);
+        }
+    }
+    // Keep the lock held until the process exits: nothing may be committed after this.
+    std::mem::forget(live);
+    removed
+}
+
+// ---- checks before any work ----
+
+/// What [`preflight`] found.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// A partial output left by a run that died, which creating the output will replace.
+    pub stale_partial: Option<PathBuf>,
+}
+
+/// Whether an output is one file or a folder of files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Folder,
+}
+
+/// Checks, before any work is done, that `target` may be written under `existing`: not an input, not an
+/// existing output (unless replacing), its folder present, no other process writing it. Reports a stale
+/// partial. Creating the output checks again (the answer may change meanwhile); this only fails early.
+pub fn preflight(target: &Path, kind: Kind, existing: Existing) -> Result<Preflight, OutputError> {
+    let target = normalize(target);
+    if target.file_name().is_none() {
+        return Err(OutputError::BadName { path: target });
+    }
+    let folder = parent_of(&target);
+    if !folder.is_dir() {
+        return Err(OutputError::NoFolder {
+            path: target.clone(),
+            folder,
+        });
+    }
+    check_target(&target, kind, existing)?;
+    let partial = partial_path(&target);
+    refuse_input(&partial)?;
+    let stale_partial = match fs::symlink_metadata(&partial) {
+        Err(_) => None,
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(OutputError::Symlink { path: partial });
+        }
+        Ok(m) => {
+            if kind == Kind::File && !m.is_file() {
+                return Err(OutputError::NotAFile { path: partial });
+            }
+            if kind == Kind::Folder && !m.is_dir() {
+                return Err(OutputError::NotOurs { path: partial });
+            }
+            let f = File::open(&partial).map_err(io_err(&partial))?;
+            match rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(Errno::WOULDBLOCK) => {
+                    return Err(OutputError::Busy {
+                        target: target.clone(),
+                        partial,
+                    })
+                }
+                Err(e) => return Err(errno_err(&partial)(e)),
+            }
+            if kind == Kind::Folder && !partial.join(MARKER).is_file() {
+                return Err(OutputError::NotOurs { path: partial });
+            }
+            Some(partial)
+        }
+    };
+    Ok(Preflight { stale_partial })
+}
+
+/// The target itself: not an input; for a file, absent (or replaceable); for a folder, absent or empty.
+fn check_target(target: &Path, kind: Kind, existing: Existing) -> Result<(), OutputError> {
+    refuse_input(target)?;
+    let m = match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(target)(e)),
+        Ok(m) => m,
+    };
+    match kind {
+        Kind::File if m.is_dir() => Err(OutputError::IsFolder {
+            path: target.to_owned(),
+        }),
+        Kind::File if existing == Existing::Refuse => Err(OutputError::Exists {
+            path: target.to_owned(),
+        }),
+        // Replacing renames over the name: a link is replaced, never written through.
+        Kind::File if m.is_file() || m.file_type().is_symlink() => Ok(()),
+        Kind::File => Err(OutputError::NotAFile {
+            path: target.to_owned(),
+        }),
+        Kind::Folder if m.is_dir() => {
+            let empty = fs::read_dir(target)
+                .map_err(io_err(target))?
+                .next()
+                .is_none();
+            if empty {
+                Ok(())
+            } else {
+                Err(OutputError::FolderNotEmpty {
+                    path: target.to_owned(),
+                })
+            }
+        }
+        Kind::Folder if existing == Existing::Refuse => Err(OutputError::Exists {
+            path: target.to_owned(),
+        }),
+        Kind::Folder => Err(OutputError::NotAFolder {
+            path: target.to_owned(),
+        }),
+    }
+}
+
+/// Takes an exclusive lock without waiting; a lock held elsewhere is another writer.
+fn try_lock(f: &File, target: &Path, partial: &Path) -> Result<(), OutputError> {
+    match rustix::fs::flock(f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(Errno::WOULDBLOCK) => Err(OutputError::Busy {
+            target: target.to_owned(),
+            partial: partial.to_owned(),
+        }),
+        Err(e) => Err(errno_err(partial)(e)),
+    }
+}
+
+/// Whether `path` (not following links) still names the inode `f` has open.
+fn still_at(f: &File, path: &Path) -> bool {
+    match (f.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// How many times to retry when the partial changes under us (another run took it over or removed it).
+const RACE_RETRIES: usize = 8;
+
+/// Opens `partial` exclusively and locked; returns the file and whether a stale partial was taken over.
+fn open_partial_file(target: &Path, partial: &Path) -> Result<(File, bool), OutputError> {
+    let mode = Mode::from_raw_mode(0o644);
+    for _ in 0..RACE_RETRIES {
+        let create =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(partial, create, mode) {
+            Ok(fd) => {
+                let f = File::from(fd);
+                try_lock(&f, target, partial)?;
+                if still_at(&f, partial) {
+                    return Ok((f, false));
+                }
+            }
+            Err(Errno::EXIST) => {
+                if fs::symlink_metadata(partial).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(OutputError::Symlink {
+                        path: partial.to_owned(),
+                    });
+                }
+                refuse_input(partial)?;
+                let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+                let f = match rustix::fs::open(partial, flags, Mode::empty()) {
+                    Ok(fd) => File::from(fd),
+                    Err(Errno::NOENT) => continue,
+                    Err(Errno::LOOP) => {
+                        return Err(OutputError::Symlink {
+                            path: partial.to_owned(),
+                        })
+                    }
+                    Err(Errno::ISDIR) => {
+                        return Err(OutputError::NotAFile {
+                            path: partial.to_owned(),
+                        })
+                    }
+                    Err(e) => return Err(errno_err(partial)(e)),
+                };
+                if !f.metadata().map_err(io_err(partial))?.is_file() {
+                    return Err(OutputError::NotAFile {
+                        path: partial.to_owned(),
+                    });
+                }
+                try_lock(&f, target, partial)?;
+                if still_at(&f, partial) {
+                    // Left by a run that died: ours now, emptied.
+                    f.set_len(0).map_err(io_err(partial))?;
+                    return Ok((f, true));
+                }
+            }
+            Err(Errno::LOOP) => {
+                return Err(OutputError::Symlink {
+                    path: partial.to_owned(),
+                })
+            }
+            Err(e) => return Err(errno_err(partial)(e)),
+        }
+    }
+    Err(OutputError::Busy {
+        target: target.to_owned(),
+        partial: partial.to_owned(),
+    })
+}
+
+/// Renames `from` to `to`; with [`Existing::Refuse`], never over an existing `to` (`RENAME_NOREPLACE`, or a
+/// check just before on file systems without it).
+fn rename_into_place(from: &Path, to: &Path, existing: Existing) -> Result<(), OutputError> {
+    if existing == Existing::Replace {
+        return fs::rename(from, to).map_err(io_err(to));
+    }
+    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST) => Err(OutputError::Exists {
+            path: to.to_owned(),
+        }),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(OutputError::Exists {
+                    path: to.to_owned(),
+                });
+            }
+            fs::rename(from, to).map_err(io_err(to))
+        }
+        Err(e) => Err(errno_err(to)(e)),
+    }
+}
+
+/// Syncs a folder so a rename in it survives a crash. Some file systems refuse; that only weakens durability
+/// of data already written and renamed, so it is not an error.
+fn sync_folder(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+// ---- one file ----
+
+/// A file being written at `X.partial`. [`PartialFile::commit`] syncs it and renames it to `X`; dropping it
+/// uncommitted removes it.
+#[derive(Debug)]
+pub struct PartialFile {
+    file: File,
+    partial: PathBuf,
+    target: PathBuf,
+    existing: Existing,
+    live: u64,
+    stale: bool,
+    committed: bool,
+}
+
 impl PartialFile {
-    /// Creates (or truncates) `<target>.partial` for reading and writing. The target itself is untouched until
-    /// [`PartialFile::commit`].
-    pub fn create(target: &Path) -> io::Result<PartialFile> {
-        let partial = partial_path(target);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&partial)?;
+    /// Creates `X.partial` exclusively and locked, after checking `X` may be written under `existing` (see the
+    /// module docs). `X` itself is untouched until [`PartialFile::commit`].
+    pub fn create(target: &Path, existing: Existing) -> Result<PartialFile, OutputError> {
+        let target = normalize(target);
+        if SHUTTING_DOWN.load(Ordering::SeqCst) {
+            return Err(OutputError::Interrupted { path: target });
+        }
+        if target.file_name().is_none() {
+            return Err(OutputError::BadName { path: target });
+        }
+        check_target(&target, Kind::File, existing)?;
+        let partial = partial_path(&target);
+        let (file, stale) = open_partial_file(&target, &partial)?;
+        let live = register_live(&partial, false);
         Ok(PartialFile {
             file,
             partial,
-            target: target.to_owned(),
+            target,
+            existing,
+            live,
+            stale,
             committed: false,
         })
     }
 
-    /// The open file. `&File` implements `Write` and `Seek`, and on unix `FileExt::write_all_at`, so several
-    /// threads may write disjoint ranges through it at once.
+    /// The open file. `&File` implements `Write` and `Seek`, and `FileExt::write_all_at`, so several threads may
+    /// write disjoint ranges through it at once.
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -57,35 +512,205 @@ impl PartialFile {
         &self.target
     }
 
-    /// Flushes the data to disk, renames `<target>.partial` to the target (replacing an existing file), and syncs
-    /// the folder so the rename itself survives a crash.
-    pub fn commit(mut self) -> io::Result<()> {
-        self.file.sync_all()?;
-        fs::rename(&self.partial, &self.target)?;
-        self.committed = true;
-        // The data is already safe and renamed; a folder that cannot be opened or synced (some file systems
-        // refuse) only weakens crash durability, so it is not an error.
-        if let Some(dir) = self.target.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Flushes the data to disk and renames `X.partial` to `X` (see [`Existing`]), then syncs the folder so
+    /// the rename itself survives a crash.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        self.file.sync_all().map_err(io_err(&self.partial))?;
+        refuse_input(&self.target)?;
+        {
+            let mut live = lock(&LIVE);
+            if SHUTTING_DOWN.load(Ordering::SeqCst) {
+                return Err(OutputError::Interrupted {
+                    path: self.target.clone(),
+                });
             }
+            rename_into_place(&self.partial, &self.target, self.existing)?;
+            self.committed = true;
+            unregister_live(&mut live, self.live);
         }
+        sync_folder(&parent_of(&self.target));
         Ok(())
     }
 }
 
 impl Drop for PartialFile {
     fn drop(&mut self) {
-        if !self.committed {
-            // Best effort: the error that made us drop the file is the one worth reporting.
+        if self.committed {
+            return;
+        }
+        // Still locked by us, so nobody else can have taken the name over; best effort: the error that made us
+        // drop the file is the one worth reporting.
+        let mut live = lock(&LIVE);
+        if still_at(&self.file, &self.partial) {
             let _ = fs::remove_file(&self.partial);
         }
+        unregister_live(&mut live, self.live);
     }
+}
+
+// ---- one folder ----
+
+/// Marks a partial folder as ossify's, so a stale one can be told from a user's folder that happens to be
+/// called `X.partial` (which is never removed).
+const MARKER: &str = ".ossify-partial";
+
+/// A folder being written at `X.partial/`; [`PartialDir::commit`] renames it to `X`, dropping it uncommitted
+/// removes it. Files inside are written with [`PartialFile`] (so each appears whole even inside the folder).
+#[derive(Debug)]
+pub struct PartialDir {
+    dir: File,
+    partial: PathBuf,
+    target: PathBuf,
+    existing: Existing,
+    live: u64,
+    stale: bool,
+    committed: bool,
+}
+
+impl PartialDir {
+    /// Creates `X.partial/` exclusively and locked (a stale one of ours is emptied and taken over; a folder of
+    /// that name not made by ossify is refused, never removed). `X` must not exist, or be an empty folder.
+    pub fn create(target: &Path, existing: Existing) -> Result<PartialDir, OutputError> {
+        let target = normalize(target);
+        if SHUTTING_DOWN.load(Ordering::SeqCst) {
+            return Err(OutputError::Interrupted { path: target });
+        }
+        if target.file_name().is_none() {
+            return Err(OutputError::BadName { path: target });
+        }
+        check_target(&target, Kind::Folder, existing)?;
+        let partial = partial_path(&target);
+        refuse_input(&partial)?;
+        let (dir, stale) = open_partial_dir(&target, &partial)?;
+        let live = register_live(&partial, true);
+        Ok(PartialDir {
+            dir,
+            partial,
+            target,
+            existing,
+            live,
+            stale,
+            committed: false,
+        })
+    }
+
+    /// The folder files are written into (`X.partial/`).
+    pub fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    pub fn replaced_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Renames `X.partial/` to `X` (replacing an empty folder `X`). Files inside must be committed first.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        let marker = self.partial.join(MARKER);
+        fs::remove_file(&marker).map_err(io_err(&marker))?;
+        let _ = self.dir.sync_all();
+        {
+            let mut live = lock(&LIVE);
+            if SHUTTING_DOWN.load(Ordering::SeqCst) {
+                return Err(OutputError::Interrupted {
+                    path: self.target.clone(),
+                });
+            }
+            // An empty folder at X is replaced by the rename itself; anything else is refused again here.
+            check_target(&self.target, Kind::Folder, self.existing)?;
+            let existing = if self.target.is_dir() {
+                Existing::Replace
+            } else {
+                Existing::Refuse
+            };
+            rename_into_place(&self.partial, &self.target, existing)?;
+            self.committed = true;
+            unregister_live(&mut live, self.live);
+        }
+        sync_folder(&parent_of(&self.target));
+        Ok(())
+    }
+}
+
+impl Drop for PartialDir {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let mut live = lock(&LIVE);
+        if still_at(&self.dir, &self.partial) {
+            let _ = fs::remove_dir_all(&self.partial);
+        }
+        unregister_live(&mut live, self.live);
+    }
+}
+
+fn open_partial_dir(target: &Path, partial: &Path) -> Result<(File, bool), OutputError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    for _ in 0..RACE_RETRIES {
+        // mkdir never follows a link and fails on any existing name: it is the exclusive create of a folder.
+        let fresh = match fs::create_dir(partial) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(io_err(partial)(e)),
+        };
+        let dir = match rustix::fs::open(partial, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => continue,
+            Err(Errno::LOOP) => {
+                return Err(OutputError::Symlink {
+                    path: partial.to_owned(),
+                })
+            }
+            Err(Errno::NOTDIR) => {
+                return Err(OutputError::NotOurs {
+                    path: partial.to_owned(),
+                })
+            }
+            Err(e) => return Err(errno_err(partial)(e)),
+        };
+        try_lock(&dir, target, partial)?;
+        if !still_at(&dir, partial) {
+            continue;
+        }
+        let marker = partial.join(MARKER);
+        if fresh {
+            File::create(&marker).map_err(io_err(&marker))?;
+            return Ok((dir, false));
+        }
+        // Ours (marked) and abandoned (unlocked): empty it. Only plain files are ever written inside.
+        if !marker.is_file() {
+            return Err(OutputError::NotOurs {
+                path: partial.to_owned(),
+            });
+        }
+        for e in fs::read_dir(partial).map_err(io_err(partial))? {
+            let e = e.map_err(io_err(partial))?;
+            let p = e.path();
+            if p == marker {
+                continue;
+            }
+            if !e.file_type().map_err(io_err(&p))?.is_file() {
+                return Err(OutputError::NotOurs {
+                    path: partial.to_owned(),
+                });
+            }
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        return Ok((dir, true));
+    }
+    Err(OutputError::Busy {
+        target: target.to_owned(),
+        partial: partial.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -97,7 +722,7 @@ mod tests {
     fn commit_renames_into_place() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.gguf");
-        let p = PartialFile::create(&target).unwrap();
+        let p = PartialFile::create(&target, Existing::Refuse).unwrap();
         assert_eq!(p.partial_path(), dir.path().join("out.gguf.partial"));
         p.file().write_all(b"hello").unwrap();
         assert!(!target.exists());
@@ -107,15 +732,119 @@ mod tests {
     }
 
     #[test]
-    fn drop_removes_partial_and_keeps_old_target() {
+    fn existing_target_is_refused_unless_replacing() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.gguf");
         fs::write(&target, b"old").unwrap();
+        let e = PartialFile::create(&target, Existing::Refuse).unwrap_err();
+        assert!(matches!(e, OutputError::Exists { .. }), "{e}");
         {
-            let p = PartialFile::create(&target).unwrap();
+            let p = PartialFile::create(&target, Existing::Replace).unwrap();
             p.file().write_all(b"new but failed").unwrap();
         }
         assert!(!dir.path().join("out.gguf.partial").exists());
         assert_eq!(fs::read(&target).unwrap(), b"old");
+        let p = PartialFile::create(&target, Existing::Replace).unwrap();
+        p.file().write_all(b"new").unwrap();
+        p.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_target_appearing_meanwhile_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.gguf");
+        let p = PartialFile::create(&target, Existing::Refuse).unwrap();
+        fs::write(&target, b"theirs").unwrap();
+        assert!(matches!(
+            p.commit().unwrap_err(),
+            OutputError::Exists { .. }
+        ));
+        assert_eq!(fs::read(&target).unwrap(), b"theirs");
+        assert!(!dir.path().join("out.gguf.partial").exists());
+    }
+
+    #[test]
+    fn second_writer_is_busy_and_stale_partial_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.gguf");
+        let a = PartialFile::create(&target, Existing::Refuse).unwrap();
+        let e = PartialFile::create(&target, Existing::Refuse).unwrap_err();
+        assert!(matches!(e, OutputError::Busy { .. }), "{e}");
+        assert!(matches!(
+            preflight(&target, Kind::File, Existing::Refuse).unwrap_err(),
+            OutputError::Busy { .. }
+        ));
+        drop(a);
+        // A partial nobody holds (what a SIGKILL leaves) is reported, then taken over and emptied.
+        let partial = partial_path(&target);
+        fs::write(&partial, b"stale bytes").unwrap();
+        let pf = preflight(&target, Kind::File, Existing::Refuse).unwrap();
+        assert_eq!(pf.stale_partial.as_deref(), Some(partial.as_path()));
+        let b = PartialFile::create(&target, Existing::Refuse).unwrap();
+        assert!(b.replaced_stale());
+        assert_eq!(b.file().metadata().unwrap().len(), 0);
+        b.commit().unwrap();
+    }
+
+    #[test]
+    fn never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let target = dir.path().join("out.gguf");
+        std::os::unix::fs::symlink(&victim, partial_path(&target)).unwrap();
+        let e = PartialFile::create(&target, Existing::Replace).unwrap_err();
+        assert!(matches!(e, OutputError::Symlink { .. }), "{e}");
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn inputs_are_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("config.json"), b"{}").unwrap();
+        protect_input(&src);
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(src.join("config.json"), &link).unwrap();
+        for t in [src.join("config.json"), link] {
+            let e = PartialFile::create(&t, Existing::Replace).unwrap_err();
+            assert!(matches!(e, OutputError::IsInput { .. }), "{e}");
+        }
+        assert_eq!(fs::read(src.join("config.json")).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn folders_trailing_slash_and_user_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("ft");
+        let with_slash = PathBuf::from(format!("{}/", target.display()));
+        assert_eq!(partial_path(&with_slash), dir.path().join("ft.partial"));
+        let d = PartialDir::create(&with_slash, Existing::Refuse).unwrap();
+        let f = PartialFile::create(&d.path().join("a.bin"), Existing::Refuse).unwrap();
+        f.file().write_all(b"x").unwrap();
+        f.commit().unwrap();
+        d.commit().unwrap();
+        assert_eq!(fs::read(target.join("a.bin")).unwrap(), b"x");
+        assert!(!target.join(MARKER).exists());
+        // Not empty: refused even when replacing; the folder is untouched.
+        let e = PartialDir::create(&target, Existing::Replace).unwrap_err();
+        assert!(matches!(e, OutputError::FolderNotEmpty { .. }), "{e}");
+        // A user's folder named like a partial is never removed.
+        let other = dir.path().join("o");
+        fs::create_dir(dir.path().join("o.partial")).unwrap();
+        fs::write(dir.path().join("o.partial/mine"), b"1").unwrap();
+        let e = PartialDir::create(&other, Existing::Refuse).unwrap_err();
+        assert!(matches!(e, OutputError::NotOurs { .. }), "{e}");
+        assert!(dir.path().join("o.partial/mine").exists());
+        // An empty folder may be filled.
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        PartialDir::create(&empty, Existing::Refuse)
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert!(empty.is_dir());
     }
 }

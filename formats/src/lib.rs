@@ -9,7 +9,7 @@
 pub mod atomic;
 pub mod dtype;
 pub mod gguf;
-mod mmap;
+pub mod mmap;
 pub mod quant;
 pub mod safetensors;
 pub mod tensor;

@@ -1,7 +1,48 @@
-//! The one `unsafe` operation the readers share: dropping resident pages of a read-only file mapping once a
-//! streaming reader is done with them, so its resident set stays bounded whatever the file size.
+//! The `unsafe` operations the readers share: mapping an input file read-only, and dropping resident pages of
+//! such a mapping once a streaming reader is done with them, so its resident set stays bounded whatever the
+//! file size.
+//!
+//! A mapped file that another program truncates while we read it turns the next access past its new end into
+//! SIGBUS; no check before the access can close that window. Every mapping is therefore recorded with the size
+//! it had when mapped: the binary's SIGBUS handler asks [`shrunk_input`] which file shrank, and reports it by
+//! name (exit 2) instead of dying with "Bus error".
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use memmap2::{Mmap, UncheckedAdvice};
+
+/// Every file mapped by this process, with its size when mapped.
+static MAPPED: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+
+/// Maps `file` (opened from `path`) read-only, as an input: it is registered so that no output is written over
+/// it ([`crate::atomic::protect_input`]) and so that a later shrink can be named ([`shrunk_input`]). `len` is
+/// the size the caller checked; the map covers exactly that.
+pub(crate) fn map_input(file: &File, path: &Path, len: u64) -> io::Result<Mmap> {
+    crate::atomic::protect_input(path);
+    // SAFETY: the map is read-only and lives as long as the reader that owns it; every slice handed out borrows
+    // from it. Another process truncating the file while we hold it makes a later access raise SIGBUS (not
+    // undefined behaviour inside our code): the binary turns that into a clear error naming the file
+    // (module docs). We never write to files we read.
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    MAPPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((path.to_owned(), len));
+    Ok(map)
+}
+
+/// A mapped input that is now shorter than when it was mapped: (path, size then, size now). For the SIGBUS
+/// handler, which runs this on a normal thread.
+pub fn shrunk_input() -> Option<(PathBuf, u64, u64)> {
+    let mapped = MAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    mapped.iter().find_map(|(p, was)| {
+        let now = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        (now < *was).then(|| (p.clone(), *was, now))
+    })
+}
 
 /// Drops this process's resident pages under `bytes`, a sub-slice of `map` (anything else is ignored). The bytes
 /// stay readable: they fault back in from the file. Best effort: an error only means the pages stay resident.

@@ -159,6 +159,11 @@ impl Checkpoint {
             .flatten()
             .find(|d| d.join("tokenizer.json").is_file())
             .map(Path::to_path_buf);
+        // Every file of the checkpoint is an input: no output may be written over one of them.
+        ossify_formats::atomic::protect_input(dir);
+        if let Some(t) = &tokenizer_dir {
+            ossify_formats::atomic::protect_input(t);
+        }
         Ok(Checkpoint {
             path: dir.to_path_buf(),
             layout,

@@ -15,11 +15,12 @@
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
+use ossify_formats::atomic::{Existing, Kind};
 use ossify_formats::gguf::GgufWriter;
 use rayon::prelude::*;
 
@@ -40,6 +41,8 @@ pub struct ConvertOptions {
     pub progress: bool,
     /// Bytes per streamed piece; 0 = the defaults. The output is the same at any size (tests use tiny pieces).
     pub piece_bytes: usize,
+    /// Replace an existing output file (never an input).
+    pub force: bool,
 }
 
 /// What a conversion did.
@@ -59,7 +62,7 @@ pub struct ConvertSummary {
 /// Runs a conversion and returns its summary.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let start = Instant::now();
-    check_output_folder(&opts.out)?;
+    super::check_output(&opts.out, Kind::File, opts.force, &[&opts.src])?;
     let ckpt = Checkpoint::open(&opts.src, opts.layout)?;
     let plan = Plan::new(&ckpt, opts.outtype)?;
 
@@ -80,7 +83,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .build()
         .context("starting the thread pool")?;
     let output = w
-        .create(&opts.out)
+        .create_with(&opts.out, Existing::from_force(opts.force))
         .with_context(|| format!("{}", opts.out.display()))?;
     let bar = progress_bar(opts, tensor_bytes);
 
@@ -236,28 +239,6 @@ pub fn run(opts: &ConvertOptions) -> Result<()> {
             s.source,
             s.seconds
         )?;
-    }
-    Ok(())
-}
-
-fn check_output_folder(out: &Path) -> Result<()> {
-    if out.is_dir() {
-        bail!(
-            "{}: is a folder; give the output file name (e.g. {}/model.gguf)",
-            out.display(),
-            out.display()
-        );
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        bail!(
-            "{}: output folder {} does not exist",
-            out.display(),
-            parent.display()
-        );
     }
     Ok(())
 }

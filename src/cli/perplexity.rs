@@ -3,10 +3,12 @@
 //! `--dump-logits out.npy` writes every chunk's logits `[chunks · N, vocab]` (float32) and the chunks' token
 //! ids beside it (`out.tokens.json`, `{"sequences": [...]}`), the input of `verify-parity --reference-logits`.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use ossify_formats::atomic::{Existing, Kind, PartialFile};
 
 use crate::checkpoint::Checkpoint;
 use crate::npy::NpyF32Writer;
@@ -25,10 +27,30 @@ pub struct PerplexityOptions {
     pub yarn_truncate: bool,
     pub precision: crate::gpt_oss::Precision,
     pub json: bool,
+    /// Replace existing --dump-logits files (never an input).
+    pub force: bool,
+}
+
+/// `FILE.tokens.json` beside `--dump-logits FILE.npy`: the token ids of the dumped logits.
+pub fn tokens_path(dump: &Path) -> PathBuf {
+    dump.with_extension("tokens.json")
 }
 
 /// Computes and prints the perplexity.
 pub fn run(opts: &PerplexityOptions) -> Result<()> {
+    let existing = Existing::from_force(opts.force);
+    if let Some(p) = &opts.dump_logits {
+        let inputs: Vec<&Path> = [
+            Some(opts.model.as_path()),
+            opts.text.as_deref(),
+            opts.tokens.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        super::check_output(p, Kind::File, opts.force, &inputs)?;
+        super::check_output(&tokens_path(p), Kind::File, opts.force, &inputs)?;
+    }
     let ck = Checkpoint::open(&opts.model, None)?;
     let tokens: Vec<u32> = match (&opts.text, &opts.tokens) {
         (Some(t), None) => {
@@ -44,7 +66,11 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
     let n_chunks = tokens.len() / opts.ctx.max(1);
 
     let mut dump = match &opts.dump_logits {
-        Some(p) if n_chunks > 0 => Some(NpyF32Writer::create(p, &[n_chunks * opts.ctx, vocab])?),
+        Some(p) if n_chunks > 0 => Some(NpyF32Writer::create(
+            p,
+            &[n_chunks * opts.ctx, vocab],
+            existing,
+        )?),
         _ => None,
     };
     let bar = (!opts.json && std::io::stderr().is_terminal()).then(|| {
@@ -69,14 +95,16 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
         b.finish_and_clear();
     }
     if let (Some(w), Some(p)) = (dump, &opts.dump_logits) {
-        w.finish()?;
+        // Both files are written whole first, then both renamed into place: the pair appears together.
+        let logits = w.finish_deferred()?;
         let seqs: Vec<&[u32]> = tokens.chunks_exact(opts.ctx).take(n_chunks).collect();
-        let tp = p.with_extension("tokens.json");
-        std::fs::write(
-            &tp,
-            serde_json::to_string(&serde_json::json!({ "sequences": seqs }))?,
-        )
-        .with_context(|| format!("writing {}", tp.display()))?;
+        let tp = tokens_path(p);
+        let side = PartialFile::create(&tp, existing)?;
+        side.file()
+            .write_all(serde_json::to_string(&serde_json::json!({ "sequences": seqs }))?.as_bytes())
+            .with_context(|| format!("writing {}", side.partial_path().display()))?;
+        logits.commit()?;
+        side.commit()?;
     }
     if opts.json {
         let mut v = serde_json::to_value(&result)?;

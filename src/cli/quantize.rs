@@ -1,10 +1,11 @@
 //! `ossify quantize`: re-encode a checkpoint's tensors into ggml block types (GGUF) or OpenAI's MXFP4
 //! safetensors layout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use ossify_formats::atomic::{Existing, Kind};
 
 use crate::quantize::calibrate::{collect_importance, DEFAULT_CHUNK};
 use crate::quantize::preset::{parse_tensor_type, Preset};
@@ -76,6 +77,9 @@ pub struct QuantizeArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    /// Replace an existing output file (and --imatrix-out); never an input, never a folder with contents
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl QuantizeArgs {
@@ -112,6 +116,7 @@ impl QuantizeArgs {
             mxfp4_scale,
             imatrix,
             progress: !self.quiet,
+            existing: Existing::from_force(self.force),
         })
     }
 }
@@ -126,8 +131,21 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
 
 fn run_inner(args: &QuantizeArgs) -> Result<()> {
     let opts = args.options()?;
-    if args.output.exists() {
-        bail!("{}: already exists; not overwriting", args.output.display());
+    let inputs: Vec<&Path> = [
+        Some(args.input.as_path()),
+        args.calibration.as_deref(),
+        args.imatrix.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let kind = match args.format {
+        OutputFormat::Gguf => Kind::File,
+        OutputFormat::Safetensors => Kind::Folder,
+    };
+    super::check_output(&args.output, kind, args.force, &inputs)?;
+    if let Some(path) = &args.imatrix_out {
+        super::check_output(path, Kind::File, args.force, &inputs)?;
     }
     let mut opts = opts;
     if let Some(text) = &args.calibration {
@@ -136,7 +154,12 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
         }
         let m = collect_importance(&args.input, text, DEFAULT_CHUNK)?;
         if let Some(path) = &args.imatrix_out {
-            m.write_gguf(path, &text.display().to_string(), DEFAULT_CHUNK as u32)?;
+            m.write_gguf(
+                path,
+                &text.display().to_string(),
+                DEFAULT_CHUNK as u32,
+                opts.existing,
+            )?;
         }
         opts.imatrix = Some(m);
     }

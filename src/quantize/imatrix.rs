@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::{GgufFile, GgufWriter, MetaArray, MetaValue};
 use ossify_formats::DType;
 
@@ -99,7 +100,13 @@ impl ImportanceMatrix {
 
     /// Writes llama.cpp's imatrix GGUF, readable by `llama-quantize --imatrix`. Tensors in name order, as
     /// llama-imatrix writes them.
-    pub fn write_gguf(&self, path: &Path, dataset: &str, chunk_size: u32) -> Result<()> {
+    pub fn write_gguf(
+        &self,
+        path: &Path,
+        dataset: &str,
+        chunk_size: u32,
+        existing: Existing,
+    ) -> Result<()> {
         let mut w = GgufWriter::new();
         let ctx = || path.display().to_string();
         w.add_kv(
@@ -140,7 +147,7 @@ impl ImportanceMatrix {
                     .collect(),
             );
         }
-        let out = w.create(path)?;
+        let out = w.create_with(path, existing)?;
         for (i, d) in data.iter().enumerate() {
             out.write_tensor(i, d)?;
         }
@@ -240,7 +247,8 @@ mod tests {
         m.add("blk.1.ffn_up_exps.weight", 2, 0, &[1.0, 0.0, 1.0]);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("imatrix.gguf");
-        m.write_gguf(&p, "calib.txt", 512).unwrap();
+        m.write_gguf(&p, "calib.txt", 512, Existing::Refuse)
+            .unwrap();
         let r = ImportanceMatrix::read_gguf(&p).unwrap();
         assert_eq!(
             r.expert("blk.1.ffn_up_exps.weight", 0),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
@@ -46,6 +47,8 @@ pub struct QuantizeOptions {
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
+    /// What to do about an existing output (`--force` replaces a file, never an input).
+    pub existing: Existing,
 }
 
 /// What was written, per tensor.
@@ -116,7 +119,7 @@ pub fn write_gguf(
         w.add_tensor(&s.name, c.dtype, &s.shape)
             .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
     }
-    let out = w.create(output)?;
+    let out = w.create_with(output, opts.existing)?;
     let mut summary = Summary::default();
     let bar = progress_bar(opts.progress, sources.len());
     // Reused across tensors: the output of one piece.

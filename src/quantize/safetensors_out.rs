@@ -9,7 +9,8 @@
 //! - Shards of at most `shard_bytes` (5 GB by default, as `save_pretrained`), `model-0000i-of-0000n.safetensors`
 //!   plus `model.safetensors.index.json`; a model that fits one shard is a single `model.safetensors`.
 //! - Tokenizer files, generation config and chat template are copied.
-//! - Written into `<dir>.partial/` and renamed to `<dir>` at the end; removed on error.
+//! - Written into `<dir>.partial/` and renamed to `<dir>` at the end; removed on error (`atomic::PartialDir`:
+//!   an existing folder with contents is never replaced or removed, an empty one is filled).
 //!
 //! A GGUF input works too: its tensors are mapped back through the name table (gpt_oss::names), gate and up
 //! rows re-interleaved, MXFP4 experts repacked without re-encoding (so they decode to the GGUF's exact values),
@@ -18,9 +19,11 @@
 //! MXFP4 only with `--allow-requantize`, as re-quantizing is everywhere else.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile};
 use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
@@ -467,17 +470,6 @@ fn to_bf16(name: &str, t: &TensorView<'_>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Removes the partial folder unless disarmed.
-struct PartialDir(Option<PathBuf>);
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
 /// Writes `input` (an HF folder or a GGUF file) as OpenAI-layout MXFP4 safetensors into the folder `output`.
 pub fn quantize_to_safetensors(
     input: &Path,
@@ -486,9 +478,8 @@ pub fn quantize_to_safetensors(
     shard_bytes: usize,
 ) -> Result<SafetensorsSummary> {
     let ckpt = Checkpoint::open(input, None)?;
-    if output.exists() {
-        bail!("{}: already exists; not overwriting", output.display());
-    }
+    // Checked before any work; created (and checked again) below.
+    preflight(output, Kind::Folder, opts.existing)?;
     let mut notes = Vec::new();
     let jobs = match ckpt.layout {
         Layout::Hf => plan(&ckpt),
@@ -538,13 +529,8 @@ pub fn quantize_to_safetensors(
         }
     };
 
-    let partial = PathBuf::from(format!("{}.partial", output.display()));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("{}: removing a stale partial output", partial.display()))?;
-    }
-    std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
-    let mut guard = PartialDir(Some(partial.clone()));
+    let dir = PartialDir::create(output, opts.existing)?;
+    let partial = dir.path().to_path_buf();
 
     let bar = progress_bar(opts.progress, jobs.len());
     let mut weight_map = serde_json::Map::new();
@@ -601,14 +587,11 @@ pub fn quantize_to_safetensors(
         for f in COPIED_FILES {
             let src = from.join(f);
             if src.is_file() {
-                std::fs::copy(&src, partial.join(f))
-                    .with_context(|| format!("copying {}", src.display()))?;
+                copy_file(&src, &partial.join(f))?;
             }
         }
     }
-    std::fs::rename(&partial, output)
-        .with_context(|| format!("renaming {} to {}", partial.display(), output.display()))?;
-    guard.0 = None;
+    dir.commit()?;
     Ok(SafetensorsSummary {
         bytes_out: total,
         notes,
@@ -634,8 +617,28 @@ fn write_config(ckpt: &Checkpoint, to: &Path) -> Result<()> {
     write_json(to, &cfg)
 }
 
+/// Writes a small file inside the partial folder, whole or not at all.
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let mut s = serde_json::to_string_pretty(v)?;
     s.push('\n');
-    std::fs::write(path, s).with_context(|| path.display().to_string())
+    write_file(path, s.as_bytes())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = PartialFile::create(path, Existing::Refuse)?;
+    f.file()
+        .write_all(bytes)
+        .with_context(|| f.partial_path().display().to_string())?;
+    f.commit()?;
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    let f = PartialFile::create(to, Existing::Refuse)?;
+    let mut src =
+        std::fs::File::open(from).with_context(|| format!("copying {}", from.display()))?;
+    std::io::copy(&mut src, &mut f.file())
+        .with_context(|| format!("copying {}", from.display()))?;
+    f.commit()?;
+    Ok(())
 }

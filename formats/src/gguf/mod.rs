@@ -66,6 +66,10 @@ pub enum GgufError {
     },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The output could not be created or committed (exists, is an input, is being written by another
+    /// process, ...); the message names the path.
+    #[error(transparent)]
+    Output(#[from] crate::atomic::OutputError),
 
     // ---- reading ----
     #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
@@ -174,7 +178,7 @@ impl GgufError {
     /// Attaches the file name, once.
     pub(crate) fn in_file(self, path: &std::path::Path) -> GgufError {
         match self {
-            e @ GgufError::File { .. } => e,
+            e @ (GgufError::File { .. } | GgufError::Output(_)) => e,
             e => GgufError::File {
                 path: path.to_owned(),
                 source: Box::new(e),

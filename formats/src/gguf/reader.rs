@@ -90,10 +90,8 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
         let open = || -> Result<GgufFile, GgufError> {
             let file = File::open(path)?;
-            // SAFETY: the map is read-only and lives as long as `GgufFile`; every slice handed out borrows from
-            // it. As with any mmap, another process truncating or rewriting the file while we hold it is outside
-            // what Rust can guard against; we never write to files we read.
-            let map = unsafe { Mmap::map(&file)? };
+            let len = file.metadata()?.len();
+            let map = crate::mmap::map_input(&file, path, len)?;
             GgufFile::parse(Backing::Mmap(map))
         };
         open().map_err(|e| e.in_file(path))

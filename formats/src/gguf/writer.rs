@@ -22,7 +22,7 @@ use super::constants::{
 };
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
-use crate::atomic::PartialFile;
+use crate::atomic::{Existing, PartialFile};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -209,12 +209,18 @@ impl GgufWriter {
     }
 
     /// Creates `<path>.partial`, writes the header, and sizes the file; returns the handle tensors are written
-    /// through. Nothing appears at `path` until [`GgufOutput::finish`].
+    /// through. Nothing appears at `path` until [`GgufOutput::finish`]. An existing `path` is refused (see
+    /// [`GgufWriter::create_with`]).
     pub fn create(self, path: &Path) -> Result<GgufOutput, GgufError> {
+        self.create_with(path, Existing::Refuse)
+    }
+
+    /// [`GgufWriter::create`], with what to do about an existing `path` (the rules of [`crate::atomic`]).
+    pub fn create_with(self, path: &Path, existing: Existing) -> Result<GgufOutput, GgufError> {
         let (header, offsets, data_len) = self.plan();
         let data_offset = header.len() as u64;
         let run = || -> Result<PartialFile, GgufError> {
-            let file = PartialFile::create(path)?;
+            let file = PartialFile::create(path, existing)?;
             file.file().write_all_at(&header, 0)?;
             // Extending the file fills it with zeros: that is the padding between tensors (and sparse until
             // the tensors are written).
@@ -343,8 +349,11 @@ impl GgufOutput {
             }
             .in_file(&path));
         }
-        self.file
-            .commit()
-            .map_err(|e| GgufError::Io(e).in_file(&path))
+        Ok(self.file.commit()?)
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.file.replaced_stale()
     }
 }

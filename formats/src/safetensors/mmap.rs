@@ -26,11 +26,7 @@ impl MappedFile {
         let map = if len == 0 {
             None
         } else {
-            // SAFETY: the map is read-only and lives as long as `MappedFile`; all slices handed out borrow from
-            // it. Like every mmap-based reader (safetensors, llama.cpp), we rely on nobody truncating or
-            // rewriting the file while we read it; that is a documented requirement of the tool, and the worst
-            // outcome is a SIGBUS, not silent memory unsafety within our own code.
-            Some(unsafe { Mmap::map(&file) }.map_err(io)?)
+            Some(crate::mmap::map_input(&file, path, len).map_err(io)?)
         };
         Ok(MappedFile {
             path: path.to_path_buf(),

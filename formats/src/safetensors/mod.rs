@@ -19,6 +19,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong reading or writing safetensors. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SafetensorsError {
+    /// The output could not be created or committed; the message names the path.
+    #[error(transparent)]
+    Output(#[from] crate::atomic::OutputError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

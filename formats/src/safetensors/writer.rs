@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{partial_path, PartialFile};
+use crate::atomic::{partial_path, Existing, PartialFile};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::DType;
@@ -95,12 +95,16 @@ impl SafetensorsWriter {
 
     /// Creates `<path>.partial`, writes the header and sizes the file. Tensor data follows through
     /// [`SafetensorsOutput::write_tensor`]; [`SafetensorsOutput::finish`] renames the file into place.
+    /// An existing `path` is refused (see [`SafetensorsWriter::create_with`]).
     pub fn create(self, path: &Path) -> Result<SafetensorsOutput> {
+        self.create_with(path, Existing::Refuse)
+    }
+
+    /// [`SafetensorsWriter::create`], with what to do about an existing `path` (the rules of
+    /// [`crate::atomic`]).
+    pub fn create_with(self, path: &Path, existing: Existing) -> Result<SafetensorsOutput> {
         let Header { bytes, offsets } = self.header()?;
-        let file = PartialFile::create(path).map_err(|source| SafetensorsError::Io {
-            path: partial_path(path),
-            source,
-        })?;
+        let file = PartialFile::create(path, existing)?;
         let io = |source| SafetensorsError::Io {
             path: partial_path(path),
             source,
@@ -176,11 +180,7 @@ impl SafetensorsOutput {
                 message: format!("tensor '{name}' was never written"),
             });
         }
-        let target = self.file.target().to_path_buf();
-        self.file.commit().map_err(|source| SafetensorsError::Io {
-            path: target,
-            source,
-        })
+        Ok(self.file.commit()?)
     }
 }
 
