@@ -22,10 +22,11 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use ossify_formats::atomic::{Existing, Kind};
 use ossify_formats::gguf::GgufWriter;
+use ossify_formats::quant::has_nan;
 use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, Layout};
-use crate::plan::{has_nan, OutType, Plan};
+use crate::plan::{OutType, Plan};
 
 /// Options of `ossify convert`.
 #[derive(Clone, Debug)]

@@ -18,6 +18,7 @@
 //! `{hf}_scales` (original: `{original}.blocks` + `{original}.scales`), or as a plain 16/32-bit tensor named
 //! `{hf}` (a BF16 fine-tune; shape (E, in, out), the transpose of the MXFP4 layout's (E, out, in)).
 
+use ossify_formats::quant::{QK_MXFP4, QS_MXFP4};
 use ossify_formats::DType;
 
 use super::config::GptOssConfig;
@@ -604,8 +605,8 @@ pub fn resolve(
                 let (blocks, scales) = mxfp4_pair(&name, layout);
                 let u8 = ExpectedDType::Exact(DType::U8);
                 let stored = vec![
-                    exp(blocks.clone(), vec![e, rows, inp / 32, 16], u8),
-                    exp(scales.clone(), vec![e, rows, inp / 32], u8),
+                    exp(blocks.clone(), vec![e, rows, inp / QK_MXFP4, QS_MXFP4], u8),
+                    exp(scales.clone(), vec![e, rows, inp / QK_MXFP4], u8),
                 ];
                 let source = Source::Mxfp4 {
                     blocks,

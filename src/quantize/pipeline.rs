@@ -108,7 +108,7 @@ pub fn write_gguf(
     set_kv(
         &mut metadata,
         GENERAL_FILE_TYPE,
-        MetaValue::U32(opts.rules.preset.ftype),
+        MetaValue::U32(opts.rules.preset.ftype.id()),
     );
     let mut w = GgufWriter::new();
     for (k, v) in metadata {

@@ -27,6 +27,7 @@ use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile}
 use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
+use ossify_formats::quant::{BlockMxfp4, QK_MXFP4, QS_MXFP4};
 use ossify_formats::safetensors::{SafetensorsWriter, INDEX_FILE, SINGLE_FILE};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
@@ -146,9 +147,9 @@ fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
                     t.shape
                 );
             };
-            if n_in % 32 != 0 {
+            if n_in % QK_MXFP4 != 0 {
                 bail!(
-                    "tensor '{name}' {:?}: MXFP4 cannot hold rows of {n_in} (not a multiple of 32)",
+                    "tensor '{name}' {:?}: MXFP4 cannot hold rows of {n_in} (not a multiple of {QK_MXFP4})",
                     t.shape
                 );
             }
@@ -159,8 +160,8 @@ fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
                     importance,
                 },
                 outputs: vec![
-                    (blocks, DType::U8, vec![e, n_out, n_in / 32, 16]),
-                    (scales, DType::U8, vec![e, n_out, n_in / 32]),
+                    (blocks, DType::U8, vec![e, n_out, n_in / QK_MXFP4, QS_MXFP4]),
+                    (scales, DType::U8, vec![e, n_out, n_in / QK_MXFP4]),
                 ],
             });
         } else if t.dtype == DType::U8 {
@@ -248,9 +249,9 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
                         t.shape
                     );
                 };
-                if cols % 32 != 0 {
+                if cols % QK_MXFP4 != 0 {
                     bail!(
-                        "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of 32)",
+                        "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of {QK_MXFP4})",
                         parts[0],
                         t.shape
                     );
@@ -258,8 +259,16 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
                 out.push(Planned {
                     job: Job::GgufExperts { parts },
                     outputs: vec![
-                        (blocks.clone(), DType::U8, vec![e, rows * np, cols / 32, 16]),
-                        (scales.clone(), DType::U8, vec![e, rows * np, cols / 32]),
+                        (
+                            blocks.clone(),
+                            DType::U8,
+                            vec![e, rows * np, cols / QK_MXFP4, QS_MXFP4],
+                        ),
+                        (
+                            scales.clone(),
+                            DType::U8,
+                            vec![e, rows * np, cols / QK_MXFP4],
+                        ),
                     ],
                 });
             }
@@ -347,7 +356,7 @@ fn encode_gguf_experts(
             );
         }
     }
-    let (np, nb) = (views.len(), cols / 32);
+    let (np, nb) = (views.len(), cols / QK_MXFP4);
     let imp: Vec<Vec<Option<Vec<f32>>>> = (0..n_exp)
         .map(|e| {
             parts
@@ -356,10 +365,10 @@ fn encode_gguf_experts(
                 .collect()
         })
         .collect();
-    let mut blocks = vec![0u8; n_exp * rows * np * nb * 16];
+    let mut blocks = vec![0u8; n_exp * rows * np * nb * QS_MXFP4];
     let mut scales = vec![0u8; n_exp * rows * np * nb];
     blocks
-        .par_chunks_mut(nb * 16)
+        .par_chunks_mut(nb * QS_MXFP4)
         .zip(scales.par_chunks_mut(nb))
         .enumerate()
         .try_for_each(|(row, (b, s))| -> Result<()> {
@@ -373,7 +382,7 @@ fn encode_gguf_experts(
             }
             let mut x = vec![0f32; cols];
             quant::dequantize_row(dtype, src, &mut x)?;
-            let mut ggml = vec![0u8; nb * 17];
+            let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
             let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
             encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
             repack_ggml_to_hf(&ggml, b, s)?;
@@ -426,7 +435,7 @@ fn encode_experts(
             t.dtype
         );
     }
-    let nb = n_in / 32;
+    let nb = n_in / QK_MXFP4;
     let imp: Vec<[Option<Vec<f32>>; 2]> = (0..n_exp)
         .map(|e| {
             [
@@ -435,10 +444,10 @@ fn encode_experts(
             ]
         })
         .collect();
-    let mut blocks = vec![0u8; n_exp * n_out * nb * 16];
+    let mut blocks = vec![0u8; n_exp * n_out * nb * QS_MXFP4];
     let mut scales = vec![0u8; n_exp * n_out * nb];
     blocks
-        .par_chunks_mut(nb * 16)
+        .par_chunks_mut(nb * QS_MXFP4)
         .zip(scales.par_chunks_mut(nb))
         .enumerate()
         .try_for_each(|(row, (b, s))| -> Result<()> {
@@ -448,7 +457,7 @@ fn encode_experts(
                 let at = ((e * n_in + i) * n_out + o) * esize;
                 quant::dequantize_row(t.dtype, &t.bytes[at..at + esize], std::slice::from_mut(v))?;
             }
-            let mut ggml = vec![0u8; nb * 17];
+            let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
             let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
             encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
             repack_ggml_to_hf(&ggml, b, s)?;
