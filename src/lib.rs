@@ -3,6 +3,7 @@
 //! modules and the direction of their imports.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chat;
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;

@@ -44,7 +44,7 @@ use ossify_formats::gguf::GgufFile;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::TensorView;
 
-use crate::gpt_oss::config::read_json;
+use crate::gpt_oss::config::{read_json, ConfigSource};
 use crate::gpt_oss::{GptOssConfig, TensorSource};
 
 enum Store {
@@ -126,6 +126,8 @@ pub fn detect_layout(path: &Path) -> Result<Layout> {
     )
 }
 
+pub(crate) use crate::gpt_oss::names::layers_present;
+
 impl Checkpoint {
     /// Opens and validates a checkpoint; `layout` overrides detection.
     pub fn open(path: &Path, layout: Option<Layout>) -> Result<Checkpoint> {
@@ -153,6 +155,23 @@ impl Checkpoint {
             _ => GptOssConfig::from_original_json(&json, &cfg_path)?,
         };
         let model = SafetensorsModel::open_dir(dir)?;
+        let template = match layout {
+            Layout::Original => crate::gpt_oss::names::PER_LAYER[0].original,
+            _ => crate::gpt_oss::names::PER_LAYER[0].hf,
+        };
+        let present = layers_present(model.entries().iter().map(|e| e.name.as_str()), template);
+        if config.num_hidden_layers > present {
+            bail!(
+                "{}: {} = {} but the checkpoint's tensors hold {present} layer(s)",
+                cfg_path.display(),
+                match layout {
+                    Layout::Original => ConfigSource::OriginalJson,
+                    _ => ConfigSource::HfJson,
+                }
+                .spell("num_hidden_layers"),
+                config.num_hidden_layers
+            );
+        }
         let experts = expect::validate(&model, layout, &config)?;
         let tokenizer_dir = [Some(dir), dir.parent()]
             .into_iter()

@@ -158,9 +158,17 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
 /// architecture's tensors are listed; the summary appears when the metadata describes gpt-oss).
 fn inspect_gguf(path: &Path, opts: &InspectOptions) -> Result<Report> {
     let file = GgufFile::open(path)?;
-    let architecture = config_from_gguf(&file, path)
-        .ok()
-        .map(|c| Architecture::of(&c));
+    // Another architecture's file is listed without a summary; a gpt-oss file whose metadata is broken is
+    // bad input like any other.
+    let is_gpt_oss = file
+        .get(ossify_formats::gguf::constants::GENERAL_ARCHITECTURE)
+        .and_then(|v| v.as_str())
+        == Some(ossify_formats::gguf::constants::ARCH_GPT_OSS);
+    let architecture = match config_from_gguf(&file, path) {
+        Ok(c) => Some(Architecture::of(&c)),
+        Err(e) if is_gpt_oss => return Err(e),
+        Err(_) => None,
+    };
     let views: Vec<TensorView<'_>> = file.tensor_views().collect();
     let files = vec![file_label(path); views.len()];
     let rows = table(&views, &files, opts)?;

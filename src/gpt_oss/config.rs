@@ -65,6 +65,136 @@ mod hf_default {
     pub const YARN_ORIGINAL_CONTEXT: usize = 4096;
 }
 
+/// Upper bounds on what a config may say, checked before anything is sized by it. Far above any gpt-oss
+/// (120b: 36 layers, hidden 2880, 64 heads of 64, 128 experts, 201088 tokens, 131072 positions) and small
+/// enough that every product of dimensions ossify forms (experts × rows × columns, vocab × hidden) fits in 64
+/// bits, so no shape arithmetic can overflow.
+pub mod limits {
+    pub const MAX_LAYERS: usize = 1 << 10;
+    /// hidden_size and intermediate_size.
+    pub const MAX_WIDTH: usize = 1 << 20;
+    pub const MAX_HEADS: usize = 1 << 12;
+    pub const MAX_HEAD_DIM: usize = 1 << 12;
+    pub const MAX_EXPERTS: usize = 1 << 12;
+    pub const MAX_VOCAB: usize = 1 << 24;
+    /// max_position_embeddings, sliding_window, and the context a command may ask for.
+    pub const MAX_CONTEXT: usize = 1 << 24;
+}
+
+/// Which file a config was read from, so that a validation error spells the field as that file does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// transformers' config.json (the field names of [`GptOssConfig`]).
+    HfJson,
+    /// OpenAI's original/config.json.
+    OriginalJson,
+    /// GGUF metadata (llama.cpp's keys).
+    Gguf,
+}
+
+/// Each config field as the three inputs spell it: (transformers, OpenAI original/, GGUF key template). An
+/// empty spelling means that input does not carry the field (it is derived or defaulted; the error then names
+/// the transformers field).
+const FIELD_SPELLINGS: &[(&str, &str, &str)] = {
+    use ossify_formats::gguf::constants as k;
+    &[
+        ("vocab_size", "vocab_size", k::TOKENIZER_GGML_TOKENS),
+        ("hidden_size", "hidden_size", k::LLM_EMBEDDING_LENGTH),
+        (
+            "intermediate_size",
+            "intermediate_size",
+            k::EXPERT_FEED_FORWARD_LENGTH,
+        ),
+        ("num_hidden_layers", "num_hidden_layers", k::LLM_BLOCK_COUNT),
+        (
+            "num_attention_heads",
+            "num_attention_heads",
+            k::ATTENTION_HEAD_COUNT,
+        ),
+        (
+            "num_key_value_heads",
+            "num_key_value_heads",
+            k::ATTENTION_HEAD_COUNT_KV,
+        ),
+        ("head_dim", "head_dim", k::ATTENTION_KEY_LENGTH),
+        ("num_local_experts", "num_experts", k::EXPERT_COUNT),
+        (
+            "num_experts_per_tok",
+            "experts_per_token",
+            k::EXPERT_USED_COUNT,
+        ),
+        (
+            "sliding_window",
+            "sliding_window",
+            k::ATTENTION_SLIDING_WINDOW,
+        ),
+        ("max_position_embeddings", "", k::LLM_CONTEXT_LENGTH),
+        ("layer_types", "", k::ATTENTION_SLIDING_WINDOW_PATTERN),
+        ("rope_theta", "rope_theta", k::ROPE_FREQ_BASE),
+        ("rms_norm_eps", "", k::ATTENTION_LAYERNORM_RMS_EPS),
+        ("swiglu_limit", "swiglu_limit", ""),
+        (
+            "rope_scaling.factor",
+            "rope_scaling_factor",
+            k::ROPE_SCALING_FACTOR,
+        ),
+        (
+            "rope_scaling.beta_fast",
+            "rope_ntk_beta",
+            k::ROPE_SCALING_YARN_BETA_FAST,
+        ),
+        (
+            "rope_scaling.beta_slow",
+            "rope_ntk_alpha",
+            k::ROPE_SCALING_YARN_BETA_SLOW,
+        ),
+        (
+            "rope_scaling.original_max_position_embeddings",
+            "initial_context_length",
+            k::ROPE_SCALING_ORIG_CTX_LEN,
+        ),
+        ("bos_token_id", "", k::TOKENIZER_GGML_BOS_TOKEN_ID),
+        ("eos_token_id", "", k::TOKENIZER_GGML_EOS_TOKEN_ID),
+        ("pad_token_id", "", k::TOKENIZER_GGML_PADDING_TOKEN_ID),
+    ]
+};
+
+impl ConfigSource {
+    /// `field` (a [`GptOssConfig`] field, transformers' name) as this input spells it, quoted:
+    /// `'num_local_experts'`, `'num_experts'`, `metadata key 'gpt-oss.expert_count'`.
+    pub fn spell(self, field: &str) -> String {
+        let row = FIELD_SPELLINGS.iter().find(|r| r.0 == field);
+        let spelled = match (self, row) {
+            (ConfigSource::OriginalJson, Some(r)) if !r.1.is_empty() => r.1.to_string(),
+            (ConfigSource::Gguf, Some(r)) if !r.2.is_empty() => {
+                return format!(
+                    "metadata key '{}'",
+                    ossify_formats::gguf::constants::key(
+                        r.2,
+                        ossify_formats::gguf::constants::ARCH_GPT_OSS
+                    )
+                )
+            }
+            _ => field.to_string(),
+        };
+        format!("field '{spelled}'")
+    }
+}
+
+/// Refuses a layer count before anything is sized by it (the per-layer attention kinds are allocated while
+/// the config is still being read).
+pub fn check_layer_count(n: usize, path: &Path, source: ConfigSource) -> Result<()> {
+    if n == 0 || n > limits::MAX_LAYERS {
+        bail!(
+            "{}: {} = {n} is out of range: it must be between 1 and {}",
+            path.display(),
+            source.spell("num_hidden_layers"),
+            limits::MAX_LAYERS
+        );
+    }
+    Ok(())
+}
+
 /// OpenAI's reference RMSNorm epsilon (gpt_oss/torch/model.py); original/config.json does not carry it.
 const ORIGINAL_RMS_NORM_EPS: f64 = 1e-5;
 
@@ -418,6 +548,7 @@ impl GptOssConfig {
         for k in JSON_KEYS {
             f.read(k.hf, k.hf_absent, k.field, &mut c)?;
         }
+        check_layer_count(c.num_hidden_layers, path, ConfigSource::HfJson)?;
         let rope = f.raw(&["rope_parameters", "rope_scaling"]);
         (c.rope_scaling, c.rope_theta) = match rope {
             None => (
@@ -442,7 +573,7 @@ impl GptOssConfig {
         c.bos_token_id = f.opt_token("bos_token_id")?;
         c.eos_token_id = f.opt_token("eos_token_id")?;
         c.pad_token_id = f.opt_token("pad_token_id")?;
-        c.validated(path)
+        c.validated(path, ConfigSource::HfJson)
     }
 
     /// Parses OpenAI's `original/config.json` (gpt_oss/torch/model.py `ModelConfig`). Its YaRN fields map as
@@ -457,6 +588,7 @@ impl GptOssConfig {
                 f.read(&[name], absent, k.field, &mut c)?;
             }
         }
+        check_layer_count(c.num_hidden_layers, path, ConfigSource::OriginalJson)?;
         let initial = f.positive(&["initial_context_length"])?;
         let factor = f.f64(&["rope_scaling_factor"])?;
         c.max_position_embeddings = match f.opt_usize(&["max_position_embeddings"])? {
@@ -482,7 +614,7 @@ impl GptOssConfig {
         c.rms_norm_eps = ORIGINAL_RMS_NORM_EPS;
         // OpenAI's reference: `sliding_window if layer_idx % 2 == 0 else 0`.
         c.layer_types = AttentionKind::alternating(c.num_hidden_layers);
-        c.validated(path)
+        c.validated(path, ConfigSource::OriginalJson)
     }
 
     /// A config with every number 0 and nothing optional, for readers to fill from a table.
@@ -567,32 +699,159 @@ impl GptOssConfig {
         Value::Object(o)
     }
 
-    /// Consistency checks that keep later arithmetic safe.
-    fn validated(self, path: &Path) -> Result<GptOssConfig> {
+    /// The one validation step every config goes through, whatever file it was read from: each number within
+    /// its bound ([`limits`]) and consistent with the others, so that nothing later can size memory, loop or
+    /// divide by a value a hostile file chose. Errors name the file, the field as `source` spells it, and the
+    /// bound.
+    pub fn validate(&self, path: &Path, source: ConfigSource) -> Result<()> {
+        let file = path.display();
+        let name = |field: &str| source.spell(field);
+        let count = |field: &str, v: usize, max: usize| -> Result<()> {
+            if v == 0 || v > max {
+                bail!(
+                    "{file}: {} = {v} is out of range: it must be between 1 and {max}",
+                    name(field)
+                );
+            }
+            Ok(())
+        };
+        let at_most = |field: &str, v: usize, other: &str, max: usize| -> Result<()> {
+            if v > max {
+                bail!(
+                    "{file}: {} = {v} exceeds {} = {max}",
+                    name(field),
+                    name(other)
+                );
+            }
+            Ok(())
+        };
+        let positive = |field: &str, v: f64, min: f64| -> Result<()> {
+            if !(v.is_finite() && v >= min && v > 0.0) {
+                let bound = if min > 0.0 {
+                    format!("a finite number >= {min}")
+                } else {
+                    "a finite number > 0".to_string()
+                };
+                bail!("{file}: {} = {v} must be {bound}", name(field));
+            }
+            Ok(())
+        };
+        count(
+            "num_hidden_layers",
+            self.num_hidden_layers,
+            limits::MAX_LAYERS,
+        )?;
+        count("hidden_size", self.hidden_size, limits::MAX_WIDTH)?;
+        count(
+            "intermediate_size",
+            self.intermediate_size,
+            limits::MAX_WIDTH,
+        )?;
+        count(
+            "num_attention_heads",
+            self.num_attention_heads,
+            limits::MAX_HEADS,
+        )?;
+        count(
+            "num_key_value_heads",
+            self.num_key_value_heads,
+            limits::MAX_HEADS,
+        )?;
+        count("head_dim", self.head_dim, limits::MAX_HEAD_DIM)?;
+        count(
+            "num_local_experts",
+            self.num_local_experts,
+            limits::MAX_EXPERTS,
+        )?;
+        count(
+            "num_experts_per_tok",
+            self.num_experts_per_tok,
+            limits::MAX_EXPERTS,
+        )?;
+        count("vocab_size", self.vocab_size, limits::MAX_VOCAB)?;
+        count(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            limits::MAX_CONTEXT,
+        )?;
+        count("sliding_window", self.sliding_window, limits::MAX_CONTEXT)?;
+        at_most(
+            "sliding_window",
+            self.sliding_window,
+            "max_position_embeddings",
+            self.max_position_embeddings,
+        )?;
+        if self.head_dim % 2 != 0 {
+            // RoPE rotates the first half of each head with the second.
+            bail!(
+                "{file}: {} = {} must be even (RoPE rotates pairs)",
+                name("head_dim"),
+                self.head_dim
+            );
+        }
         if self.num_attention_heads % self.num_key_value_heads != 0 {
             bail!(
-                "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
-                path.display(),
+                "{file}: {} = {} is not a multiple of {} = {}",
+                name("num_attention_heads"),
                 self.num_attention_heads,
+                name("num_key_value_heads"),
                 self.num_key_value_heads
             );
         }
-        if self.num_experts_per_tok > self.num_local_experts {
-            bail!(
-                "{}: num_experts_per_tok {} exceeds the {} experts",
-                path.display(),
-                self.num_experts_per_tok,
-                self.num_local_experts
-            );
-        }
+        at_most(
+            "num_experts_per_tok",
+            self.num_experts_per_tok,
+            "num_local_experts",
+            self.num_local_experts,
+        )?;
         if self.layer_types.len() != self.num_hidden_layers {
             bail!(
-                "{}: layer_types has {} entries for {} layers",
-                path.display(),
+                "{file}: {} has {} entries for {} = {}",
+                name("layer_types"),
                 self.layer_types.len(),
+                name("num_hidden_layers"),
                 self.num_hidden_layers
             );
         }
+        positive("rope_theta", self.rope_theta, 0.0)?;
+        positive("rms_norm_eps", self.rms_norm_eps, 0.0)?;
+        positive("swiglu_limit", self.swiglu_limit, 0.0)?;
+        if let Some(r) = &self.rope_scaling {
+            // transformers' _validate_yarn_parameters: "factor field must be a float >= 1".
+            positive("rope_scaling.factor", r.factor, 1.0)?;
+            positive("rope_scaling.beta_fast", r.beta_fast, 0.0)?;
+            positive("rope_scaling.beta_slow", r.beta_slow, 0.0)?;
+            count(
+                "rope_scaling.original_max_position_embeddings",
+                r.original_max_position_embeddings,
+                limits::MAX_CONTEXT,
+            )?;
+            at_most(
+                "rope_scaling.original_max_position_embeddings",
+                r.original_max_position_embeddings,
+                "max_position_embeddings",
+                self.max_position_embeddings,
+            )?;
+        }
+        for (field, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if let Some(id) = id.filter(|&i| i as usize >= self.vocab_size) {
+                bail!(
+                    "{file}: {} = {id} is outside the vocabulary ({} = {})",
+                    name(field),
+                    name("vocab_size"),
+                    self.vocab_size
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validated(self, path: &Path, source: ConfigSource) -> Result<GptOssConfig> {
+        self.validate(path, source)?;
         Ok(self)
     }
 
@@ -752,6 +1011,77 @@ mod tests {
         assert_eq!(
             GptOssConfig::from_hf_json(&v, &p).unwrap().eos_token_id,
             Some(7)
+        );
+    }
+
+    /// One hostile value per rule: each is refused with the file, the field and the bound named; the issue's
+    /// cases (issue 8: sliding_window 2^62, num_hidden_layers 20000 / 1e9, negative epsilon, rope base 0)
+    /// are among them.
+    #[test]
+    fn every_number_is_bounded() {
+        let p = golden("tiny/config.json");
+        let base = read_json(&p).unwrap();
+        let huge = serde_json::json!(1u64 << 62);
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("num_hidden_layers", 20000.into(), "between 1 and 1024"),
+            ("num_hidden_layers", 1e9.into(), "between 1 and 1024"),
+            ("sliding_window", huge.clone(), "between 1 and"),
+            (
+                "sliding_window",
+                40000.into(),
+                "exceeds field 'max_position_embeddings'",
+            ),
+            ("sliding_window", u64::MAX.into(), "between 1 and"),
+            ("max_position_embeddings", huge.clone(), "between 1 and"),
+            ("hidden_size", huge.clone(), "between 1 and"),
+            ("head_dim", 15.into(), "must be even"),
+            ("num_key_value_heads", 3.into(), "not a multiple"),
+            ("vocab_size", huge, "between 1 and"),
+            ("rms_norm_eps", (-1.0).into(), "finite number > 0"),
+            ("rms_norm_eps", 0.0.into(), "finite number > 0"),
+            ("rope_theta", 0.0.into(), "finite number > 0"),
+            ("swiglu_limit", (-7.0).into(), "finite number > 0"),
+            ("eos_token_id", 100000.into(), "outside the vocabulary"),
+        ];
+        for (field, value, want) in cases {
+            let mut v = base.clone();
+            v[field] = value.clone();
+            if field == "num_hidden_layers" {
+                v.as_object_mut().unwrap().remove("layer_types");
+            }
+            let e = GptOssConfig::from_hf_json(&v, &p)
+                .expect_err(&format!("{field} = {value} should be refused"))
+                .to_string();
+            assert!(
+                e.contains("tiny/config.json")
+                    && e.contains(&format!("'{field}'"))
+                    && e.contains(want),
+                "{field} = {value}: {e}"
+            );
+        }
+        for (field, value, want) in [
+            ("factor", 0.0, ">= 1"),
+            ("factor", 0.5, ">= 1"),
+            ("beta_fast", -1.0, "> 0"),
+        ] {
+            let mut v = base.clone();
+            v["rope_scaling"][field] = value.into();
+            let e = GptOssConfig::from_hf_json(&v, &p).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("'rope_scaling.{field}'")) && e.contains(want),
+                "{e}"
+            );
+        }
+        // OpenAI's spelling is used for original/config.json.
+        let po = golden("tiny/original/config.json");
+        let mut v = read_json(&po).unwrap();
+        v["num_experts"] = serde_json::json!(1u64 << 40);
+        let e = GptOssConfig::from_original_json(&v, &po)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'num_experts'") && e.contains("between 1 and 4096"),
+            "{e}"
         );
     }
 }

@@ -241,23 +241,28 @@ impl<'a> Model<'a> {
     /// A fresh session (empty KV cache).
     pub fn session(&self) -> Session<'_, 'a> {
         let kvd = self.config.num_key_value_heads * self.config.head_dim;
+        // Never more positions than the model has (a caller's context is a hint, not a bound).
+        let reserve = self
+            .options
+            .context
+            .min(self.config.max_position_embeddings)
+            .saturating_mul(kvd);
         let caches = self
             .weights
             .layers
             .iter()
             .map(|l| match l.kind {
-                AttentionKind::Sliding => {
-                    let cap = self.config.sliding_window.max(1);
-                    LayerCache {
-                        k: vec![0.0; cap * kvd],
-                        v: vec![0.0; cap * kvd],
-                        ring: Some(cap),
-                        kvd,
-                    }
-                }
+                // The ring grows as positions arrive (up to the window), so a window longer than the input
+                // costs nothing.
+                AttentionKind::Sliding => LayerCache {
+                    k: Vec::new(),
+                    v: Vec::new(),
+                    ring: Some(self.config.sliding_window.max(1)),
+                    kvd,
+                },
                 AttentionKind::Full => LayerCache {
-                    k: Vec::with_capacity(self.options.context * kvd),
-                    v: Vec::with_capacity(self.options.context * kvd),
+                    k: Vec::with_capacity(reserve),
+                    v: Vec::with_capacity(reserve),
                     ring: None,
                     kvd,
                 },
@@ -325,8 +330,14 @@ impl LayerCache {
                     .enumerate()
                 {
                     let s = self.slot(p0 + t) * self.kvd;
-                    self.k[s..s + self.kvd].copy_from_slice(kt);
-                    self.v[s..s + self.kvd].copy_from_slice(vt);
+                    // Positions arrive in order, so a slot is either filled already or the next one.
+                    if s == self.k.len() {
+                        self.k.extend_from_slice(kt);
+                        self.v.extend_from_slice(vt);
+                    } else {
+                        self.k[s..s + self.kvd].copy_from_slice(kt);
+                        self.v[s..s + self.kvd].copy_from_slice(vt);
+                    }
                 }
             }
         }

@@ -14,7 +14,9 @@ use anyhow::{anyhow, bail, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS, ROPE_SCALING_TYPE_YARN};
 use ossify_formats::gguf::{GgufFile, MetaArray, MetaValue};
 
-use super::config::{AttentionKind, Field, GptOssConfig, RopeScaling};
+use super::config::{
+    check_layer_count, AttentionKind, ConfigSource, Field, GptOssConfig, RopeScaling,
+};
 use super::names;
 
 /// llama.cpp's gpt-oss graph hard-codes the SwiGLU clamp (src/models/openai-moe.cpp, `ggml_swiglu_oai` limit).
@@ -378,14 +380,39 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
         return Err(m.missing(k::LLM_FEED_FORWARD_LENGTH));
     }
     let (heads, n_layers) = (c.num_attention_heads, c.num_hidden_layers);
-    if heads == 0 || n_layers == 0 {
+    // The layer count sizes the per-layer kinds below: bounded, and backed by the file's tensors.
+    check_layer_count(n_layers, path, ConfigSource::Gguf)?;
+    let present = names::layers_present(
+        file.tensors.iter().map(|t| t.name.as_str()),
+        names::PER_LAYER[0].gguf,
+    );
+    if n_layers > present {
         bail!(
-            "{}: block_count and head_count must not be 0",
-            path.display()
+            "{}: metadata key '{}' = {n_layers} but the file's tensors hold {present} layer(s)",
+            path.display(),
+            m.key(k::LLM_BLOCK_COUNT)
+        );
+    }
+    if heads == 0 {
+        bail!(
+            "{}: metadata key '{}' must not be 0",
+            path.display(),
+            m.key(k::ATTENTION_HEAD_COUNT)
         );
     }
     if !seen.contains(k::ATTENTION_KEY_LENGTH) {
         c.head_dim = c.hidden_size / heads;
+    }
+    // gpt-oss's attention uses one head size for keys and values; llama.cpp reads both keys.
+    if let Some(v) = m.opt_usize(k::ATTENTION_VALUE_LENGTH)? {
+        if v != c.head_dim {
+            bail!(
+                "{}: metadata key '{}' = {v} differs from the key length {}; gpt-oss uses one head size",
+                path.display(),
+                m.key(k::ATTENTION_VALUE_LENGTH),
+                c.head_dim
+            );
+        }
     }
     c.vocab_size = match file
         .get(k::TOKENIZER_GGML_TOKENS)
@@ -428,12 +455,6 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     c.bos_token_id = m.token(k::TOKENIZER_GGML_BOS_TOKEN_ID);
     c.eos_token_id = m.token(k::TOKENIZER_GGML_EOS_TOKEN_ID);
     c.pad_token_id = m.token(k::TOKENIZER_GGML_PADDING_TOKEN_ID);
-    if c.num_key_value_heads == 0 || heads % c.num_key_value_heads != 0 {
-        bail!(
-            "{}: head_count {heads} is not a multiple of head_count_kv {}",
-            path.display(),
-            c.num_key_value_heads
-        );
-    }
+    c.validate(path, ConfigSource::Gguf)?;
     Ok(c)
 }

@@ -474,6 +474,22 @@ pub fn all_tensors(n_layers: usize) -> Vec<(Option<usize>, &'static TensorName)>
     v
 }
 
+/// How many layers a checkpoint's tensor names hold: one more than the largest index N among names that
+/// start as `layer_template` (a per-layer name template of the name table, `blk.{bid}.attn_norm.weight`) does
+/// up to `{bid}`, followed by N and a dot. Used to refuse a layer count the tensors cannot back before
+/// anything is sized by it.
+pub fn layers_present<'a>(names: impl Iterator<Item = &'a str>, layer_template: &str) -> usize {
+    let prefix = layer_template.split("{bid}").next().unwrap_or_default();
+    names
+        .filter_map(|n| {
+            let rest = n.strip_prefix(prefix)?;
+            let (idx, _) = rest.split_once('.')?;
+            idx.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(0, |m| m.saturating_add(1))
+}
+
 /// The MXFP4 pair names `(blocks, scales)` of an expert matrix's base name in `layout` (HF `{base}_blocks`,
 /// original `{base}.blocks`; GGUF has no pairs and gets the HF spelling).
 pub fn mxfp4_pair(base: &str, layout: Layout) -> (String, String) {

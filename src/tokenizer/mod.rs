@@ -17,6 +17,7 @@ mod gguf_meta;
 mod pre;
 mod pre_hashes;
 mod text;
+mod validate;
 mod vocab;
 
 pub use bpe::{bytes_to_token_string, bytes_to_unicode, ByteLevelBpe};
@@ -25,6 +26,7 @@ pub use pre::{
     chkhsh, detect_pre, llama_cpp_pre_name, pre_regex, CHKTXT, O200K_PATTERN, PRE_GPT4O,
 };
 pub use text::TextTokenizer;
+pub use validate::validate_tokenizer_json;
 pub use vocab::{
     does_token_look_special, tiktoken_ranks, tiktoken_ranks_to_bpe, token_type_from_i32, GgufVocab,
     SpecialToken, TokenType, GPT_OSS_NAMED_SPECIALS, GPT_OSS_VOCAB_SIZE, O200K_BASE_RANKS,

@@ -163,6 +163,7 @@ impl GgufVocab {
             serde_json::from_slice(&bytes).with_context(|| format!("parsing {origin}"))?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| anyhow!("{origin}: the tokenizers library cannot load it: {e}"))?;
+        super::validate::validate_tokenizer_json(&tj, &tokenizer, Some(vocab_size), &origin)?;
 
         let mut v = GgufVocab {
             model: "gpt2".into(),
