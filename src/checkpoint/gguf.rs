@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ossify_formats::gguf::GgufFile;
+use ossify_formats::gguf::GgufModel;
 
 use crate::gpt_oss::metadata::config_from_gguf;
 use crate::gpt_oss::names;
@@ -13,7 +13,7 @@ use crate::gpt_oss::GptOssConfig;
 use super::{Checkpoint, ExpertStorage, Layout, Store};
 
 pub(super) fn open(path: &Path) -> Result<Checkpoint> {
-    let file = GgufFile::open(path).map_err(anyhow::Error::new)?;
+    let file = GgufModel::open(path).map_err(anyhow::Error::new)?;
     let config = config_from_gguf(&file, path)?;
     validate(&file, path, &config)?;
     Ok(Checkpoint {
@@ -28,7 +28,7 @@ pub(super) fn open(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Every tensor llama.cpp's gpt-oss loader requires, with the shape the metadata implies.
-fn validate(file: &GgufFile, path: &Path, c: &GptOssConfig) -> Result<()> {
+fn validate(file: &GgufModel, path: &Path, c: &GptOssConfig) -> Result<()> {
     for r in names::resolve_all(Layout::Gguf, ExpertStorage::Gguf, c) {
         let name = &r.gguf;
         let t = file

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use ossify_formats::atomic::{Existing, Kind};
-use ossify_formats::gguf::GgufWriter;
+use ossify_formats::gguf::{GgufWriter, SplitRule};
 use ossify_formats::quant::has_nan;
 use rayon::prelude::*;
 
@@ -42,6 +42,8 @@ pub struct ConvertOptions {
     pub progress: bool,
     /// Bytes per streamed piece; 0 = the defaults. The output is the same at any size (tests use tiny pieces).
     pub piece_bytes: usize,
+    /// Cut the output into a split GGUF (`--split-max-size` / `--split-max-tensors`).
+    pub split: SplitRule,
     /// Replace an existing output file (never an input).
     pub force: bool,
 }
@@ -56,6 +58,9 @@ pub struct ConvertSummary {
     pub file_type: u32,
     pub tensors: usize,
     pub tensor_bytes: u64,
+    /// The files written: `output` itself, or the shards of a split GGUF, first to last.
+    pub files: Vec<String>,
+    /// All the files' bytes.
     pub file_bytes: u64,
     pub seconds: f64,
 }
@@ -84,7 +89,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .build()
         .context("starting the thread pool")?;
     let output = w
-        .create_with(&opts.out, Existing::from_force(opts.force))
+        .create_split(&opts.out, opts.split, Existing::from_force(opts.force))
         .with_context(|| format!("{}", opts.out.display()))?;
     let bar = progress_bar(opts, tensor_bytes);
 
@@ -175,12 +180,16 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    // On error `output` is dropped here, which removes `<out>.partial`.
+    // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
     written.with_context(|| format!("converting into {}", opts.out.display()))?;
+    let files: Vec<PathBuf> = output.paths().iter().map(|p| p.to_path_buf()).collect();
     output
         .finish()
         .with_context(|| format!("{}", opts.out.display()))?;
-    let file_bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     Ok(ConvertSummary {
         source: ckpt.path.display().to_string(),
         layout: ckpt.layout.to_string(),
@@ -189,6 +198,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         file_type: plan.file_type,
         tensors: plan.tensors.len(),
         tensor_bytes,
+        files: files.iter().map(|f| f.display().to_string()).collect(),
         file_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -231,7 +241,11 @@ pub fn run(opts: &ConvertOptions) -> Result<()> {
         writeln!(
             std::io::stdout().lock(),
             "wrote {}: {} tensors, {:.1} MiB, outtype {} (general.file_type {}), from {} layout {} in {:.2} s",
-            s.output,
+            match s.files.as_slice() {
+                [one] => one.clone(),
+                [first, .., last] => format!("{} files, {first} to {last}", s.files.len()),
+                [] => s.output.clone(),
+            },
             s.tensors,
             s.file_bytes as f64 / (1024.0 * 1024.0),
             s.outtype,

@@ -38,6 +38,8 @@ pub struct VerifyOptions {
     pub thresholds: Thresholds,
     pub yarn_truncate: bool,
     pub precision: crate::gpt_oss::Precision,
+    /// Where the forward passes run.
+    pub device: crate::gpt_oss::Device,
     /// Skip the logit stage (no forward pass).
     pub tensors_only: bool,
     pub json: bool,
@@ -68,6 +70,8 @@ struct TensorJson<'a> {
 #[derive(Serialize)]
 struct LogitJson<'a> {
     mode: &'static str,
+    /// Where the forward passes ran: "cpu", or the GPU.
+    device: String,
     n_sequences: usize,
     #[serde(flatten)]
     summary: &'a crate::parity::metrics::LogitSummary,
@@ -144,6 +148,7 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
     let mut n_sequences = 0;
     let mut nonfinite = None;
     let mut mode = "none";
+    let mut device = String::from("none");
 
     let (comparison, reference_name) = if let Some(ref_logits) = &opts.reference_logits {
         if opts.source.is_some() {
@@ -163,8 +168,15 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             );
         }
         let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        let model = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
+        let model = open_model(
+            &candidate,
+            opts.yarn_truncate,
+            opts.precision,
+            longest,
+            opts.device,
+        )?;
         mode = model.mode();
+        device = model.device();
         n_sequences = seqs.len();
         let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
         nonfinite = trace.as_ref().and_then(first_nonfinite_stage);
@@ -187,9 +199,22 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         if !opts.tensors_only {
             let seqs = sequences(opts, &source)?;
             let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-            let a = open_model(&source, opts.yarn_truncate, opts.precision, longest)?;
-            let b = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
+            let a = open_model(
+                &source,
+                opts.yarn_truncate,
+                opts.precision,
+                longest,
+                opts.device,
+            )?;
+            let b = open_model(
+                &candidate,
+                opts.yarn_truncate,
+                opts.precision,
+                longest,
+                opts.device,
+            )?;
             mode = b.mode();
+            device = b.device();
             n_sequences = seqs.len();
             let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;
             verdict = Some(v);
@@ -212,6 +237,7 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             tensors: tensor_report.as_ref().map(tensor_json),
             logits: verdict.as_ref().map(|v| LogitJson {
                 mode,
+                device: device.clone(),
                 n_sequences,
                 summary: &v.summary,
             }),

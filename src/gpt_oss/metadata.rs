@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS, ROPE_SCALING_TYPE_YARN};
-use ossify_formats::gguf::{GgufFile, MetaArray, MetaValue};
+use ossify_formats::gguf::{GgufModel, MetaArray, MetaValue};
 
 use super::config::{
     check_layer_count, AttentionKind, ConfigSource, Field, GptOssConfig, RopeScaling,
@@ -267,7 +267,7 @@ pub fn sliding_window_pattern(c: &GptOssConfig) -> Option<Vec<bool>> {
 }
 
 struct Meta<'a> {
-    file: &'a GgufFile,
+    file: &'a GgufModel,
     path: &'a Path,
 }
 
@@ -322,7 +322,7 @@ impl<'a> Meta<'a> {
 
 /// Reads a [`GptOssConfig`] from GGUF metadata: the numbers through [`GGUF_KEYS`], then what llama.cpp derives
 /// when a key is absent.
-pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
+pub fn config_from_gguf(file: &GgufModel, path: &Path) -> Result<GptOssConfig> {
     let arch = file
         .get(k::GENERAL_ARCHITECTURE)
         .and_then(MetaValue::as_str)
@@ -383,7 +383,7 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     // The layer count sizes the per-layer kinds below: bounded, and backed by the file's tensors.
     check_layer_count(n_layers, path, ConfigSource::Gguf)?;
     let present = names::layers_present(
-        file.tensors.iter().map(|t| t.name.as_str()),
+        file.tensor_infos().map(|t| t.name.as_str()),
         names::PER_LAYER[0].gguf,
     );
     if n_layers > present {

@@ -157,6 +157,10 @@ impl LogitModel for ForwardModel<'_> {
     fn mode(&self) -> &'static str {
         self.model.options().mode()
     }
+
+    fn device(&self) -> String {
+        self.model.device()
+    }
 }
 
 /// ossify's forward pass over `ck`, sized for sequences of up to `context` tokens (0: grow as needed).
@@ -165,6 +169,7 @@ pub fn open_model<'a>(
     yarn_truncate: bool,
     precision: crate::gpt_oss::Precision,
     context: usize,
+    device: crate::gpt_oss::Device,
 ) -> Result<Box<dyn LogitModel + 'a>> {
     let model = Model::new(
         ck,
@@ -172,6 +177,7 @@ pub fn open_model<'a>(
             yarn_truncate,
             precision,
             context,
+            device,
             ..ForwardOptions::default()
         },
     )

@@ -11,7 +11,7 @@ use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
-use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
+use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitRule};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
@@ -47,8 +47,29 @@ pub struct QuantizeOptions {
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
+    /// One file, or a split GGUF.
+    pub split: OutputSplit,
     /// What to do about an existing output (`--force` replaces a file, never an input).
     pub existing: Existing,
+}
+
+/// How the output GGUF is cut into files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputSplit {
+    /// `--split-max-size` / `--split-max-tensors` (or one file).
+    Rule(SplitRule),
+    /// `--keep-split`: the shards of the input split GGUF, each tensor in the shard it came from, as
+    /// llama-quantize does (one file for an unsplit GGUF).
+    KeepInput,
+    /// Each tensor's shard, in order (what [`OutputSplit::KeepInput`] becomes once the input is open).
+    Shards(Vec<usize>),
+}
+
+impl Default for OutputSplit {
+    /// One file.
+    fn default() -> Self {
+        OutputSplit::Rule(SplitRule::None)
+    }
 }
 
 /// What was written, per tensor.
@@ -58,6 +79,8 @@ pub struct Summary {
     pub notes: Vec<String>,
     pub bytes_in: usize,
     pub bytes_out: usize,
+    /// The files written, first shard first.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// Chooses every output type and checks that the choice can be carried out; the error names the tensor.
@@ -119,8 +142,18 @@ pub fn write_gguf(
         w.add_tensor(&s.name, c.dtype, &s.shape)
             .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
     }
-    let out = w.create_with(output, opts.existing)?;
-    let mut summary = Summary::default();
+    let out = match &opts.split {
+        OutputSplit::Rule(rule) => w.create_split(output, *rule, opts.existing)?,
+        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of, opts.existing)?,
+        OutputSplit::KeepInput => bail!(
+            "--keep-split keeps the shards of a split GGUF input; this input is not GGUF (cut the output with \
+             --split-max-size or --split-max-tensors)"
+        ),
+    };
+    let mut summary = Summary {
+        files: out.paths().iter().map(|p| p.to_path_buf()).collect(),
+        ..Summary::default()
+    };
     let bar = progress_bar(opts.progress, sources.len());
     // Reused across tensors: the output of one piece.
     let mut buf: Vec<u8> = Vec::new();
@@ -175,29 +208,43 @@ pub fn write_gguf(
     Ok(summary)
 }
 
-/// Quantizes a GGUF file: every tensor and key/value of `input`, in its order, as llama-quantize does.
+/// Quantizes a GGUF model (one file, or every shard of a split set given any one of them): every tensor and
+/// key/value of `input`, in its order, as llama-quantize does; like llama-quantize it drops the input's
+/// `split.*` keys, which describe the input's files.
 pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
-    let f = GgufFile::open(input)?;
+    let f = GgufModel::open(input)?;
     let sources: Vec<SourceTensor<'_>> = f
-        .tensors
-        .iter()
+        .tensor_infos()
         .map(|ti| {
             let f = &f;
             SourceTensor {
                 name: ti.name.clone(),
                 shape: ti.shape.clone(),
                 dtype: ti.dtype,
-                load: Box::new(move || Ok(Cow::Borrowed(f.tensor_bytes(ti)))),
+                load: Box::new(move || {
+                    f.tensor(&ti.name)
+                        .map(|v| Cow::Borrowed(v.bytes))
+                        .with_context(|| format!("{}: no tensor '{}'", input.display(), ti.name))
+                }),
             }
         })
         .collect();
     let mut rules = opts.rules.clone();
     rules.tied_embeddings = f.tensor_info(names::OUTPUT.gguf).is_none();
+    let split = match &opts.split {
+        OutputSplit::KeepInput => OutputSplit::Shards(
+            f.tensor_infos()
+                .map(|t| f.shard_of(&t.name).unwrap_or(0))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
     let opts = QuantizeOptions {
         rules,
+        split,
         ..opts.clone()
     };
-    write_gguf(f.metadata.clone(), &sources, output, &opts, &|b| {
+    write_gguf(f.model_metadata(), &sources, output, &opts, &|b| {
         f.release(b)
     })
     .with_context(|| format!("quantizing {}", input.display()))
