@@ -104,8 +104,8 @@ fn split_reads_back_as_the_single_file() {
             c::GENERAL_ARCHITECTURE,
             "t.answer",
             c::SPLIT_NO,
-            c::SPLIT_COUNT,
-            c::SPLIT_TENSORS_COUNT
+            c::SPLIT_TENSORS_COUNT,
+            c::SPLIT_COUNT
         ]
     );
     let third = GgufFile::open(&paths[2]).unwrap();
@@ -113,8 +113,8 @@ fn split_reads_back_as_the_single_file() {
         third.metadata,
         [
             (c::SPLIT_NO.to_string(), MetaValue::U16(2)),
-            (c::SPLIT_COUNT.to_string(), MetaValue::U16(3)),
             (c::SPLIT_TENSORS_COUNT.to_string(), MetaValue::I32(5)),
+            (c::SPLIT_COUNT.to_string(), MetaValue::U16(3)),
         ]
     );
     // Any shard opens the whole model.

@@ -24,6 +24,7 @@ use super::split::{check_no_strays, is_split_key, split_path, MAX_SPLITS};
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::atomic::{Existing, PartialFile};
+use crate::sink::{FileSink, Sink};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -226,7 +227,7 @@ impl GgufWriter {
     /// [`GgufWriter::create`] cut into a split set by `rule`, as `llama-gguf-split --split` cuts the single
     /// file (byte for byte): `PREFIX-00001-of-0000N.gguf` ... where `PREFIX` is `path` without its `.gguf`
     /// (as llama.cpp's converter and llama-quantize name shards). The first shard holds every key/value, then
-    /// `split.no`, `split.count`, `split.tensors.count`; the others only those three. A rule that gives one
+    /// the three split keys; the others only those three ([`SplitKeyOrder::GgufSplit`]). A rule that gives one
     /// shard writes the plain file at `path`, as llama.cpp's converter does. Nothing appears until
     /// [`GgufOutput::finish`], which renames the first shard last, so a reader that finds it finds the rest.
     /// `existing` applies to each shard.
@@ -238,15 +239,17 @@ impl GgufWriter {
     ) -> Result<GgufOutput, GgufError> {
         let sizes: Vec<usize> = self.tensors.iter().map(|t| t.size).collect();
         let shard_of = rule.assign(&sizes);
-        self.create_shards(path, &shard_of, existing)
+        self.create_shards(path, &shard_of, SplitKeyOrder::GgufSplit, existing)
     }
 
     /// [`GgufWriter::create_split`] with each tensor's shard given (0-based, in tensor order; each shard
-    /// continues the last or starts the next, none empty): llama-quantize `--keep-split` keeps its input's.
+    /// continues the last or starts the next, none empty), e.g. llama-quantize `--keep-split` keeping its
+    /// input's, and the split keys in `order`.
     pub fn create_shards(
         self,
         path: &Path,
         shard_of: &[usize],
+        order: SplitKeyOrder,
         existing: Existing,
     ) -> Result<GgufOutput, GgufError> {
         let contiguous = shard_of.len() == self.tensors.len()
@@ -293,10 +296,15 @@ impl GgufWriter {
                 // Each shard is read with its own header's alignment.
                 w.add_kv(GENERAL_ALIGNMENT, MetaValue::U32(self.alignment as u32))?;
             }
-            // The types llama.cpp gives them (gguf-split.cpp: set_val_u16, u16, i32).
-            w.add_kv(SPLIT_NO, MetaValue::U16(no as u16))?;
-            w.add_kv(SPLIT_COUNT, MetaValue::U16(count as u16))?;
-            w.add_kv(SPLIT_TENSORS_COUNT, MetaValue::I32(total))?;
+            // The types llama.cpp gives them: u16, u16, i32.
+            for key in order.keys() {
+                let value = match key {
+                    SPLIT_NO => MetaValue::U16(no as u16),
+                    SPLIT_COUNT => MetaValue::U16(count as u16),
+                    _ => MetaValue::I32(total),
+                };
+                w.add_kv(key, value)?;
+            }
             writers.push(w);
         }
         for (t, &no) in self.tensors.iter().zip(shard_of) {
@@ -331,6 +339,26 @@ impl GgufWriter {
             out: OutFile { file, data_offset },
             offsets,
         })
+    }
+}
+
+/// The order of the three split keys at the end of each shard's key/values, which differs between llama.cpp's
+/// tools: each `gguf_set_val_*` removes a key and appends it (ggml/src/gguf.cpp), and gguf-split sets
+/// `split.count` twice (a placeholder, then the count), so it ends up last; llama-quantize sets each once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitKeyOrder {
+    /// `split.no`, `split.tensors.count`, `split.count`: tools/gguf-split.
+    GgufSplit,
+    /// `split.no`, `split.count`, `split.tensors.count`: src/llama-quant.cpp (`--keep-split`).
+    LlamaQuantize,
+}
+
+impl SplitKeyOrder {
+    fn keys(self) -> [&'static str; 3] {
+        match self {
+            SplitKeyOrder::GgufSplit => [SPLIT_NO, SPLIT_TENSORS_COUNT, SPLIT_COUNT],
+            SplitKeyOrder::LlamaQuantize => [SPLIT_NO, SPLIT_COUNT, SPLIT_TENSORS_COUNT],
+        }
     }
 }
 
@@ -519,6 +547,42 @@ impl GgufOutput {
     /// Checks that every tensor was written, syncs every file, then renames them into place: the first shard
     /// of a split set last, so the set is complete by the time its first file (the one readers open) appears.
     pub fn finish(self) -> Result<(), GgufError> {
+        FileSink::finish(self)
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.files.iter().any(|f| f.file.replaced_stale())
+    }
+}
+
+/// A GGUF output is one sink over all its files (the shards of a split set are addressed by the tensors' plan
+/// indices, as in [`crate::sink::FileSet`]).
+impl Sink for GgufOutput {
+    type Error = GgufError;
+
+    fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn tensor_size(&self, t: usize) -> usize {
+        GgufOutput::tensor_size(self, t)
+    }
+
+    fn write_at(&self, t: usize, offset: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        self.write_tensor_at(t, offset, bytes)
+    }
+}
+
+impl FileSink for GgufOutput {
+    /// The first file (the one readers open).
+    fn target(&self) -> &Path {
+        self.files
+            .first()
+            .map_or(Path::new(""), |f| f.file.target())
+    }
+
+    fn prepare(&self) -> Result<(), GgufError> {
         let missing: Vec<(&PlannedTensor, usize)> = self
             .tensors
             .iter()
@@ -541,14 +605,15 @@ impl GgufOutput {
                 .sync_all()
                 .map_err(|e| GgufError::Io(e).in_file(f.file.target()))?;
         }
+        Ok(())
+    }
+
+    /// Renames every file into place, the first shard of a split set last, so the set is complete by the time
+    /// its first file appears.
+    fn commit(self) -> Result<(), GgufError> {
         for f in self.files.into_iter().rev() {
             f.file.commit()?;
         }
         Ok(())
-    }
-
-    /// Whether creating this output took over a partial left by a run that died.
-    pub fn replaced_stale(&self) -> bool {
-        self.files.iter().any(|f| f.file.replaced_stale())
     }
 }
