@@ -70,7 +70,11 @@ pub struct ConvertSummary {
 /// Runs a conversion and returns its summary.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let start = Instant::now();
-    super::check_output(&opts.out, Kind::File, opts.force, &[&opts.src])?;
+    // A split output is written as shards named after `out`, not at `out`: an existing `out` is no obstacle (the
+    // shards, and `out` itself when the model fits in one file, are checked when they are created, before any
+    // work).
+    let splits = opts.split != SplitRule::None;
+    super::check_output(&opts.out, Kind::File, opts.force || splits, &[&opts.src])?;
     let ckpt = Checkpoint::open(&opts.src, opts.layout)?;
     let plan = Plan::new(&ckpt, opts.outtype)?;
 

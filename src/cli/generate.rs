@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -207,6 +206,18 @@ struct Printer {
 }
 
 impl Printer {
+    /// A model that never completed a harmony header (an untrained one, or the wrong template) still shows
+    /// what it wrote, special tokens included.
+    fn fallback(&mut self, g: &Generation) -> Result<()> {
+        if !self.printed_final && g.messages.is_empty() && !g.text.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(g.text.as_bytes())?;
+            out.flush()?;
+            self.printed_final = true;
+        }
+        Ok(())
+    }
+
     fn event(&mut self, e: &Event) -> Result<()> {
         let Event::Content { channel, text } = e else {
             return Ok(());
@@ -428,6 +439,7 @@ pub fn run_generate(g: &GenerateArgs) -> Result<()> {
                 serde_json::to_string_pretty(&report(t, &gen, &prompt, mode))?
             );
         } else {
+            printer.fallback(&gen)?;
             if printer.printed_final {
                 println!();
             }
@@ -481,7 +493,6 @@ pub fn run_chat(c: &ChatArgs) -> Result<()> {
                 printed_final: false,
             };
             let seed = t.seed.wrapping_add(turn);
-            let started = Instant::now();
             let gen = generate(
                 &mut session,
                 &mut history,
@@ -503,14 +514,10 @@ pub fn run_chat(c: &ChatArgs) -> Result<()> {
                 v["turn"] = turn.into();
                 println!("{}", serde_json::to_string(&v)?);
             } else {
+                printer.fallback(&gen)?;
                 println!();
                 if !a.quiet {
-                    eprintln!(
-                        "[{} in {:.1} s] {}",
-                        gen.tokens.len(),
-                        started.elapsed().as_secs_f64(),
-                        stats_line(&gen)
-                    );
+                    eprintln!("[{}]", stats_line(&gen));
                 }
             }
             let answer = answer_messages(&gen);

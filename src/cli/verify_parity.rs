@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::checkpoint::Checkpoint;
 use crate::npy;
 use crate::parity::check_compatible;
-use crate::parity::input::{default_tokens, open_model, read_tokens, tokenize};
+use crate::parity::input::{default_input, open_model, read_tokens, tokenize, DEFAULT_INPUT_NAME};
 use crate::parity::logits::{
     first_nonfinite_stage, verify_against_logits, verify_models, LogitVerdict, Sequences,
     Thresholds,
@@ -73,8 +73,24 @@ struct LogitJson<'a> {
     /// Where the forward passes ran: "cpu", or the GPU.
     device: String,
     n_sequences: usize,
+    /// What was scored: the built-in set's name, or the --text / --tokens file.
+    input: String,
     #[serde(flatten)]
     summary: &'a crate::parity::metrics::LogitSummary,
+}
+
+/// Names the input the logits were computed on, for the report.
+fn input_name(opts: &VerifyOptions) -> String {
+    match (&opts.text, &opts.tokens) {
+        (Some(t), _) => format!("text {}", t.display()),
+        (None, Some(t)) => match opts.sequence {
+            Some(k) => format!("tokens {} (sequence {k})", t.display()),
+            None => format!("tokens {}", t.display()),
+        },
+        (None, None) => format!(
+            "{DEFAULT_INPUT_NAME} (built in: 3 harmony conversations with reasoning, prose, code)"
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -125,7 +141,7 @@ fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<Sequences> {
             Ok(ids.chunks(TEXT_SEQUENCE_LEN).map(<[u32]>::to_vec).collect())
         }
         (None, Some(p)) => read_tokens(p, opts.sequence),
-        (None, None) => Ok(default_tokens(ck.config.vocab_size)),
+        (None, None) => default_input(ck),
     }
 }
 
@@ -239,6 +255,7 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
                 mode,
                 device: device.clone(),
                 n_sequences,
+                input: input_name(opts),
                 summary: &v.summary,
             }),
             divergence: verdict.as_ref().and_then(|v| v.divergence.as_ref()),
@@ -275,6 +292,9 @@ fn print_human(
     let color = std::io::stdout().is_terminal();
     println!("reference: {reference}");
     println!("candidate: {}", opts.candidate.display());
+    if verdict.is_some() {
+        println!("input:     {}", input_name(opts));
+    }
     if let Some(r) = tensors {
         println!(
             "tensors:   {} compared, {} identical, {} lossy, {} FAILED",
