@@ -91,9 +91,8 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .num_threads(opts.threads)
         .build()
         .context("starting the thread pool")?;
-    let output = w
-        .create_split(&opts.out, opts.split, Existing::from_force(opts.force))
-        .with_context(|| format!("{}", opts.out.display()))?;
+    // Its errors name the file already.
+    let output = w.create_split(&opts.out, opts.split, Existing::from_force(opts.force))?;
     let bar = progress_bar(opts, tensor_bytes);
 
     let jobs: Vec<Box<dyn Job<'_> + '_>> = plan
@@ -112,9 +111,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
     written.with_context(|| format!("converting into {}", opts.out.display()))?;
     let files: Vec<PathBuf> = output.paths().iter().map(|p| p.to_path_buf()).collect();
-    output
-        .finish()
-        .with_context(|| format!("{}", opts.out.display()))?;
+    output.finish()?;
     let file_bytes = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
