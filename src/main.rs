@@ -1,5 +1,6 @@
 //! ossify: convert, quantize, inspect and verify gpt-oss checkpoints. This file only parses arguments and
 //! dispatches to `ossify::cli`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
