@@ -104,7 +104,7 @@ struct PerplexityArgs {
     #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
     tokens: Option<PathBuf>,
     /// Context (chunk) length.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = cli::parse_ctx)]
     ctx: usize,
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
@@ -176,7 +176,7 @@ struct ConvertArgs {
     #[arg(long, value_enum)]
     layout: Option<LayoutArg>,
     /// Worker threads (default: all cores). The output is the same at any count.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
     threads: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -200,7 +200,7 @@ struct InspectArgs {
     #[arg(long, value_enum)]
     layout: Option<LayoutArg>,
     /// Worker threads for --stats (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
     threads: usize,
     /// Machine-readable output.
     #[arg(long)]
@@ -208,7 +208,10 @@ struct InspectArgs {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return Ok(usage_error(e)),
+    };
     match cli.command {
         Command::Convert(a) => cli::convert::run(&cli::convert::ConvertOptions {
             src: a.src,
@@ -294,6 +297,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Help and version go to stdout as clap prints them; a usage error is one line, as every other error, with
+/// exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    // The first paragraph (the message and, for missing arguments, the list of them), on one line.
+    let para: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = para.join(" ");
+    let msg = joined.strip_prefix("error: ").unwrap_or(&joined);
+    eprintln!("error: {} (see --help)", escape_controls(msg));
+    ExitCode::from(2)
+}
+
 /// The error and its causes on one line: "converting into x: tensor 'y': z".
 fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -305,5 +339,19 @@ fn one_line(err: &anyhow::Error) -> String {
         }
         parts.push(s);
     }
-    parts.join(": ").replace('\n', " ")
+    escape_controls(&parts.join(": "))
+}
+
+/// Control characters (from a file name, a tensor name or any other text a file supplies) written as escapes,
+/// so an error line is one line and cannot drive the terminal.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }

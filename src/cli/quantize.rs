@@ -72,7 +72,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FILE")]
     pub imatrix_out: Option<PathBuf>,
     /// Worker threads (default: all cores). The output is the same at any count.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_threads)]
     pub threads: usize,
     /// No progress bar
     #[arg(long, short)]
