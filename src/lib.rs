@@ -1,6 +1,7 @@
 //! ossify as a library: the pipeline behind the `ossify` binary. It knows gpt-oss and knows nothing of byte
 //! layouts (those live in `ossify-formats`) or of kernels (`ossify-kernels`).
 
+pub mod chat;
 pub mod checkpoint;
 pub mod cli;
 pub mod gpt_oss;

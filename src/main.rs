@@ -32,6 +32,8 @@ enum Command {
     Perplexity(PerplexityArgs),
     /// Re-encode weights into ggml block types (GGUF, as llama-quantize) or OpenAI's MXFP4 safetensors layout.
     Quantize(cli::quantize::QuantizeArgs),
+    /// Token ids of a text with the model's own tokenizer (tokenizer.json or the GGUF vocabulary).
+    Tokenize(cli::tokenize::TokenizeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,6 +277,7 @@ fn run() -> anyhow::Result<ExitCode> {
             force: a.force,
         })?,
         Command::Quantize(a) => cli::quantize::run(&a)?,
+        Command::Tokenize(a) => cli::tokenize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

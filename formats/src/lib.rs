@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod atomic;
+pub mod cpu;
 pub mod dtype;
 pub mod gguf;
 pub mod mmap;

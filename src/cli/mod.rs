@@ -5,6 +5,7 @@ pub mod convert;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
+pub mod tokenize;
 pub mod verify_parity;
 
 use std::path::Path;

@@ -37,6 +37,10 @@ pub fn bytes_to_token_string(bytes: &[u8], table: &[char; 256]) -> String {
     bytes.iter().map(|&b| table[usize::from(b)]).collect()
 }
 
+/// Control tokens llama.cpp's vocabulary loader turns into user-defined ones for gpt-oss (llama-vocab.cpp).
+const LLAMA_CPP_USER_DEFINED: [&str; 4] =
+    ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
+
 /// A byte-level BPE tokenizer built from a GGUF vocabulary.
 pub struct ByteLevelBpe {
     regex: fancy_regex::Regex,
@@ -100,8 +104,20 @@ impl ByteLevelBpe {
         let mut token_ids = HashMap::with_capacity(vocab.tokens.len());
         let mut control = Vec::new();
         let mut user_defined = Vec::new();
+        let has = |t: &str| vocab.tokens.iter().any(|x| x == t);
+        let end_is_user_defined = has("<|return|>") && has("<|call|>") && has("<|end|>");
         for (id, (tok, &ty)) in vocab.tokens.iter().zip(&vocab.token_types).enumerate() {
             let id = u32::try_from(id).map_err(|_| anyhow!("vocabulary larger than u32 ids"))?;
+            // llama.cpp (llama-vocab.cpp, "quick hack for gpt-oss") makes these control tokens user-defined, so
+            // they are read as tokens even when special tokens are not parsed; and <|end|> too when the
+            // vocabulary has <|return|> and <|call|> (o200k_harmony)
+            let ty = if LLAMA_CPP_USER_DEFINED.contains(&tok.as_str())
+                || (end_is_user_defined && tok == "<|end|>")
+            {
+                TokenType::UserDefined as i32
+            } else {
+                ty
+            };
             match token_type_from_i32(ty) {
                 Some(TokenType::Control) => control.push((tok.clone(), id)),
                 Some(TokenType::UserDefined) => user_defined.push((tok.clone(), id)),
@@ -152,6 +168,14 @@ impl ByteLevelBpe {
                 Part::Text(t) => self.encode_ordinary(t, &mut out)?,
             }
         }
+        Ok(out)
+    }
+
+    /// Token ids for `text` with no special token read at all (tiktoken's `encode_ordinary`): what harmony
+    /// does with message text, where llama.cpp's `parse_special = false` still reads its user-defined tokens.
+    pub fn encode_ordinary_text(&self, text: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.encode_ordinary(text, &mut out)?;
         Ok(out)
     }
 

@@ -128,6 +128,47 @@ impl TextTokenizer {
         }
     }
 
+    /// The bytes of one token as the model sees them (a byte-level token may be part of a UTF-8 character):
+    /// what `llama-tokenize` prints as a token's piece.
+    pub fn piece_bytes(&self, id: u32) -> Result<Vec<u8>> {
+        match self {
+            TextTokenizer::HuggingFace { tokenizer, .. } => {
+                let tok = tokenizer.id_to_token(id).ok_or_else(|| {
+                    anyhow!(
+                        "token id {id} is outside the vocabulary of {} tokens",
+                        tokenizer.get_vocab_size(true)
+                    )
+                })?;
+                if tokenizer.get_added_tokens_decoder().contains_key(&id) {
+                    return Ok(tok.into_bytes());
+                }
+                // a byte-level token: its chars stand for bytes (GPT-2's alphabet)
+                let table = super::bpe::bytes_to_unicode();
+                Ok(tok
+                    .chars()
+                    .map(|c| match table.iter().position(|&t| t == c) {
+                        Some(b) => vec![b as u8],
+                        None => c.to_string().into_bytes(),
+                    })
+                    .collect::<Vec<_>>()
+                    .concat())
+            }
+            TextTokenizer::Gguf(bpe) => bpe.decode_bytes(&[id]),
+            TextTokenizer::O200kHarmony(bpe) => bpe
+                .decode_bytes(&[id])
+                .map_err(|e| anyhow!("decoding token id {id}: {e:?}")),
+        }
+    }
+
+    /// Token ids for `text` with special tokens always read as text, whatever the vocabulary's token types
+    /// say (tiktoken's `encode_ordinary`, what openai-harmony does with message text).
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            TextTokenizer::Gguf(bpe) => bpe.encode_ordinary_text(text),
+            _ => self.encode(text, false),
+        }
+    }
+
     /// Text of `ids` (invalid UTF-8, as a cut multi-byte character, becomes U+FFFD); special tokens as their
     /// text.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {

@@ -177,14 +177,15 @@ pub fn quantize_row_mxfp4_ref(src: &[f32], dst: &mut [u8]) {
 
 /// Encodes whole blocks with the same bytes as [`quantize_row_mxfp4_ref`], faster: the exponent comes from amax's
 /// bits instead of `log2f` where that is provably the same, and the codes from a branch-free midpoint count the
-/// compiler vectorises (built a second time for AVX2, picked at run time). Every other block (NaN or infinite
-/// elements, amax near a power of two or below 2^-124, scales where ggml's products overflow) goes through the
-/// reference.
+/// compiler vectorises (built a second time for AVX2, picked by the program's one SIMD decision, [`crate::cpu`]).
+/// Every other block (NaN or infinite elements, amax near a power of two or below 2^-124, scales where ggml's
+/// products overflow) goes through the reference.
 pub fn quantize_row_mxfp4(src: &[f32], dst: &mut [u8]) {
     debug_assert_eq!(src.len() / QK_MXFP4 * BlockMxfp4::SIZE, dst.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above), the only requirement of this target_feature function.
+    if crate::cpu::cpu_features().avx2() {
+        // SAFETY: the CPU has AVX2 (the one dispatch decision says so), the only requirement of this
+        // target_feature function.
         unsafe { quantize_row_mxfp4_avx2(src, dst) };
         return;
     }

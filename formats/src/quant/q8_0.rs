@@ -74,13 +74,15 @@ pub fn quantize_row_q8_0_ref(src: &[f32], dst: &mut [u8]) {
 }
 
 /// Encodes whole blocks with the same bytes as [`quantize_row_q8_0_ref`], faster: the block loop is written so
-/// the compiler vectorises it, and built a second time for AVX2, picked at run time. Blocks the fast rule's
-/// arithmetic does not cover (an infinite or NaN element, a subnormal scale) go through the reference.
+/// the compiler vectorises it, and built a second time for AVX2, picked by the program's one SIMD decision
+/// ([`crate::cpu`]). Blocks the fast rule's arithmetic does not cover (an infinite or NaN element, a subnormal
+/// scale) go through the reference.
 pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
     debug_assert_eq!(src.len() / QK8_0 * BlockQ8_0::SIZE, dst.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above), the only requirement of this target_feature function.
+    if crate::cpu::cpu_features().avx2() {
+        // SAFETY: the CPU has AVX2 (the one dispatch decision says so), the only requirement of this
+        // target_feature function.
         unsafe { quantize_row_q8_0_avx2(src, dst) };
         return;
     }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use ossify_formats::DType;
 
 use super::decode::{decode_row, decode_row_mxfp4_hf, is_decodable, scalar_at};
-use super::simd::Avx2;
+use super::simd::{Avx2, Isa};
 use super::KernelError;
 
 /// Where a matrix's numbers are stored.
@@ -297,11 +297,12 @@ const COLS_PER_TASK: usize = 64;
 /// Σ a·b: AVX2/FMA when the CPU has it, [`dot_scalar`] otherwise.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_with(Avx2::detect(), a, b)
+    dot_with(Isa::detect().avx2(), a, b)
 }
 
+/// Σ a·b with the AVX2 kernel when `simd` is given, [`dot_scalar`] otherwise.
 #[inline]
-fn dot_with(simd: Option<Avx2>, a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_with(simd: Option<Avx2>, a: &[f32], b: &[f32]) -> f32 {
     match simd {
         Some(s) => s.dot(a, b),
         None => dot_scalar(a, b),
@@ -353,6 +354,17 @@ pub fn matmul(
     n_tokens: usize,
     y: &mut [f32],
 ) -> Result<(), KernelError> {
+    matmul_with(Isa::detect(), w, x, n_tokens, y)
+}
+
+/// [`matmul`] with the implementation chosen by the caller (tests run each one this CPU supports).
+pub fn matmul_with(
+    isa: Isa,
+    w: &WeightMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) -> Result<(), KernelError> {
     check_io(w, x, n_tokens, y)?;
     if n_tokens == 0 || w.rows == 0 {
         return Ok(());
@@ -362,7 +374,7 @@ pub fn matmul(
         return Ok(());
     }
     let cols = w.cols;
-    let simd = Avx2::detect();
+    let simd = isa.avx2();
     if n_tokens == 1 {
         y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
             || vec![0f32; cols],

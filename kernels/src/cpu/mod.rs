@@ -7,8 +7,9 @@ pub mod matmul;
 pub mod q8;
 pub mod simd;
 
-pub use matmul::{dot, dot_scalar, matmul, matmul_ref, Storage, WeightMatrix};
-pub use q8::{matmul_prec, matmul_prec_ref, Precision};
+pub use matmul::{dot, dot_scalar, matmul, matmul_ref, matmul_with, Storage, WeightMatrix};
+pub use q8::{matmul_prec, matmul_prec_ref, matmul_prec_with, Precision};
+pub use simd::Isa;
 
 use ossify_formats::DType;
 

@@ -17,12 +17,15 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use ossify_formats::quant::{bf16_to_fp32, fp16_to_fp32, fp32_to_bf16, fp32_to_fp16};
+use ossify_formats::quant::q8_0::QK8_0;
+use ossify_formats::quant::{
+    bf16_to_fp32, fp16_to_fp32, fp32_to_bf16, fp32_to_fp16, BlockMxfp4, BlockQ8_0, QK_MXFP4,
+};
 use ossify_formats::DType;
 
 use super::decode::{e8m0_to_fp32_half, KVALUES_MXFP4};
-use super::matmul::{matmul, Storage, WeightMatrix};
-use super::simd::Avx2;
+use super::matmul::{matmul_with, Storage, WeightMatrix};
+use super::simd::{Avx2, Isa};
 use super::KernelError;
 
 /// How the matmuls treat activations.
@@ -36,8 +39,8 @@ pub enum Precision {
     Q8Activations,
 }
 
-/// Q8_0 block length.
-pub const QK8: usize = 32;
+/// Bytes of nibbles per MXFP4 block (the HF pair's `blocks`).
+const NIB: usize = QK_MXFP4 / 2;
 
 /// Activations of `n` tokens quantized to Q8_0: per token `cols / 32` scales (the f16 `d`, widened), `cols`
 /// signed bytes, and `cols / 4` lane sums `k` = −12 · (sum of each 4 consecutive bytes), which turn the
@@ -47,6 +50,8 @@ pub struct Q8Acts {
     pub d: Vec<f32>,
     pub k: Vec<i32>,
     pub qs: Vec<i8>,
+    /// BF16 activations (for BF16 weights under AVX-512 BF16).
+    pub bf16: Vec<u16>,
 }
 
 /// Quantizes one row (`x.len()` a multiple of 32) into `d` (one per block) and `qs`, as ggml's AVX2
@@ -54,10 +59,10 @@ pub struct Q8Acts {
 /// `k` (8 per block) gets −12 · the sum of each 4 consecutive codes.
 pub fn quantize_row_q8(x: &[f32], d: &mut [f32], k: &mut [i32], qs: &mut [i8]) {
     for (((xb, db), kb), qb) in x
-        .chunks_exact(QK8)
+        .chunks_exact(QK8_0)
         .zip(d.iter_mut())
         .zip(k.chunks_exact_mut(8))
-        .zip(qs.chunks_exact_mut(QK8))
+        .zip(qs.chunks_exact_mut(QK8_0))
     {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         *db = fp16_to_fp32(fp32_to_fp16(amax / 127.0));
@@ -76,7 +81,7 @@ pub fn quantize_row_q8(x: &[f32], d: &mut [f32], k: &mut [i32], qs: &mut [i8]) {
 /// Whether the weights of this matrix are multiplied with Q8_0 activations in [`Precision::Q8Activations`].
 fn uses_q8(w: &WeightMatrix) -> bool {
     !w.is_transposed()
-        && w.cols() % QK8 == 0
+        && w.cols() % QK8_0 == 0
         && matches!(
             w.storage(),
             Storage::Mxfp4Pair { .. }
@@ -87,71 +92,93 @@ fn uses_q8(w: &WeightMatrix) -> bool {
         )
 }
 
-/// Stored row `line` of `w` · one token's Q8_0 activations: the scalar twin (integer block sums, blocks summed
-/// in order in f32).
+/// The 32 weights of block `ib` of a stored row as integers in element order (FP4 codes doubled for MXFP4, the
+/// i8 values for Q8_0) and the block's weight scale (E8M0 halved, or the f16 `d`). None for other storage.
+fn block_ints(row: Storage, ib: usize) -> Option<([i32; QK8_0], f32)> {
+    let mut v = [0i32; QK8_0];
+    let scale = match row {
+        Storage::Mxfp4Pair { blocks, scales } => {
+            let b = &blocks[ib * NIB..][..NIB];
+            for j in 0..NIB {
+                v[2 * j] = i32::from(KVALUES_MXFP4[(b[j] & 0x0f) as usize]);
+                v[2 * j + 1] = i32::from(KVALUES_MXFP4[(b[j] >> 4) as usize]);
+            }
+            e8m0_to_fp32_half(scales[ib])
+        }
+        Storage::Ggml {
+            dtype: DType::Mxfp4,
+            bytes,
+            ..
+        } => {
+            let blk = &bytes[ib * BlockMxfp4::SIZE..][..BlockMxfp4::SIZE];
+            for j in 0..NIB {
+                v[j] = i32::from(KVALUES_MXFP4[(blk[1 + j] & 0x0f) as usize]);
+                v[j + NIB] = i32::from(KVALUES_MXFP4[(blk[1 + j] >> 4) as usize]);
+            }
+            e8m0_to_fp32_half(blk[0])
+        }
+        Storage::Ggml {
+            dtype: DType::Q8_0,
+            bytes,
+            ..
+        } => {
+            let blk = &bytes[ib * BlockQ8_0::SIZE..][..BlockQ8_0::SIZE];
+            for (vj, &q) in v.iter_mut().zip(&blk[2..]) {
+                *vj = i32::from(q as i8);
+            }
+            fp16_to_fp32(u16::from_le_bytes([blk[0], blk[1]]))
+        }
+        Storage::Ggml { .. } => return None,
+    };
+    Some((v, scale))
+}
+
+/// Stored row `line` of `w` · one token's Q8_0 activations: the scalar twin of every SIMD path, bit for bit.
+/// Per block, 8 integer lane sums of 4 products; each lane scaled by `w_scale · d` into an even-block or
+/// odd-block accumulator by a fused multiply-add; then the lanes summed as ggml's `hsum_float_8` does
+/// (`(l0+l4 + l2+l6) + (l1+l5 + l3+l7)` after adding the two accumulators). This is ggml's AVX2
+/// `ggml_vec_dot_mxfp4_q8_0` / `ggml_vec_dot_q8_0_q8_0` order.
 pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f32 {
-    let nb = w.cols() / QK8;
+    let nb = w.cols() / QK8_0;
     let row = w.storage().row(line, w.cols());
-    let mut sum = 0f32;
+    let mut acc = [[0f32; 8]; 2];
     for ib in 0..nb {
-        let xq = &qs[ib * QK8..(ib + 1) * QK8];
-        let (scale, isum) = match row {
+        let Some((v, ws)) = block_ints(row, ib) else {
+            return f32::NAN;
+        };
+        let xq = &qs[ib * QK8_0..(ib + 1) * QK8_0];
+        let sc = ws * d[ib];
+        for (l, a) in acc[ib & 1].iter_mut().enumerate() {
+            let lane: i32 = (4 * l..4 * l + 4).map(|j| v[j] * i32::from(xq[j])).sum();
+            *a = sc.mul_add(lane as f32, *a);
+        }
+    }
+    let v: [f32; 8] = std::array::from_fn(|l| acc[0][l] + acc[1][l]);
+    let s: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+    (s[0] + s[2]) + (s[1] + s[3])
+}
+
+#[inline]
+fn vec_dot_q8(isa: Isa, w: &WeightMatrix, line: usize, d: &[f32], k: &[i32], qs: &[i8]) -> f32 {
+    if let Some(s) = isa.avx512() {
+        match w.storage().row(line, w.cols()) {
             Storage::Mxfp4Pair { blocks, scales } => {
-                let b = &blocks[ib * 16..][..16];
-                let e = scales[ib];
-                let mut s = 0i32;
-                for j in 0..16 {
-                    s += i32::from(KVALUES_MXFP4[(b[j] & 0x0f) as usize]) * i32::from(xq[2 * j]);
-                    s += i32::from(KVALUES_MXFP4[(b[j] >> 4) as usize]) * i32::from(xq[2 * j + 1]);
-                }
-                (e8m0_to_fp32_half(e) * d[ib], s)
+                return s.dot_mxfp4_q8(true, blocks, scales, d, k, qs)
             }
             Storage::Ggml {
                 dtype: DType::Mxfp4,
                 bytes,
                 ..
-            } => {
-                let blk = &bytes[ib * 17..][..17];
-                let mut s = 0i32;
-                for j in 0..16 {
-                    s += i32::from(KVALUES_MXFP4[(blk[1 + j] & 0x0f) as usize]) * i32::from(xq[j]);
-                    s += i32::from(KVALUES_MXFP4[(blk[1 + j] >> 4) as usize])
-                        * i32::from(xq[j + 16]);
-                }
-                (e8m0_to_fp32_half(blk[0]) * d[ib], s)
-            }
+            } => return s.dot_mxfp4_q8(false, bytes, &[], d, k, qs),
             Storage::Ggml {
                 dtype: DType::Q8_0,
                 bytes,
                 ..
-            } => {
-                let blk = &bytes[ib * 34..][..34];
-                let mut s = 0i32;
-                for j in 0..QK8 {
-                    s += i32::from(blk[2 + j] as i8) * i32::from(xq[j]);
-                }
-                (
-                    fp16_to_fp32(u16::from_le_bytes([blk[0], blk[1]])) * d[ib],
-                    s,
-                )
-            }
-            Storage::Ggml { .. } => return f32::NAN,
-        };
-        sum += scale * isum as f32;
+            } => return s.dot_q8_0_q8(bytes, d, qs),
+            Storage::Ggml { .. } => {}
+        }
     }
-    sum
-}
-
-#[inline]
-fn vec_dot_q8(
-    simd: Option<Avx2>,
-    w: &WeightMatrix,
-    line: usize,
-    d: &[f32],
-    k: &[i32],
-    qs: &[i8],
-) -> f32 {
-    if let Some(s) = simd {
+    if let Some(s) = isa.avx2() {
         match w.storage().row(line, w.cols()) {
             Storage::Mxfp4Pair { blocks, scales } => {
                 return s.dot_mxfp4_q8(true, blocks, scales, d, k, qs)
@@ -181,8 +208,8 @@ pub fn decode_row_u12(
     wq: &mut [u8],
     wd: &mut [f32],
 ) -> Option<()> {
-    let nb = w.cols() / QK8;
-    let (hf, blocks, scales) = match w.storage().row(line, w.cols()) {
+    let row = w.storage().row(line, w.cols());
+    let (hf, blocks, scales) = match row {
         Storage::Mxfp4Pair { blocks, scales } => (true, blocks, scales),
         Storage::Ggml {
             dtype: DType::Mxfp4,
@@ -195,24 +222,12 @@ pub fn decode_row_u12(
         s.decode_mxfp4_u12(hf, blocks, scales, wq, wd);
         return Some(());
     }
-    let u = |n: u8| (KVALUES_MXFP4[n as usize] + 12) as u8;
-    for ib in 0..nb {
-        let (qs, e) = if hf {
-            (&blocks[16 * ib..16 * ib + 16], scales[ib])
-        } else {
-            (&blocks[17 * ib + 1..17 * ib + 17], blocks[17 * ib])
-        };
-        for j in 0..16 {
-            let (lo, hi) = (u(qs[j] & 0x0f), u(qs[j] >> 4));
-            if hf {
-                wq[32 * ib + 2 * j] = lo;
-                wq[32 * ib + 2 * j + 1] = hi;
-            } else {
-                wq[32 * ib + j] = lo;
-                wq[32 * ib + j + 16] = hi;
-            }
+    for ib in 0..w.cols() / QK8_0 {
+        let (v, e) = block_ints(row, ib)?;
+        for (q, c) in wq[ib * QK8_0..(ib + 1) * QK8_0].iter_mut().zip(v) {
+            *q = (c + 12) as u8;
         }
-        wd[ib] = e8m0_to_fp32_half(e);
+        wd[ib] = e;
     }
     Some(())
 }
@@ -225,7 +240,7 @@ thread_local! {
 /// Rows each parallel task owns.
 const ROWS_PER_TASK: usize = 8;
 
-/// [`matmul`] with activations treated as `precision` says.
+/// [`super::matmul()`] with activations treated as `precision` says.
 pub fn matmul_prec(
     w: &WeightMatrix,
     x: &[f32],
@@ -233,20 +248,41 @@ pub fn matmul_prec(
     y: &mut [f32],
     precision: Precision,
 ) -> Result<(), KernelError> {
+    matmul_prec_with(Isa::detect(), w, x, n_tokens, y, precision)
+}
+
+/// [`matmul_prec`] with the implementation chosen by the caller (tests run each one this CPU supports).
+pub fn matmul_prec_with(
+    isa: Isa,
+    w: &WeightMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+    precision: Precision,
+) -> Result<(), KernelError> {
     if precision == Precision::Exact {
-        return matmul(w, x, n_tokens, y);
+        return matmul_with(isa, w, x, n_tokens, y);
     }
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => {
             let (acts, rounded) = &mut *s;
-            matmul_rounded(w, x, n_tokens, y, acts, rounded)
+            matmul_rounded(isa, w, x, n_tokens, y, acts, rounded)
         }
         // Re-entered on the same thread: fresh buffers.
-        Err(_) => matmul_rounded(w, x, n_tokens, y, &mut Q8Acts::default(), &mut Vec::new()),
+        Err(_) => matmul_rounded(
+            isa,
+            w,
+            x,
+            n_tokens,
+            y,
+            &mut Q8Acts::default(),
+            &mut Vec::new(),
+        ),
     })
 }
 
 fn matmul_rounded(
+    isa: Isa,
     w: &WeightMatrix,
     x: &[f32],
     n_tokens: usize,
@@ -257,10 +293,10 @@ fn matmul_rounded(
     let cols = w.cols();
     if x.len() != n_tokens * cols || y.len() != n_tokens * w.rows() {
         // Let the exact path report the mismatch in its words.
-        return matmul(w, x, n_tokens, y);
+        return matmul_with(isa, w, x, n_tokens, y);
     }
     if uses_q8(w) {
-        let nb = cols / QK8;
+        let nb = cols / QK8_0;
         acts.d.resize(n_tokens * nb, 0.0);
         acts.k.resize(n_tokens * cols / 4, 0);
         acts.qs.resize(n_tokens * cols, 0);
@@ -272,34 +308,120 @@ fn matmul_rounded(
                 &mut acts.qs[t * cols..(t + 1) * cols],
             );
         }
-        matmul_q8(w, acts, n_tokens, y);
+        matmul_q8(isa, w, acts, n_tokens, y);
         return Ok(());
     }
-    let round: Option<fn(f32) -> f32> = match w.storage() {
+    match w.storage() {
+        Storage::Ggml {
+            dtype: DType::BF16,
+            bytes,
+            row_bytes,
+        } if !w.is_transposed() && isa.avx512().is_some_and(|s| s.has_bf16()) => {
+            acts.bf16.clear();
+            acts.bf16.extend(x.iter().map(|&v| fp32_to_bf16(v)));
+            matmul_bf16_bf16(isa, w, bytes, row_bytes, &acts.bf16, n_tokens, y);
+            Ok(())
+        }
         Storage::Ggml {
             dtype: DType::BF16, ..
-        } => Some(|v| bf16_to_fp32(fp32_to_bf16(v))),
+        } => {
+            rounded.clear();
+            rounded.extend(x.iter().map(|&v| bf16_to_fp32(fp32_to_bf16(v))));
+            matmul_with(isa, w, rounded, n_tokens, y)
+        }
         Storage::Ggml {
             dtype: DType::F16, ..
-        } => Some(|v| fp16_to_fp32(fp32_to_fp16(v))),
-        _ => None,
-    };
-    match round {
-        Some(f) => {
+        } => {
             rounded.clear();
-            rounded.extend(x.iter().map(|&v| f(v)));
-            matmul(w, rounded, n_tokens, y)
+            rounded.extend(x.iter().map(|&v| fp16_to_fp32(fp32_to_fp16(v))));
+            matmul_with(isa, w, rounded, n_tokens, y)
         }
-        None => matmul(w, x, n_tokens, y),
+        _ => matmul_with(isa, w, x, n_tokens, y),
+    }
+}
+
+/// Tokens whose BF16 activations one pass over the weights serves.
+const BF16_TOKENS_PER_TILE: usize = 64;
+
+/// BF16 weights · BF16 activations with `vdpbf16ps` (AVX-512 BF16), parallel over rows: one token by single
+/// dots, several in tiles of 4 rows × 2 tokens; `y = (yᵀ)ᵀ` as [`super::matmul()`] does. The weights are read
+/// in place, never decoded.
+fn matmul_bf16_bf16(
+    isa: Isa,
+    w: &WeightMatrix,
+    bytes: &[u8],
+    row_bytes: usize,
+    xb: &[u16],
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let Some(s) = isa.avx512() else {
+        return;
+    };
+    let row = |r: usize| {
+        let line = w.line(r);
+        &bytes[line * row_bytes..(line + 1) * row_bytes]
+    };
+    if n_tokens == 1 {
+        y.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(ci, ys)| {
+                for (k, yr) in ys.iter_mut().enumerate() {
+                    *yr = s
+                        .dot_bf16_bf16(row(ci * ROWS_PER_TASK + k), xb)
+                        .unwrap_or(f32::NAN);
+                }
+            });
+        return;
+    }
+    let tile_max = n_tokens.min(BF16_TOKENS_PER_TILE);
+    let mut yt = vec![0f32; rows * tile_max];
+    for (tile, xs) in xb.chunks(BF16_TOKENS_PER_TILE * cols).enumerate() {
+        let nt = xs.len() / cols;
+        let yt = &mut yt[..rows * nt];
+        let xrow = |t: usize| &xs[t * cols..(t + 1) * cols];
+        yt.par_chunks_mut(ROWS_PER_TASK * nt)
+            .enumerate()
+            .for_each(|(ci, yts)| {
+                let nr = yts.len() / nt;
+                let r0 = ci * ROWS_PER_TASK;
+                let mut k = 0;
+                while k < nr {
+                    // Four rows at a time; a short last group repeats its last row and drops the extras.
+                    let rs = [0, 1, 2, 3].map(|j| row(r0 + (k + j).min(nr - 1)));
+                    let m = (nr - k).min(4);
+                    let mut t = 0;
+                    while t < nt {
+                        let t1 = (t + 1).min(nt - 1);
+                        let d = s
+                            .dot4x2_bf16(rs, [xrow(t), xrow(t1)], cols)
+                            .unwrap_or([[f32::NAN; 4]; 2]);
+                        for j in 0..m {
+                            yts[(k + j) * nt + t] = d[0][j];
+                            if t1 != t {
+                                yts[(k + j) * nt + t1] = d[1][j];
+                            }
+                        }
+                        t += 2;
+                    }
+                    k += 4;
+                }
+            });
+        let t0 = tile * BF16_TOKENS_PER_TILE;
+        for r in 0..rows {
+            for t in 0..nt {
+                y[(t0 + t) * rows + r] = yt[r * nt + t];
+            }
+        }
     }
 }
 
 /// `y[t, r] = row r · token t` over quantized activations, parallel over rows; each task walks its rows and,
 /// per row, every token (the row stays in L1 across tokens).
-fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
+fn matmul_q8(isa: Isa, w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
     let (rows, cols) = (w.rows(), w.cols());
-    let nb = cols / QK8;
-    let simd = Avx2::detect();
+    let nb = cols / QK8_0;
     let tok = |t: usize| {
         (
             &acts.d[t * nb..(t + 1) * nb],
@@ -313,13 +435,15 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
             .enumerate()
             .for_each(|(ci, ys)| {
                 for (r, yr) in ys.iter_mut().enumerate() {
-                    *yr = vec_dot_q8(simd, w, w.line(ci * ROWS_PER_TASK + r), d, k, qs);
+                    *yr = vec_dot_q8(isa, w, w.line(ci * ROWS_PER_TASK + r), d, k, qs);
                 }
             });
         return;
     }
     // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ; an MXFP4 row is decoded once (codes + 12, block
     // scales) and dotted with four tokens at a time, bit-identical to the one-token path; yᵀ is transposed.
+    let simd = isa.avx2();
+    let wide = isa.avx512();
     let mut yt = vec![0f32; rows * n_tokens];
     yt.par_chunks_mut(ROWS_PER_TASK * n_tokens)
         .enumerate()
@@ -333,13 +457,12 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
                             for t0 in (0..n_tokens).step_by(4) {
                                 // A short last group repeats its last token; the extra results are dropped.
                                 let ts = [0, 1, 2, 3].map(|j| tok((t0 + j).min(n_tokens - 1)));
-                                let r = s.dot_u12_q8_x4(
-                                    wq,
-                                    wd,
-                                    ts.map(|t| t.0),
-                                    ts.map(|t| t.1),
-                                    ts.map(|t| t.2),
-                                );
+                                let (d, kk, q) =
+                                    (ts.map(|t| t.0), ts.map(|t| t.1), ts.map(|t| t.2));
+                                let r = match wide {
+                                    Some(s5) => s5.dot_u12_q8_x4(wq, wd, d, kk, q),
+                                    None => s.dot_u12_q8_x4(wq, wd, d, kk, q),
+                                };
                                 let m = (n_tokens - t0).min(4);
                                 yrow[t0..t0 + m].copy_from_slice(&r[..m]);
                             }
@@ -347,7 +470,7 @@ fn matmul_q8(w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
                         _ => {
                             for (t, v) in yrow.iter_mut().enumerate() {
                                 let (d, k, qs) = tok(t);
-                                *v = vec_dot_q8(simd, w, line, d, k, qs);
+                                *v = vec_dot_q8(isa, w, line, d, k, qs);
                             }
                         }
                     }
@@ -389,9 +512,9 @@ pub fn matmul_prec_ref(
     }
     let (rows, cols) = (w.rows(), w.cols());
     if x.len() != n_tokens * cols || y.len() != n_tokens * rows {
-        return matmul(w, x, n_tokens, y);
+        return super::matmul::matmul_ref(w, x, n_tokens, y);
     }
-    let nb = cols / QK8;
+    let nb = cols / QK8_0;
     let (mut d, mut k, mut qs) = (vec![0f32; nb], vec![0i32; cols / 4], vec![0i8; cols]);
     for t in 0..n_tokens {
         quantize_row_q8(&x[t * cols..(t + 1) * cols], &mut d, &mut k, &mut qs);

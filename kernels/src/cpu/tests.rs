@@ -85,12 +85,14 @@ fn matmul_agrees_with_scalar_twin_for_every_type() {
         let w = WeightMatrix::new(dtype, &bytes, rows, cols).unwrap();
         for n_tokens in [1, 3, 17, 150] {
             let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
-            let mut y = vec![0f32; n_tokens * rows];
             let mut y_ref = vec![0f32; n_tokens * rows];
-            matmul(&w, &x, n_tokens, &mut y).unwrap();
             matmul_ref(&w, &x, n_tokens, &mut y_ref).unwrap();
-            assert_close(&y, &y_ref, 1e-5, &format!("{dtype} T={n_tokens}"));
             assert!(y_ref.iter().any(|v| *v != 0.0));
+            for isa in Isa::available() {
+                let mut y = vec![0f32; n_tokens * rows];
+                matmul_with(isa, &w, &x, n_tokens, &mut y).unwrap();
+                assert_close(&y, &y_ref, 1e-5, &format!("{dtype} T={n_tokens} {isa:?}"));
+            }
         }
     }
 }
@@ -222,89 +224,126 @@ fn decoders_follow_ggml_formulas() {
     assert_eq!((y[0], y[15], y[31]), (0.25, 0.25, 15.75));
 }
 
-/// The AVX2 fused decode-and-dot kernels against their scalar twins (decode, then `dot_scalar`).
+/// Every SIMD implementation this CPU has, and the portable dot, against f64 sums / the scalar decoders.
 #[test]
-fn avx2_kernels_agree_with_scalar_twins() {
+fn dots_and_decoders_agree_with_scalar_twins_on_every_path() {
     use super::decode::decode_row_mxfp4_hf;
-    use super::simd::Avx2;
+    use super::matmul::dot_with;
     let mut rng = Rng(99);
-    let Some(s) = Avx2::detect() else {
-        // No AVX2 here: the dispatching entry points fall back to the scalar twin exactly.
-        let a: Vec<f32> = (0..100).map(|_| rng.f32()).collect();
-        assert_eq!(dot(&a, &a), dot_scalar(&a, &a));
-        return;
-    };
-    println!("AVX2+FMA kernels under test");
+    let isas = Isa::available();
+    println!("implementations under test: {isas:?}");
     for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 2880] {
         let a: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
         let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-        assert_close(
-            &[s.dot(&a, &b)],
-            &[dot_scalar(&a, &b)],
-            1e-5,
-            &format!("dot n={n}"),
-        );
-
-        let bf: Vec<u8> = a
+        let exact: f64 = a
             .iter()
-            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
-            .collect();
-        let mut dec = vec![0f32; n];
-        decode_row(DType::BF16, &bf, &mut dec);
-        assert_close(
-            &[s.dot_bf16(&bf, &b)],
-            &[dot_scalar(&dec, &b)],
-            1e-5,
-            &format!("bf16 n={n}"),
-        );
+            .zip(&b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let bound = 1e-6
+            * a.iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from((x * y).abs()))
+                .sum::<f64>();
+        for isa in &isas {
+            let got = dot_with(isa.avx2(), &a, &b);
+            assert!(
+                (f64::from(got) - exact).abs() <= bound + 1e-30,
+                "dot n={n} {isa:?}: {got} vs {exact}"
+            );
+        }
     }
-    for cols in [32usize, 64, 2880] {
-        let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
-        let mut dec = vec![0f32; cols];
-        // HF pair
-        let blocks = rng.bytes(cols / 2);
-        let scales: Vec<u8> = (0..cols / 32)
-            .map(|_| 118 + (rng.next_u64() % 16) as u8)
-            .collect();
-        decode_row_mxfp4_hf(&blocks, &scales, &mut dec);
-        assert_close(
-            &[s.dot_mxfp4_hf(&blocks, &scales, &x)],
-            &[dot_scalar(&dec, &x)],
-            1e-5,
-            &format!("mxfp4 hf cols={cols}"),
-        );
-        // ggml blocks
-        let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
-        decode_row(DType::Mxfp4, &row, &mut dec);
-        assert_close(
-            &[s.dot_mxfp4_ggml(&row, &x)],
-            &[dot_scalar(&dec, &x)],
-            1e-5,
-            &format!("mxfp4 ggml cols={cols}"),
-        );
+    for s in isas.iter().filter_map(|i| i.avx2()) {
+        for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 2880] {
+            let a: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let bf: Vec<u8> = a
+                .iter()
+                .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+                .collect();
+            let mut dec = vec![0f32; n];
+            decode_row(DType::BF16, &bf, &mut dec);
+            assert_close(
+                &[s.dot_bf16(&bf, &b)],
+                &[dot_scalar(&dec, &b)],
+                1e-5,
+                &format!("bf16 n={n}"),
+            );
+        }
+        for cols in [32usize, 64, 2880] {
+            let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+            let mut dec = vec![0f32; cols];
+            // HF pair
+            let blocks = rng.bytes(cols / 2);
+            let scales: Vec<u8> = (0..cols / 32)
+                .map(|_| 118 + (rng.next_u64() % 16) as u8)
+                .collect();
+            decode_row_mxfp4_hf(&blocks, &scales, &mut dec);
+            assert_close(
+                &[s.dot_mxfp4_hf(&blocks, &scales, &x)],
+                &[dot_scalar(&dec, &x)],
+                1e-5,
+                &format!("mxfp4 hf cols={cols}"),
+            );
+            let mut fast = vec![0f32; cols];
+            s.decode_mxfp4_hf(&blocks, &scales, &mut fast);
+            assert_eq!(fast, dec, "mxfp4 hf decode cols={cols}");
+            // ggml blocks
+            let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
+            decode_row(DType::Mxfp4, &row, &mut dec);
+            assert_close(
+                &[s.dot_mxfp4_ggml(&row, &x)],
+                &[dot_scalar(&dec, &x)],
+                1e-5,
+                &format!("mxfp4 ggml cols={cols}"),
+            );
+            s.decode_mxfp4_ggml(&row, &mut fast);
+            assert_eq!(fast, dec, "mxfp4 ggml decode cols={cols}");
+        }
     }
 }
 
-/// The AVX2 MXFP4 decoders give exactly the scalar decoders' floats (the values are exact in f32).
+/// The integer dots give the scalar twin's floats bit for bit on every implementation (AVX2 `maddubs`, AVX-VNNI,
+/// AVX-512 VNNI at 256 and 512 bits), for one token and for batches, odd block counts included.
 #[test]
-fn avx2_mxfp4_decoders_are_exact() {
-    use super::decode::decode_row_mxfp4_hf;
-    use super::simd::Avx2;
-    let Some(s) = Avx2::detect() else {
-        return;
-    };
-    let mut rng = Rng(5);
-    let cols = 2880;
-    let blocks = rng.bytes(cols / 2);
-    let scales: Vec<u8> = (0..cols / 32).map(|_| rng.next_u64() as u8).collect();
-    let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
-    decode_row_mxfp4_hf(&blocks, &scales, &mut a);
-    s.decode_mxfp4_hf(&blocks, &scales, &mut b);
-    assert_eq!(a, b);
-    let row = random_matrix(&mut rng, DType::Mxfp4, 1, cols);
-    decode_row(DType::Mxfp4, &row, &mut a);
-    s.decode_mxfp4_ggml(&row, &mut b);
-    assert_eq!(a, b);
+fn integer_dots_are_bit_exact_on_every_path() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let rows = 13;
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for cols in [32usize, 96, 2880] {
+        let mxfp4 = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
+        let q8 = random_matrix(&mut rng, DType::Q8_0, rows, cols);
+        let (blocks, mut scales) = (rng.bytes(rows * cols / 2), rng.bytes(rows * cols / 32));
+        for s in scales.iter_mut() {
+            *s = 118 + (*s % 16);
+        }
+        let mats = [
+            (
+                "mxfp4",
+                WeightMatrix::new(DType::Mxfp4, &mxfp4, rows, cols).unwrap(),
+            ),
+            (
+                "q8_0",
+                WeightMatrix::new(DType::Q8_0, &q8, rows, cols).unwrap(),
+            ),
+            (
+                "mxfp4 pair",
+                WeightMatrix::mxfp4_pair(&blocks, &scales, rows, cols).unwrap(),
+            ),
+        ];
+        for (what, m) in mats {
+            for n in [1usize, 3, 6] {
+                let x: Vec<f32> = (0..n * cols).map(|_| rng.f32() * 2.0).collect();
+                let mut want = vec![0f32; n * rows];
+                matmul_prec_ref(&m, &x, n, &mut want, Precision::Q8Activations).unwrap();
+                for isa in Isa::available() {
+                    let mut got = vec![0f32; n * rows];
+                    matmul_prec_with(isa, &m, &x, n, &mut got, Precision::Q8Activations).unwrap();
+                    assert_eq!(bits(&got), bits(&want), "{what} cols={cols} n={n} {isa:?}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -336,9 +375,11 @@ fn q8_activation_matmul_agrees_with_scalar_twin() {
         for n in [1usize, 3, 70] {
             let x: Vec<f32> = (0..n * cols).map(|_| rng.f32() * 3.0).collect();
             let (mut y, mut r) = (vec![0f32; n * rows], vec![0f32; n * rows]);
-            matmul_prec(&m, &x, n, &mut y, Precision::Q8Activations).unwrap();
             matmul_prec_ref(&m, &x, n, &mut r, Precision::Q8Activations).unwrap();
-            assert_close(&y, &r, 1e-5, &format!("{dtype} q8 n={n}"));
+            for isa in Isa::available() {
+                matmul_prec_with(isa, &m, &x, n, &mut y, Precision::Q8Activations).unwrap();
+                assert_close(&y, &r, 1e-5, &format!("{dtype} q8 n={n} {isa:?}"));
+            }
             // and it is an approximation of the exact product, not something else
             let mut e = vec![0f32; n * rows];
             matmul_ref(&m, &x, n, &mut e).unwrap();
@@ -428,7 +469,7 @@ fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
         }
     }
     // And the AVX2 code decoder is the scalar one, for both MXFP4 layouts.
-    if let Some(s) = super::simd::Avx2::detect() {
+    for s in Isa::available().into_iter().filter_map(|i| i.avx2()) {
         let w = random_matrix(&mut rng, DType::Mxfp4, rows, cols);
         let (blocks, scales) = (rng.bytes(rows * cols / 2), rng.bytes(rows * cols / 32));
         for m in [
