@@ -255,6 +255,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     max_kld: a.max_kld,
                     min_top1: a.min_top1,
                     max_ppl_ratio: a.max_ppl_ratio,
+                    default_for: None,
                 },
                 yarn_truncate: a.yarn_truncate,
                 precision: a.precision.into(),
@@ -265,17 +266,22 @@ fn run() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Perplexity(a) => cli::perplexity::run(&cli::perplexity::PerplexityOptions {
-            model: a.model,
-            text: a.text,
-            tokens: a.tokens,
-            ctx: a.ctx,
-            dump_logits: a.dump_logits,
-            yarn_truncate: a.yarn_truncate,
-            precision: a.precision.into(),
-            json: a.json,
-            force: a.force,
-        })?,
+        Command::Perplexity(a) => {
+            let pass = cli::perplexity::run(&cli::perplexity::PerplexityOptions {
+                model: a.model,
+                text: a.text,
+                tokens: a.tokens,
+                ctx: a.ctx,
+                dump_logits: a.dump_logits,
+                yarn_truncate: a.yarn_truncate,
+                precision: a.precision.into(),
+                json: a.json,
+                force: a.force,
+            })?;
+            if !pass {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Quantize(a) => cli::quantize::run(&a)?,
         Command::Tokenize(a) => cli::tokenize::run(&a)?,
     }

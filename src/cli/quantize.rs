@@ -55,6 +55,9 @@ pub struct QuantizeArgs {
     /// Allow re-quantizing tensors that are already quantized
     #[arg(long)]
     pub allow_requantize: bool,
+    /// Quantize NaN / Inf weights instead of refusing them (each breaks its whole block)
+    #[arg(long)]
+    pub allow_nonfinite: bool,
     /// How MXFP4 blocks choose their scale
     #[arg(long, value_enum, default_value_t = ScaleArg::Ref)]
     pub mxfp4_scale: ScaleArg,
@@ -113,6 +116,7 @@ impl QuantizeArgs {
         Ok(QuantizeOptions {
             rules,
             allow_requantize: self.allow_requantize,
+            allow_nonfinite: self.allow_nonfinite,
             mxfp4_scale,
             imatrix,
             progress: !self.quiet,

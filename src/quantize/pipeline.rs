@@ -44,6 +44,8 @@ pub struct SourceTensor<'a> {
 pub struct QuantizeOptions {
     pub rules: TypeRules,
     pub allow_requantize: bool,
+    /// Quantize NaN / Inf weights instead of refusing them (`--allow-nonfinite`).
+    pub allow_nonfinite: bool,
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
@@ -146,7 +148,8 @@ pub fn write_gguf(
                 c.dtype,
                 opts.mxfp4_scale,
                 opts.imatrix.as_ref(),
-            )?;
+            )?
+            .allow_nonfinite(opts.allow_nonfinite);
             let rows_per_piece = (PIECE_BYTES / enc.src_row.max(1)).max(1);
             let mut r0 = 0;
             while r0 < enc.nrows {

@@ -313,11 +313,18 @@ fn expert_importance(
 }
 
 /// Encodes one row as ggml MXFP4 blocks with the chosen rule.
-fn encode_mxfp4_row(x: &[f32], w: Option<&[f32]>, scale: Mxfp4Scale, ggml: &mut [u8]) {
-    match scale {
+fn encode_mxfp4_row(
+    x: &[f32],
+    w: Option<&[f32]>,
+    opts: &QuantizeOptions,
+    ggml: &mut [u8],
+) -> Result<()> {
+    super::encode::check_finite(x, opts.allow_nonfinite)?;
+    match opts.mxfp4_scale {
         Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, ggml),
         Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, ggml),
     }
+    Ok(())
 }
 
 /// GGUF experts (E, out, in), one tensor or gate + up, as HF MXFP4 (blocks, scales) of (E, parts × out, in)
@@ -377,7 +384,7 @@ fn encode_gguf_experts(
             quant::dequantize_row(dtype, src, &mut x)?;
             let mut ggml = vec![0u8; nb * 17];
             let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
-            encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+            encode_mxfp4_row(&x, w, opts, &mut ggml).with_context(|| format!("row {row}"))?;
             repack_ggml_to_hf(&ggml, b, s)?;
             Ok(())
         })
@@ -452,7 +459,7 @@ fn encode_experts(
             }
             let mut ggml = vec![0u8; nb * 17];
             let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
-            encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+            encode_mxfp4_row(&x, w, opts, &mut ggml).with_context(|| format!("row {row}"))?;
             repack_ggml_to_hf(&ggml, b, s)?;
             Ok(())
         })
