@@ -60,12 +60,7 @@ fn install_sigbus() {
             }
             let removed = atomic::remove_live_partials();
             match ossify_formats::mmap::shrunk_input() {
-                Some((path, was, now)) => eprintln!(
-                    "error: {}: the file shrank from {was} to {now} bytes while ossify was reading it (another \
-                     program truncated or rewrote it){}",
-                    path.display(),
-                    removed_note(&removed)
-                ),
+                Some(s) => eprintln!("error: {s}{}", removed_note(&removed)),
                 None => eprintln!(
                     "error: bus error reading a memory-mapped input (a file changed while being read){}",
                     removed_note(&removed)

@@ -10,4 +10,5 @@ pub mod npy;
 pub mod parity;
 pub mod plan;
 pub mod quantize;
+pub mod stream;
 pub mod tokenizer;

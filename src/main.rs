@@ -34,6 +34,10 @@ enum Command {
     Quantize(cli::quantize::QuantizeArgs),
     /// Token ids of a text with the model's own tokenizer (tokenizer.json or the GGUF vocabulary).
     Tokenize(cli::tokenize::TokenizeArgs),
+    /// Answer one prompt in the harmony chat format (final channel to stdout; --json for tokens and channels).
+    Generate(cli::generate::GenerateArgs),
+    /// Talk to a model: one message per line of standard input, answers streamed as they are generated.
+    Chat(cli::generate::ChatArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +76,10 @@ struct VerifyParityArgs {
     /// CPU backend rounds them (Q8_0 for quantized weights; faster, and closer to llama.cpp's logits).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
+    /// Where the forward pass runs: cpu, cuda (the first GPU; an error without one) or auto (CUDA when a GPU
+    /// is there).
+    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    device: ossify::gpt_oss::Device,
     /// Compare tensors only (no forward pass).
     #[arg(long)]
     tensors_only: bool,
@@ -120,6 +128,9 @@ struct PerplexityArgs {
     /// Forward-pass precision (as verify-parity --precision).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     precision: PrecisionArg,
+    /// Where the forward pass runs (as verify-parity --device).
+    #[arg(long, value_enum, default_value_t = ossify::gpt_oss::Device::Cpu)]
+    device: ossify::gpt_oss::Device,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -186,6 +197,8 @@ struct ConvertArgs {
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
+    #[command(flatten)]
+    split: cli::split::SplitArgs,
     /// Replace an existing output file (never an input).
     #[arg(long)]
     force: bool,
@@ -224,6 +237,7 @@ fn run() -> anyhow::Result<ExitCode> {
             json: a.json,
             progress: true,
             piece_bytes: a.piece_bytes,
+            split: a.split.rule(),
             force: a.force,
         })?,
         Command::InspectWeights(a) => {
@@ -259,6 +273,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 },
                 yarn_truncate: a.yarn_truncate,
                 precision: a.precision.into(),
+                device: a.device,
                 tensors_only: a.tensors_only,
                 json: a.json,
             })?;
@@ -275,6 +290,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 dump_logits: a.dump_logits,
                 yarn_truncate: a.yarn_truncate,
                 precision: a.precision.into(),
+                device: a.device,
                 json: a.json,
                 force: a.force,
             })?;
@@ -284,6 +300,8 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Quantize(a) => cli::quantize::run(&a)?,
         Command::Tokenize(a) => cli::tokenize::run(&a)?,
+        Command::Generate(a) => cli::generate::run_generate(&a)?,
+        Command::Chat(a) => cli::generate::run_chat(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,12 +7,51 @@ use std::path::{Path, PathBuf};
 
 use ossify::checkpoint::Checkpoint;
 use ossify::gpt_oss::rope::Rope;
-use ossify::gpt_oss::{ForwardOptions, Layout, Model, Precision, SubBlock};
+use ossify::gpt_oss::{Device, ForwardOptions, Layout, Model, Precision, SubBlock};
 use ossify_formats::DType;
 
 const MAX_DLOGIT: f64 = 1e-3;
 const MAX_MEAN_KL: f64 = 1e-6;
 const TOP2_MARGIN: f32 = 1e-3;
+
+/// One test body, two devices (as candle's `test_device!`): `NAME::cpu` always runs, `NAME::cuda` runs where a
+/// CUDA GPU is there and otherwise says once "skipped: no CUDA device".
+macro_rules! test_device {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$name(super::Device::Cpu)
+            }
+            #[test]
+            fn cuda() {
+                if super::have_cuda() {
+                    super::$name(super::Device::Cuda)
+                }
+            }
+        }
+    };
+}
+
+/// Whether a CUDA driver and GPU are there; says "skipped: no CUDA device" (once per run) when not.
+fn have_cuda() -> bool {
+    static SAY: std::sync::Once = std::sync::Once::new();
+    match ossify_kernels::cuda::Gpu::probe() {
+        Ok(_) => true,
+        Err(e) => {
+            SAY.call_once(|| eprintln!("skipped: no CUDA device ({e})"));
+            false
+        }
+    }
+}
+
+/// The default options on `device`.
+fn opts(device: Device) -> ForwardOptions {
+    ForwardOptions {
+        device,
+        ..ForwardOptions::default()
+    }
+}
 
 fn golden() -> PathBuf {
     let g = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
@@ -170,44 +209,39 @@ fn check_in(
     }
 }
 
-#[test]
-fn hf_mxfp4_matches_transformers() {
-    check(
-        &golden().join("tiny"),
-        "tiny",
-        "logits",
-        ForwardOptions::default(),
-    );
+test_device!(hf_mxfp4_matches_transformers);
+fn hf_mxfp4_matches_transformers(device: Device) {
+    check(&golden().join("tiny"), "tiny", "logits", opts(device));
 }
 
-#[test]
-fn original_layout_matches_transformers() {
+test_device!(original_layout_matches_transformers);
+fn original_layout_matches_transformers(device: Device) {
     check(
         &golden().join("tiny/original"),
         "tiny",
         "logits",
-        ForwardOptions::default(),
+        opts(device),
     );
 }
 
-#[test]
-fn hf_bf16_matches_transformers() {
+test_device!(hf_bf16_matches_transformers);
+fn hf_bf16_matches_transformers(device: Device) {
     check(
         &golden().join("tiny-bf16"),
         "tiny-bf16",
         "logits",
-        ForwardOptions::default(),
+        opts(device),
     );
     check(
         &golden().join("tiny-bf16-noisy"),
         "tiny-bf16-noisy",
         "logits",
-        ForwardOptions::default(),
+        opts(device),
     );
 }
 
-#[test]
-fn gguf_from_llama_cpp_matches_transformers() {
+test_device!(gguf_from_llama_cpp_matches_transformers);
+fn gguf_from_llama_cpp_matches_transformers(device: Device) {
     // Lossless conversions by llama.cpp's converter: the same function as the source.
     for (file, reference) in [
         ("tiny.f32.gguf", "tiny"),
@@ -220,15 +254,15 @@ fn gguf_from_llama_cpp_matches_transformers() {
             &golden().join("llamacpp").join(file),
             reference,
             "logits",
-            ForwardOptions::default(),
+            opts(device),
         );
     }
 }
 
+test_device!(quantized_gguf_matches_transformers_on_decoded_weights);
 /// Quantized GGUFs (gguf-py's quantizers; llama.cpp's converter for tiny.q8_0) against transformers run on the
 /// weights as gguf-py decodes them (tests/data/forward/make_quant_refs.py).
-#[test]
-fn quantized_gguf_matches_transformers_on_decoded_weights() {
+fn quantized_gguf_matches_transformers_on_decoded_weights(device: Device) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
     for (ty, dtype) in [
         ("q8_0", DType::Q8_0),
@@ -253,7 +287,7 @@ fn quantized_gguf_matches_transformers_on_decoded_weights() {
             &path,
             &format!("tiny-bf16.{ty}"),
             "logits",
-            ForwardOptions::default(),
+            opts(device),
         );
     }
     check_in(
@@ -261,15 +295,15 @@ fn quantized_gguf_matches_transformers_on_decoded_weights() {
         &golden().join("llamacpp/tiny.q8_0.gguf"),
         "tiny.q8_0",
         "logits",
-        ForwardOptions::default(),
+        opts(device),
     );
 }
 
-#[test]
-fn yarn_truncate_matches_transformers_with_rounded_bounds() {
+test_device!(yarn_truncate_matches_transformers_with_rounded_bounds);
+fn yarn_truncate_matches_transformers_with_rounded_bounds(device: Device) {
     let opts = ForwardOptions {
         yarn_truncate: true,
-        ..ForwardOptions::default()
+        ..opts(device)
     };
     check(
         &golden().join("tiny"),
@@ -322,12 +356,12 @@ fn yarn_inverse_frequencies_match_transformers() {
     }
 }
 
+test_device!(traced_residuals_match_transformers);
 /// The residual stream after each attention and MoE sub-block matches transformers' (attn_resid: input of
 /// post_attention_layernorm; hidden: decoder layer outputs; last_prenorm: input of the final norm).
-#[test]
-fn traced_residuals_match_transformers() {
+fn traced_residuals_match_transformers(device: Device) {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
-    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let model = Model::new(&ckpt, opts(device)).unwrap();
     let toks = &sequences()[0];
     let tr = model.forward_traced(toks).unwrap();
     let (_, attn) = read_npy_f32(&golden().join("reference/tiny.seq0.attn_resid.npy"));
@@ -361,7 +395,7 @@ fn traced_residuals_match_transformers() {
     // agree everywhere; tiny-bf16-noisy (same attention, experts off the MXFP4 grid) first diverges at
     // layer 0's MoE.
     let gg = Checkpoint::open(&golden().join("llamacpp/tiny.f32.gguf"), None).unwrap();
-    let tr_gguf = Model::new(&gg, ForwardOptions::default())
+    let tr_gguf = Model::new(&gg, opts(device))
         .unwrap()
         .forward_traced(toks)
         .unwrap();
@@ -370,7 +404,7 @@ fn traced_residuals_match_transformers() {
     assert!(errs.iter().all(|d| d.relative_error < 1e-5), "{errs:?}");
     assert_eq!(tr_gguf.first_divergence(&tr, 1e-4), None);
     let noisy = Checkpoint::open(&golden().join("tiny-bf16-noisy"), None).unwrap();
-    let tr_noisy = Model::new(&noisy, ForwardOptions::default())
+    let tr_noisy = Model::new(&noisy, opts(device))
         .unwrap()
         .forward_traced(toks)
         .unwrap();
@@ -380,12 +414,12 @@ fn traced_residuals_match_transformers() {
     assert_eq!(tr.logits, model.forward(toks).unwrap());
 }
 
+test_device!(kv_cache_and_batching_agree_with_one_pass);
 /// Incremental decode through the KV cache (sliding-window ring included) and small prefill batches give the
 /// logits of one full pass.
-#[test]
-fn kv_cache_and_batching_agree_with_one_pass() {
+fn kv_cache_and_batching_agree_with_one_pass(device: Device) {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
-    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let model = Model::new(&ckpt, opts(device)).unwrap();
     assert_eq!(model.layout(), Layout::Hf);
     let toks = &sequences()[0];
     let window = model.config().sliding_window;
@@ -405,7 +439,7 @@ fn kv_cache_and_batching_agree_with_one_pass() {
         ForwardOptions {
             batch_size: 3,
             threads: 1,
-            ..ForwardOptions::default()
+            ..opts(device)
         },
     )
     .unwrap()
@@ -434,18 +468,18 @@ fn kv_cache_and_batching_agree_with_one_pass() {
     assert!(m.max_dlogit <= 1e-4, "eval_last: {}", m.max_dlogit);
 }
 
-#[test]
-fn out_of_vocabulary_token_is_an_error() {
+test_device!(out_of_vocabulary_token_is_an_error);
+fn out_of_vocabulary_token_is_an_error(device: Device) {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
-    let model = Model::new(&ckpt, ForwardOptions::default()).unwrap();
+    let model = Model::new(&ckpt, opts(device)).unwrap();
     let err = model.forward(&[1, 100_000]).unwrap_err();
     assert!(format!("{err:#}").contains("100000"), "{err:#}");
 }
 
+test_device!(long_context_matches_transformers);
 /// Past 8192 positions (YaRN's long range, the sliding ring wrapped a thousand times): the last positions of an
 /// 8200-token sequence match transformers (tests/data/forward/make_quant_refs.py `long`).
-#[test]
-fn long_context_matches_transformers() {
+fn long_context_matches_transformers(device: Device) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
     let toks: Vec<u32> =
         serde_json::from_str(&std::fs::read_to_string(data.join("long.tokens.json")).unwrap())
@@ -455,7 +489,7 @@ fn long_context_matches_transformers() {
     let ckpt = Checkpoint::open(&golden().join("tiny"), None).unwrap();
     let opts = ForwardOptions {
         context: toks.len(),
-        ..ForwardOptions::default()
+        ..opts(device)
     };
     let model = Model::new(&ckpt, opts).unwrap();
     let vocab = model.config().vocab_size;
@@ -519,5 +553,68 @@ fn q8_activations_match_llama_cpp_logits() {
             q < e,
             "seq{k}: q8-activations {q} is not closer than exact {e}"
         );
+    }
+}
+
+/// The CUDA forward pass in exact mode against the CPU's on every golden checkpoint, layout and type: max |Δlogit|
+/// ≤ 1e-4 and mean KL ≤ 1e-9 (the two differ only in summation order).
+#[test]
+fn cuda_exact_matches_cpu_exact() {
+    if !have_cuda() {
+        return;
+    }
+    let g = golden();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/forward");
+    let mut paths = vec![
+        g.join("tiny"),
+        g.join("tiny/original"),
+        g.join("tiny-bf16"),
+        g.join("tiny-bf16-noisy"),
+    ];
+    for f in [
+        "tiny.f32.gguf",
+        "tiny.f16.gguf",
+        "tiny.bf16.gguf",
+        "tiny.q8_0.gguf",
+        "tiny-bf16.f32.gguf",
+        "tiny-bf16.bf16.gguf",
+    ] {
+        paths.push(g.join("llamacpp").join(f));
+    }
+    for ty in ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "mxfp4"] {
+        paths.push(data.join(format!("tiny-bf16.{ty}.gguf")));
+    }
+    for path in paths {
+        let ckpt =
+            Checkpoint::open(&path, None).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        let cpu = Model::new(&ckpt, opts(Device::Cpu)).unwrap();
+        let gpu = Model::new(&ckpt, opts(Device::Cuda)).unwrap();
+        let vocab = cpu.config().vocab_size;
+        for (k, toks) in sequences().iter().enumerate() {
+            let m = compare(
+                &cpu.forward(toks).unwrap(),
+                &gpu.forward(toks).unwrap(),
+                vocab,
+            );
+            println!(
+                "{} seq{k} on {}: max|Δlogit| {:.3e}  mean KL {:.3e}",
+                path.display(),
+                gpu.device(),
+                m.max_dlogit,
+                m.mean_kl
+            );
+            assert!(
+                m.max_dlogit <= 1e-4,
+                "{}: max |Δlogit| {}",
+                path.display(),
+                m.max_dlogit
+            );
+            assert!(
+                m.mean_kl <= 1e-9,
+                "{}: mean KL {}",
+                path.display(),
+                m.mean_kl
+            );
+        }
     }
 }

@@ -206,7 +206,10 @@ fn hf_vs_llama_cpp_gguf_logits() {
     let v = json(&o);
     assert_eq!(o.status.code(), Some(0), "{v}");
     assert_eq!(v["thresholds"]["default_for"], "q8_0");
-    assert!(v["input"].as_str().unwrap().starts_with("--tokens"), "{v}");
+    assert!(
+        v["logits"]["input"].as_str().unwrap().starts_with("tokens"),
+        "{v}"
+    );
     // Under a limit Q8_0 cannot meet (mean KLD ≤ 1e-3, top-1 ≥ 99 %) it fails with exit 1, the message names
     // the user's flag, and the break is placed at the embedding, which Q8_0 already changes.
     let o = ossify(&[

@@ -29,6 +29,7 @@ fn options(preset: &str) -> QuantizeOptions {
         mxfp4_scale: Mxfp4Scale::Ref,
         imatrix: None,
         progress: false,
+        split: Default::default(),
         existing: ossify_formats::atomic::Existing::Refuse,
     }
 }

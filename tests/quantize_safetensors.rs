@@ -28,6 +28,7 @@ fn options(scale: Mxfp4Scale) -> QuantizeOptions {
         mxfp4_scale: scale,
         imatrix: None,
         progress: false,
+        split: Default::default(),
         existing: ossify_formats::atomic::Existing::Refuse,
     }
 }

@@ -816,6 +816,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_partial_folder_of_ours_is_taken_over_and_a_live_one_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("st");
+        {
+            let _live = PartialDir::create(&target, Existing::Refuse).unwrap();
+            let e = PartialDir::create(&target, Existing::Refuse).unwrap_err();
+            assert!(matches!(e, OutputError::Busy { .. }), "{e}");
+        }
+        assert!(!partial_path(&target).exists());
+        // What a SIGKILL leaves: our marked folder with a half-written shard, and no lock.
+        let partial = partial_path(&target);
+        fs::create_dir(&partial).unwrap();
+        fs::write(partial.join(MARKER), b"").unwrap();
+        fs::write(partial.join("model.safetensors.partial"), b"half").unwrap();
+        let pf = preflight(&target, Kind::Folder, Existing::Refuse).unwrap();
+        assert_eq!(pf.stale_partial.as_deref(), Some(partial.as_path()));
+        let d = PartialDir::create(&target, Existing::Refuse).unwrap();
+        assert!(d.replaced_stale());
+        let left: Vec<_> = fs::read_dir(&partial)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(MARKER)]);
+        d.commit().unwrap();
+        assert!(target.is_dir() && fs::read_dir(&target).unwrap().next().is_none());
+    }
+
+    #[test]
     fn folders_trailing_slash_and_user_folders() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("ft");

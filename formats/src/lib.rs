@@ -11,8 +11,10 @@ pub mod cpu;
 pub mod dtype;
 pub mod gguf;
 pub mod mmap;
+pub mod npy;
 pub mod quant;
 pub mod safetensors;
+pub mod sink;
 pub mod tensor;
 
 pub use dtype::DType;

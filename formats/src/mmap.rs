@@ -34,13 +34,41 @@ pub(crate) fn map_input(file: &File, path: &Path, len: u64) -> io::Result<Mmap> 
     Ok(map)
 }
 
-/// A mapped input that is now shorter than when it was mapped: (path, size then, size now). For the SIGBUS
-/// handler, which runs this on a normal thread.
-pub fn shrunk_input() -> Option<(PathBuf, u64, u64)> {
+/// A mapped input that is now shorter than when it was mapped.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    pub path: PathBuf,
+    /// Bytes when mapped.
+    pub was: u64,
+    /// Bytes now.
+    pub now: u64,
+}
+
+impl std::fmt::Display for Shrunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the file shrank from {} to {} bytes while ossify was reading it (another program truncated or \
+             rewrote it)",
+            self.path.display(),
+            self.was,
+            self.now
+        )
+    }
+}
+
+/// The first mapped input that is now shorter than when it was mapped. For the SIGBUS handler (which runs
+/// this on a normal thread) and for a write from a mapped input that failed (the kernel answers EFAULT rather
+/// than SIGBUS when it is the one touching the vanished pages).
+pub fn shrunk_input() -> Option<Shrunk> {
     let mapped = MAPPED.lock().unwrap_or_else(|e| e.into_inner());
     mapped.iter().find_map(|(p, was)| {
         let now = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        (now < *was).then(|| (p.clone(), *was, now))
+        (now < *was).then(|| Shrunk {
+            path: p.clone(),
+            was: *was,
+            now,
+        })
     })
 }
 

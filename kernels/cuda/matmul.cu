@@ -87,7 +87,17 @@ extern "C" __global__ void mul_mat_f32(Mat w, const float* x, float* y, const fl
                 if ((u32)j >= t.len) continue;
                 const float* xr = x + (u64)in_row[j] * cols + c0;
                 float a = acc[j];
-                if (m == 32) {
+                if (m == 32 && ((u64)xr & 15) == 0) {
+                    const float4* x4 = (const float4*)xr;
+#pragma unroll
+                    for (int k = 0; k < 8; ++k) {
+                        const float4 xv = x4[k];
+                        a += v[4 * k] * xv.x;
+                        a += v[4 * k + 1] * xv.y;
+                        a += v[4 * k + 2] * xv.z;
+                        a += v[4 * k + 3] * xv.w;
+                    }
+                } else if (m == 32) {
 #pragma unroll
                     for (int i = 0; i < 32; ++i) a += v[i] * xr[i];
                 } else {

@@ -62,6 +62,9 @@ extern "C" __global__ void kv_store(const float* k, const float* v, u32 n, u32 p
     const u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (u64)n * kvd) return;
     const u32 t = (u32)(i / kvd), d = (u32)(i % kvd);
+    // A batch longer than the ring: only its last `ring` positions survive (the CPU's in-order writes leave the
+    // same), and skipping the rest keeps two threads from writing one slot.
+    if (ring && t + ring < n) return;
     const u64 pos = (u64)p0 + t;
     const u64 slot = ring ? pos % ring : pos;
     ck[slot * kvd + d] = k[i];

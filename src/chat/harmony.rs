@@ -197,6 +197,8 @@ pub struct Rendered {
 pub enum Piece {
     Special(&'static str),
     Text(String),
+    /// Text in which special tokens are read as tokens.
+    TextWithSpecials(String),
 }
 
 impl Rendered {
@@ -214,7 +216,7 @@ impl Rendered {
             .iter()
             .map(|p| match p {
                 Piece::Special(s) => *s,
-                Piece::Text(t) => t.as_str(),
+                Piece::Text(t) | Piece::TextWithSpecials(t) => t.as_str(),
             })
             .collect()
     }
@@ -227,6 +229,7 @@ impl Rendered {
             match p {
                 Piece::Special(s) => out.push(special_id(tok, s)?),
                 Piece::Text(t) => out.extend(tok.encode_ordinary(t)?),
+                Piece::TextWithSpecials(t) => out.extend(tok.encode(t, true)?),
             }
         }
         Ok(out)
@@ -258,17 +261,19 @@ fn render_message(m: &Message, out: &mut Rendered) -> Result<()> {
             out.text(format!(":{n}"));
         }
     }
-    if let Some(c) = &m.channel {
-        out.special(CHANNEL);
-        out.text(c.clone());
-    }
+    // openai-harmony 0.0.8 writes the recipient before the channel (later sources reorder them)
     if let Some(r) = &m.recipient {
         if r != "all" {
             out.text(format!(" to={r}"));
         }
     }
+    if let Some(c) = &m.channel {
+        out.special(CHANNEL);
+        out.text(c.clone());
+    }
     if let Some(ct) = &m.content_type {
-        out.text(format!(" {ct}"));
+        // openai-harmony 0.0.8 reads special tokens here (" <|constrain|>json" is 3 tokens)
+        out.pieces.push(Piece::TextWithSpecials(format!(" {ct}")));
     }
     out.special(MESSAGE);
     match &m.content {

@@ -2,5 +2,6 @@
 //! the checkpoint's own chat template ([`template`], through minijinja), and decoding with the KV cache
 //! ([`generate`]).
 
+pub mod generate;
 pub mod harmony;
 pub mod template;

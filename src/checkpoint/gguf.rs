@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
-use ossify_formats::gguf::{GgufFile, MetaValue};
+use ossify_formats::gguf::{GgufModel, MetaValue};
 
 use crate::gpt_oss::config::{check_layer_count, ConfigSource};
 use crate::gpt_oss::names;
@@ -20,7 +20,7 @@ const LLAMACPP_YARN_BETA_FAST: f64 = 32.0;
 const LLAMACPP_YARN_BETA_SLOW: f64 = 1.0;
 
 struct Meta<'a> {
-    file: &'a GgufFile,
+    file: &'a GgufModel,
     path: &'a Path,
 }
 
@@ -78,7 +78,7 @@ impl<'a> Meta<'a> {
 }
 
 pub(super) fn open(path: &Path) -> Result<Checkpoint> {
-    let file = GgufFile::open(path).map_err(anyhow::Error::new)?;
+    let file = GgufModel::open(path).map_err(anyhow::Error::new)?;
     let config = config_from_gguf(&file, path)?;
     validate(&file, path, &config)?;
     Ok(Checkpoint {
@@ -93,7 +93,7 @@ pub(super) fn open(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Reads a [`GptOssConfig`] from GGUF metadata.
-pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
+pub fn config_from_gguf(file: &GgufModel, path: &Path) -> Result<GptOssConfig> {
     let arch = file
         .get(k::GENERAL_ARCHITECTURE)
         .and_then(MetaValue::as_str)
@@ -108,7 +108,7 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
     let n_layers = m.usize(k::LLM_BLOCK_COUNT)?;
     check_layer_count(n_layers, path, ConfigSource::Gguf)?;
     let present = super::layers_present(
-        file.tensors.iter().map(|t| t.name.as_str()),
+        file.tensor_infos().map(|t| t.name.as_str()),
         names::PER_LAYER[0].gguf,
     );
     if n_layers > present {
@@ -232,7 +232,7 @@ pub fn config_from_gguf(file: &GgufFile, path: &Path) -> Result<GptOssConfig> {
 }
 
 /// Every tensor llama.cpp's gpt-oss loader requires, with the shape the metadata implies.
-fn validate(file: &GgufFile, path: &Path, c: &GptOssConfig) -> Result<()> {
+fn validate(file: &GgufModel, path: &Path, c: &GptOssConfig) -> Result<()> {
     for r in names::resolve_all(Layout::Gguf, ExpertStorage::Gguf, c) {
         let name = &r.gguf;
         let t = file

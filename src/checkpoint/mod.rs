@@ -40,7 +40,7 @@ pub use expect::expected_tensors;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ossify_formats::gguf::GgufFile;
+use ossify_formats::gguf::GgufModel;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::TensorView;
 
@@ -49,7 +49,7 @@ use crate::gpt_oss::{GptOssConfig, TensorSource};
 
 enum Store {
     Safetensors(SafetensorsModel),
-    Gguf(Box<GgufFile>),
+    Gguf(Box<GgufModel>),
 }
 
 /// A checkpoint: its config and a catalogue of tensors over memory maps.
@@ -263,7 +263,7 @@ impl Checkpoint {
     pub fn tensor_names(&self) -> Vec<&str> {
         match &self.store {
             Store::Safetensors(m) => m.entries().iter().map(|e| e.name.as_str()).collect(),
-            Store::Gguf(g) => g.tensors.iter().map(|t| t.name.as_str()).collect(),
+            Store::Gguf(g) => g.tensor_infos().map(|t| t.name.as_str()).collect(),
         }
     }
 
@@ -271,12 +271,12 @@ impl Checkpoint {
     pub fn file_of(&self, name: &str) -> Option<&Path> {
         match &self.store {
             Store::Safetensors(m) => m.file_of(name),
-            Store::Gguf(g) => g.tensor_info(name).map(|_| self.path.as_path()),
+            Store::Gguf(g) => g.path_of(name),
         }
     }
 
-    /// The GGUF file behind a GGUF checkpoint (for its metadata).
-    pub fn gguf(&self) -> Option<&GgufFile> {
+    /// The GGUF file (or split set) behind a GGUF checkpoint (for its metadata).
+    pub fn gguf(&self) -> Option<&GgufModel> {
         match &self.store {
             Store::Gguf(g) => Some(g),
             Store::Safetensors(_) => None,

@@ -16,18 +16,18 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
+use indicatif::ProgressBar;
 use ossify_formats::atomic::{Existing, Kind};
 use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
-use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue};
-use rayon::prelude::*;
+use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue, SplitRule};
 
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::gpt_oss::{AttentionKind, GptOssConfig};
-use crate::plan::{has_nan, OutType, Plan};
+use crate::plan::{OutType, Plan};
+use crate::stream::{drive, Job, PlanJob};
 use crate::tokenizer::GgufVocab;
 
 /// Options of `ossify convert`.
@@ -44,6 +44,8 @@ pub struct ConvertOptions {
     pub progress: bool,
     /// Bytes per streamed piece; 0 = the defaults. The output is the same at any size (tests use tiny pieces).
     pub piece_bytes: usize,
+    /// Cut the output into a split GGUF (`--split-max-size` / `--split-max-tensors`).
+    pub split: SplitRule,
     /// Replace an existing output file (never an input).
     pub force: bool,
 }
@@ -58,6 +60,9 @@ pub struct ConvertSummary {
     pub file_type: u32,
     pub tensors: usize,
     pub tensor_bytes: u64,
+    /// The files written: `output` itself, or the shards of a split GGUF, first to last.
+    pub files: Vec<String>,
+    /// All the files' bytes.
     pub file_bytes: u64,
     pub seconds: f64,
 }
@@ -86,103 +91,33 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .build()
         .context("starting the thread pool")?;
     let output = w
-        .create_with(&opts.out, Existing::from_force(opts.force))
+        .create_split(&opts.out, opts.split, Existing::from_force(opts.force))
         .with_context(|| format!("{}", opts.out.display()))?;
     let bar = progress_bar(opts, tensor_bytes);
 
-    // Producer: this thread, piece by piece, rows in parallel. Consumer: a writer thread, which hands the
-    // buffers of made pieces back for reuse.
-    let (tx, rx) = mpsc::sync_channel::<Piece<'_>>(2);
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-    let (out_ref, ckpt_ref, bar_ref) = (&output, &ckpt, &bar);
-    let written: Result<()> = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<()> {
-            for piece in rx {
-                let (tensor, offset, bytes) = match &piece {
-                    Piece::Source {
-                        tensor,
-                        offset,
-                        bytes,
-                    } => (*tensor, *offset, *bytes),
-                    Piece::Made {
-                        tensor,
-                        offset,
-                        bytes,
-                    } => (*tensor, *offset, bytes.as_slice()),
-                };
-                out_ref.write_tensor_at(tensor, offset, bytes)?;
-                if let Some(b) = bar_ref {
-                    b.inc(bytes.len() as u64);
-                }
-                match piece {
-                    Piece::Source { bytes, .. } => ckpt_ref.release(bytes),
-                    // The producer may be gone already; then the buffer is simply freed.
-                    Piece::Made { bytes, .. } => drop(free_tx.send(bytes)),
-                }
-            }
-            Ok(())
-        });
-        let produced: Result<()> = (|| {
-            for (i, t) in plan.tensors.iter().enumerate() {
-                let (n_rows, row_bytes) = (t.n_rows(), t.row_bytes());
-                let unchanged = t.unchanged_source(&ckpt);
-                let step = t.chunk_rows(match (opts.piece_bytes, unchanged) {
-                    (0, Some(_)) => SOURCE_PIECE_BYTES,
-                    (0, None) => MADE_PIECE_BYTES,
-                    (n, _) => n,
-                });
-                let mut r = 0;
-                while r < n_rows {
-                    let end = (r + step).min(n_rows);
-                    let (a, b) = (r * row_bytes, end * row_bytes);
-                    let as_is = unchanged.and_then(|src| src.get(a..b)).filter(|p| {
-                        !pool.install(|| p.par_chunks(NAN_SCAN_BYTES).any(|c| has_nan(t.dtype, c)))
-                    });
-                    let piece = match as_is {
-                        Some(bytes) => Piece::Source {
-                            tensor: i,
-                            offset: a,
-                            bytes,
-                        },
-                        None => {
-                            let mut buf = free_rx.try_recv().unwrap_or_default();
-                            buf.clear();
-                            buf.resize(b - a, 0);
-                            let read =
-                                pool.install(|| t.materialize_rows(&ckpt, r..end, &mut buf))?;
-                            for src in read {
-                                ckpt.release(src);
-                            }
-                            Piece::Made {
-                                tensor: i,
-                                offset: a,
-                                bytes: buf,
-                            }
-                        }
-                    };
-                    if tx.send(piece).is_err() {
-                        return Ok(()); // the writer failed; its error is reported below
-                    }
-                    r = end;
-                }
-            }
-            Ok(())
-        })();
-        drop(tx);
-        let wrote = writer
-            .join()
-            .map_err(|_| anyhow!("the writer thread panicked"))?;
-        produced.and(wrote)
-    });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    // On error `output` is dropped here, which removes `<out>.partial`.
+    let jobs: Vec<Box<dyn Job<'_> + '_>> = plan
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Box::new(PlanJob::new(t, &ckpt, i)) as Box<dyn Job<'_> + '_>)
+        .collect();
+    let piece_bytes = match opts.piece_bytes {
+        0 => PIECE_BYTES,
+        n => n,
+    };
+    let bar = bar.unwrap_or_else(ProgressBar::hidden);
+    let written = pool.install(|| drive(&jobs, &output, piece_bytes, &|b| ckpt.release(b), &bar));
+    bar.finish_and_clear();
+    // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
     written.with_context(|| format!("converting into {}", opts.out.display()))?;
+    let files: Vec<PathBuf> = output.paths().iter().map(|p| p.to_path_buf()).collect();
     output
         .finish()
         .with_context(|| format!("{}", opts.out.display()))?;
-    let file_bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     Ok(ConvertSummary {
         source: ckpt.path.display().to_string(),
         layout: ckpt.layout.to_string(),
@@ -191,36 +126,16 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         file_type: plan.file_type,
         tensors: plan.tensors.len(),
         tensor_bytes,
+        files: files.iter().map(|f| f.display().to_string()).collect(),
         file_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// Output bytes made per piece. Small enough that a piece the producer just made (or scanned) is still in the
-/// CPU cache when the writer copies it into the page cache: on the 4 GB benchmark 2 MiB pieces took about a
-/// quarter less CPU than 32 MiB ones (1 MiB was no better); and the few in flight stay far under the memory
-/// budget.
-const MADE_PIECE_BYTES: usize = 2 << 20;
-/// Bytes per piece written unchanged from the source map (no buffer of ours holds them); same reasoning.
-const SOURCE_PIECE_BYTES: usize = 2 << 20;
-/// The NaN scan's share of a piece per thread (a multiple of every element size).
-const NAN_SCAN_BYTES: usize = 256 << 10;
-
-/// A piece of an output tensor on its way to the writer.
-enum Piece<'c> {
-    /// Bytes exactly as in the source map; released from the resident set once written.
-    Source {
-        tensor: usize,
-        offset: usize,
-        bytes: &'c [u8],
-    },
-    /// Bytes made by the conversion; the buffer goes back to the producer once written.
-    Made {
-        tensor: usize,
-        offset: usize,
-        bytes: Vec<u8>,
-    },
-}
+/// Output bytes per piece. Small enough that a piece the producer just made (or scanned) is still in the CPU
+/// cache when the writer copies it into the page cache: on the 4 GB benchmark 2 MiB pieces took about a quarter
+/// less CPU than 32 MiB ones (1 MiB was no better); and the few in flight stay far under the memory budget.
+const PIECE_BYTES: usize = 2 << 20;
 
 /// Runs `ossify convert` and prints its summary.
 pub fn run(opts: &ConvertOptions) -> Result<()> {
@@ -233,7 +148,11 @@ pub fn run(opts: &ConvertOptions) -> Result<()> {
         writeln!(
             std::io::stdout().lock(),
             "wrote {}: {} tensors, {:.1} MiB, outtype {} (general.file_type {}), from {} layout {} in {:.2} s",
-            s.output,
+            match s.files.as_slice() {
+                [one] => one.clone(),
+                [first, .., last] => format!("{} files, {first} to {last}", s.files.len()),
+                [] => s.output.clone(),
+            },
             s.tensors,
             s.file_bytes as f64 / (1024.0 * 1024.0),
             s.outtype,

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ossify_formats::gguf::GgufFile;
+use ossify_formats::gguf::GgufModel;
 use ossify_formats::quant;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::{DType, TensorView};
@@ -118,7 +118,19 @@ pub struct Report {
     pub layout: String,
     pub architecture: Option<Architecture>,
     pub total_bytes: u64,
+    /// The files of a split GGUF, first to last (empty otherwise); each tensor's `file` says which holds it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<Shard>,
     pub tensors: Vec<TensorRow>,
+}
+
+/// One file of a split GGUF.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shard {
+    pub file: String,
+    pub tensors: usize,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// Builds the report.
@@ -150,6 +162,7 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
         layout: ckpt.layout.to_string(),
         architecture: Some(Architecture::of(&ckpt.config)),
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        shards: Vec::new(),
         tensors: rows,
     })
 }
@@ -157,26 +170,41 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
 /// A GGUF file: the format is validated in full, but the model need not be a complete gpt-oss (any
 /// architecture's tensors are listed; the summary appears when the metadata describes gpt-oss).
 fn inspect_gguf(path: &Path, opts: &InspectOptions) -> Result<Report> {
-    let file = GgufFile::open(path)?;
+    let model = GgufModel::open(path)?;
     // Another architecture's file is listed without a summary; a gpt-oss file whose metadata is broken is
     // bad input like any other.
-    let is_gpt_oss = file
-        .get(ossify_formats::gguf::constants::GENERAL_ARCHITECTURE)
-        .and_then(|v| v.as_str())
-        == Some(ossify_formats::gguf::constants::ARCH_GPT_OSS);
-    let architecture = match config_from_gguf(&file, path) {
+    let is_gpt_oss = model.architecture() == Some(ossify_formats::gguf::constants::ARCH_GPT_OSS);
+    let architecture = match config_from_gguf(&model, path) {
         Ok(c) => Some(Architecture::of(&c)),
         Err(e) if is_gpt_oss => return Err(e),
         Err(_) => None,
     };
-    let views: Vec<TensorView<'_>> = file.tensor_views().collect();
-    let files = vec![file_label(path); views.len()];
+    let views: Vec<TensorView<'_>> = model.tensor_views().collect();
+    let files: Vec<String> = views
+        .iter()
+        .map(|v| model.path_of(&v.name).map(file_label).unwrap_or_default())
+        .collect();
     let rows = table(&views, &files, opts)?;
+    let shards = if model.is_split() {
+        model
+            .paths()
+            .iter()
+            .zip(model.shards())
+            .map(|(p, s)| Shard {
+                file: file_label(p),
+                tensors: s.tensors.len(),
+                bytes: std::fs::metadata(p).map_or(0, |m| m.len()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         path: path.display().to_string(),
         layout: Layout::Gguf.to_string(),
         architecture,
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        shards,
         tensors: rows,
     })
 }
@@ -210,6 +238,7 @@ fn inspect_safetensors_file(path: &Path, opts: &InspectOptions) -> Result<Report
         layout,
         architecture,
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
+        shards: Vec::new(),
         tensors: rows,
     })
 }
@@ -509,6 +538,18 @@ pub fn run(opts: &InspectOptions) -> Result<()> {
                 .map(|s| format!(", {s}"))
                 .unwrap_or_default()
         )?;
+    }
+    if !report.shards.is_empty() {
+        writeln!(out, "split   {} files:", report.shards.len())?;
+        for s in &report.shards {
+            writeln!(
+                out,
+                "        {}  {} tensors, {:.1} MiB",
+                s.file,
+                s.tensors,
+                s.bytes as f64 / (1024.0 * 1024.0)
+            )?;
+        }
     }
     writeln!(
         out,

@@ -2,9 +2,11 @@
 //! `main.rs` only maps clap arguments onto them.
 
 pub mod convert;
+pub mod generate;
 pub mod inspect_weights;
 pub mod perplexity;
 pub mod quantize;
+pub mod split;
 pub mod tokenize;
 pub mod verify_parity;
 

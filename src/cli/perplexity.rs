@@ -26,6 +26,8 @@ pub struct PerplexityOptions {
     pub dump_logits: Option<PathBuf>,
     pub yarn_truncate: bool,
     pub precision: crate::gpt_oss::Precision,
+    /// Where the forward pass runs.
+    pub device: crate::gpt_oss::Device,
     pub json: bool,
     /// Replace existing --dump-logits files (never an input).
     pub force: bool,
@@ -62,7 +64,13 @@ pub fn run(opts: &PerplexityOptions) -> Result<bool> {
         (None, Some(p)) => read_tokens(p, None)?.into_iter().flatten().collect(),
         _ => bail!("give --text FILE (or --tokens FILE.json)"),
     };
-    let model = open_model(&ck, opts.yarn_truncate, opts.precision, opts.ctx)?;
+    let model = open_model(
+        &ck,
+        opts.yarn_truncate,
+        opts.precision,
+        opts.ctx,
+        opts.device,
+    )?;
     let vocab = ck.config.vocab_size;
     let n_chunks = tokens.len() / opts.ctx.max(1);
 
@@ -150,6 +158,7 @@ pub fn run(opts: &PerplexityOptions) -> Result<bool> {
             o.insert("model".into(), opts.model.display().to_string().into());
             o.insert("mode".into(), model.mode().into());
             o.insert("pass".into(), true.into());
+            o.insert("device".into(), model.device().into());
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -11,8 +11,11 @@ use crate::quantize::calibrate::{collect_importance, DEFAULT_CHUNK};
 use crate::quantize::preset::{parse_tensor_type, Preset};
 use crate::quantize::safetensors_out::{quantize_to_safetensors, DEFAULT_SHARD_BYTES};
 use crate::quantize::{
-    quantize_to_gguf, ImportanceMatrix, Mxfp4Scale, QuantizeOptions, TensorTypeOverride, TypeRules,
+    quantize_to_gguf, ImportanceMatrix, Mxfp4Scale, OutputSplit, QuantizeOptions,
+    TensorTypeOverride, TypeRules,
 };
+
+use super::split::SplitArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -77,9 +80,18 @@ pub struct QuantizeArgs {
     /// Worker threads (default: all cores). The output is the same at any count.
     #[arg(long, default_value_t = 0, value_parser = super::parse_threads)]
     pub threads: usize,
+    /// Where --calibration runs the forward pass (as verify-parity --device).
+    #[arg(long, value_enum, default_value_t = crate::gpt_oss::Device::Cpu)]
+    pub device: crate::gpt_oss::Device,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    /// Split the output as the input split GGUF is split: each tensor in the shard it came from, the shards
+    /// named after -o (as llama-quantize --keep-split)
+    #[arg(long, conflicts_with_all = ["split_max_size", "split_max_tensors"])]
+    pub keep_split: bool,
     /// Replace an existing output file (and --imatrix-out); never an input, never a folder with contents
     #[arg(long)]
     pub force: bool,
@@ -120,6 +132,11 @@ impl QuantizeArgs {
             mxfp4_scale,
             imatrix,
             progress: !self.quiet,
+            split: if self.keep_split {
+                OutputSplit::KeepInput
+            } else {
+                OutputSplit::Rule(self.split.rule())
+            },
             existing: Existing::from_force(self.force),
         })
     }
@@ -156,7 +173,7 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
         if args.imatrix.is_some() {
             bail!("--calibration and --imatrix both give an importance matrix; pass one");
         }
-        let m = collect_importance(&args.input, text, DEFAULT_CHUNK)?;
+        let m = collect_importance(&args.input, text, DEFAULT_CHUNK, args.device)?;
         if let Some(path) = &args.imatrix_out {
             m.write_gguf(
                 path,
@@ -174,9 +191,13 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
                 eprintln!("note: {n}");
             }
             if !args.quiet {
+                let files: Vec<String> = s.files.iter().map(|f| f.display().to_string()).collect();
                 eprintln!(
                     "{}: {} tensors, {:.2} MiB -> {:.2} MiB",
-                    args.output.display(),
+                    match files.as_slice() {
+                        [first, .., last] => format!("{} files, {first} to {last}", files.len()),
+                        _ => args.output.display().to_string(),
+                    },
                     s.tensors.len(),
                     s.bytes_in as f64 / (1 << 20) as f64,
                     s.bytes_out as f64 / (1 << 20) as f64
@@ -185,6 +206,9 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
             Ok(())
         }
         OutputFormat::Safetensors => {
+            if args.keep_split || args.split.rule() != Default::default() {
+                bail!("--keep-split, --split-max-size and --split-max-tensors cut a GGUF; --format safetensors shards by --shard-size");
+            }
             if opts.rules.preset.name != "mxfp4_moe" || !args.tensor_type.is_empty() {
                 bail!("--format safetensors writes OpenAI's layout (experts MXFP4, the rest BF16); --type and --tensor-type do not apply");
             }

@@ -19,7 +19,7 @@ use ossify_formats::DType;
 use crate::checkpoint::Checkpoint;
 use crate::npy;
 use crate::parity::check_compatible;
-use crate::parity::input::{default_tokens, open_model, read_tokens, tokenize};
+use crate::parity::input::{default_input, open_model, read_tokens, tokenize, DEFAULT_INPUT_NAME};
 use crate::parity::logits::{
     first_nonfinite_stage, verify_against_logits, verify_models, LogitVerdict, Sequences,
     Thresholds,
@@ -40,6 +40,8 @@ pub struct VerifyOptions {
     pub thresholds: Thresholds,
     pub yarn_truncate: bool,
     pub precision: crate::gpt_oss::Precision,
+    /// Where the forward passes run.
+    pub device: crate::gpt_oss::Device,
     /// Skip the logit stage (no forward pass).
     pub tensors_only: bool,
     pub json: bool,
@@ -116,9 +118,27 @@ struct TensorJson<'a> {
 #[derive(Serialize)]
 struct LogitJson<'a> {
     mode: &'static str,
+    /// Where the forward passes ran: "cpu", or the GPU.
+    device: String,
     n_sequences: usize,
+    /// What was scored: the built-in set's name, or the --text / --tokens file.
+    input: String,
     #[serde(flatten)]
     summary: &'a crate::parity::metrics::LogitSummary,
+}
+
+/// Names the input the logits were computed on, for the report.
+fn input_name(opts: &VerifyOptions) -> String {
+    match (&opts.text, &opts.tokens) {
+        (Some(t), _) => format!("text {}", t.display()),
+        (None, Some(t)) => match opts.sequence {
+            Some(k) => format!("tokens {} (sequence {k})", t.display()),
+            None => format!("tokens {}", t.display()),
+        },
+        (None, None) => format!(
+            "{DEFAULT_INPUT_NAME} (built in: 3 harmony conversations with reasoning, prose, code)"
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -134,9 +154,6 @@ struct ReportJson<'a> {
     candidate: String,
     pass: bool,
     violations: &'a [String],
-    /// What was scored: `--text FILE (...)`, `--tokens FILE (...)` or `default: ...`; empty with
-    /// `--tensors-only`.
-    input: &'a str,
     thresholds: &'a Thresholds,
     tensors: Option<TensorJson<'a>>,
     logits: Option<LogitJson<'a>>,
@@ -160,8 +177,7 @@ fn tensor_json(r: &TensorReport) -> TensorJson<'_> {
     }
 }
 
-/// The sequences to score, and what they are, for the report.
-fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<(Sequences, String)> {
+fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<Sequences> {
     match (&opts.text, &opts.tokens) {
         (Some(_), Some(_)) => bail!("give --text or --tokens, not both"),
         (Some(t), None) => {
@@ -170,40 +186,11 @@ fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<(Sequences, String
             // Long texts are split into independent sequences so that both models' logits stay small
             // ([T, vocab] f32 each).
             let ids = tokenize(ck, &text)?;
-            let seqs: Sequences = ids.chunks(TEXT_SEQUENCE_LEN).map(<[u32]>::to_vec).collect();
-            let what = format!(
-                "--text {} ({} tokens in {} sequence(s) of at most {TEXT_SEQUENCE_LEN})",
-                t.display(),
-                ids.len(),
-                seqs.len()
-            );
-            Ok((seqs, what))
+            Ok(ids.chunks(TEXT_SEQUENCE_LEN).map(<[u32]>::to_vec).collect())
         }
-        (None, Some(p)) => {
-            let seqs = read_tokens(p, opts.sequence)?;
-            let what = tokens_input(p, &seqs);
-            Ok((seqs, what))
-        }
-        (None, None) => {
-            let seqs = default_tokens(ck.config.vocab_size);
-            let n: usize = seqs.iter().map(Vec::len).sum();
-            Ok((
-                seqs,
-                format!(
-                    "default: {n} token ids spread evenly over the vocabulary, not a text (no --text or --tokens given)"
-                ),
-            ))
-        }
+        (None, Some(p)) => read_tokens(p, opts.sequence),
+        (None, None) => default_input(ck),
     }
-}
-
-fn tokens_input(p: &std::path::Path, seqs: &Sequences) -> String {
-    format!(
-        "--tokens {} ({} tokens in {} sequence(s))",
-        p.display(),
-        seqs.iter().map(Vec::len).sum::<usize>(),
-        seqs.len()
-    )
 }
 
 /// The user's limits, or when they set none, the defaults for `kind` (a row of [`DEFAULT_THRESHOLDS`]).
@@ -226,13 +213,13 @@ fn thresholds(opts: &VerifyOptions, kind: usize) -> Thresholds {
 pub fn run(opts: &VerifyOptions) -> Result<bool> {
     let candidate = Checkpoint::open(&opts.candidate, None)?;
     let th: Thresholds;
-    let mut input = String::new();
     let mut violations: Vec<String> = Vec::new();
     let mut tensor_report = None;
     let mut verdict: Option<LogitVerdict> = None;
     let mut n_sequences = 0;
     let mut nonfinite = None;
     let mut mode = "none";
+    let mut device = String::from("none");
 
     let (comparison, reference_name) = if let Some(ref_logits) = &opts.reference_logits {
         if opts.source.is_some() {
@@ -242,7 +229,6 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             bail!("--reference-logits needs --tokens FILE.json (the ids the logits were computed for)");
         };
         let seqs = read_tokens(tokens, opts.sequence)?;
-        input = tokens_input(tokens, &seqs);
         let arr = npy::read_f32(ref_logits)?;
         let vocab = candidate.config.vocab_size;
         if arr.shape.len() != 2 || arr.shape[1] != vocab {
@@ -253,8 +239,15 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             );
         }
         let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        let model = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
+        let model = open_model(
+            &candidate,
+            opts.yarn_truncate,
+            opts.precision,
+            longest,
+            opts.device,
+        )?;
         mode = model.mode();
+        device = model.device();
         n_sequences = seqs.len();
         th = thresholds(opts, conversion_kind(None, &candidate));
         let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
@@ -272,12 +265,24 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         th = thresholds(opts, conversion_kind(Some(&report), &candidate));
         tensor_report = Some(report);
         if !opts.tensors_only {
-            let (seqs, what) = sequences(opts, &source)?;
-            input = what;
+            let seqs = sequences(opts, &source)?;
             let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-            let a = open_model(&source, opts.yarn_truncate, opts.precision, longest)?;
-            let b = open_model(&candidate, opts.yarn_truncate, opts.precision, longest)?;
+            let a = open_model(
+                &source,
+                opts.yarn_truncate,
+                opts.precision,
+                longest,
+                opts.device,
+            )?;
+            let b = open_model(
+                &candidate,
+                opts.yarn_truncate,
+                opts.precision,
+                longest,
+                opts.device,
+            )?;
             mode = b.mode();
+            device = b.device();
             n_sequences = seqs.len();
             let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;
             verdict = Some(v);
@@ -296,12 +301,13 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             candidate: opts.candidate.display().to_string(),
             pass,
             violations: &violations,
-            input: &input,
             thresholds: &th,
             tensors: tensor_report.as_ref().map(tensor_json),
             logits: verdict.as_ref().map(|v| LogitJson {
                 mode,
+                device: device.clone(),
                 n_sequences,
+                input: input_name(opts),
                 summary: &v.summary,
             }),
             divergence: verdict.as_ref().and_then(|v| v.divergence.as_ref()),
@@ -317,7 +323,6 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             mode,
             nonfinite,
             &violations,
-            &input,
             &th,
         );
     }
@@ -337,12 +342,14 @@ fn print_human(
     mode: &str,
     nonfinite: Option<(Option<usize>, &'static str)>,
     violations: &[String],
-    input: &str,
     th: &Thresholds,
 ) {
     let color = std::io::stdout().is_terminal();
     println!("reference: {reference}");
     println!("candidate: {}", opts.candidate.display());
+    if verdict.is_some() {
+        println!("input:     {}", input_name(opts));
+    }
     if let Some(r) = tensors {
         println!(
             "tensors:   {} compared, {} identical, {} lossy, {} FAILED",
@@ -392,7 +399,6 @@ fn print_human(
     }
     if let Some(v) = verdict {
         let s = &v.summary;
-        println!("input:     {input}");
         if let Some(kind) = th.default_for {
             println!(
                 "limits:    the defaults for {kind} conversions: mean KLD <= {:e}, same top-1 >= {}",

@@ -32,6 +32,8 @@ pub use ossify_kernels::cpu::Precision;
 use ossify_kernels::cpu::{dot, matmul_prec, WeightMatrix};
 
 use super::config::{AttentionKind, GptOssConfig};
+pub use super::cuda::Device;
+use super::cuda::{CudaModel, CudaSession};
 use super::names::Layout;
 use super::rope::Rope;
 use super::weights::{LayerWeights, TensorSource, Weights};
@@ -53,6 +55,8 @@ pub struct ForwardOptions {
     /// How matmul activations are rounded: exact f32 (the transformers reference) or as llama.cpp's CPU
     /// backend rounds them (Q8_0 for MXFP4 / Q8_0 weights, BF16 for BF16), which is faster.
     pub precision: Precision,
+    /// Where to compute: the CPU, or a CUDA GPU ([`super::cuda`]).
+    pub device: Device,
 }
 
 impl ForwardOptions {
@@ -77,6 +81,7 @@ impl Default for ForwardOptions {
             batch_size: 512,
             context: 0,
             precision: Precision::Exact,
+            device: Device::Cpu,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Model<'a> {
     options: ForwardOptions,
     pool: rayon::ThreadPool,
     expert_hook: Option<ExpertHook<'a>>,
+    /// The weights on a GPU when `options.device` chose one: every step runs there.
+    cuda: Option<CudaModel>,
 }
 
 /// Which half of a layer a traced residual follows.
@@ -209,6 +216,7 @@ impl<'a> Model<'a> {
             .num_threads(options.threads)
             .build()
             .context("starting the forward pass's thread pool")?;
+        let cuda = CudaModel::for_device(&config, &weights, &options)?;
         Ok(Model {
             config,
             weights,
@@ -216,6 +224,7 @@ impl<'a> Model<'a> {
             options,
             pool,
             expert_hook: None,
+            cuda,
         })
     }
 
@@ -238,6 +247,18 @@ impl<'a> Model<'a> {
         &self.options
     }
 
+    /// Where the forward pass runs: "cpu", or the GPU ("NVIDIA H200 (sm_90)").
+    pub fn device(&self) -> String {
+        self.cuda
+            .as_ref()
+            .map_or_else(|| "cpu".to_string(), |c| c.describe())
+    }
+
+    /// The GPU model, when the forward pass runs on one.
+    pub fn cuda(&self) -> Option<&CudaModel> {
+        self.cuda.as_ref()
+    }
+
     /// A fresh session (empty KV cache).
     pub fn session(&self) -> Session<'_, 'a> {
         let kvd = self.config.num_key_value_heads * self.config.head_dim;
@@ -247,9 +268,13 @@ impl<'a> Model<'a> {
             .context
             .min(self.config.max_position_embeddings)
             .saturating_mul(kvd);
-        let caches = self
-            .weights
-            .layers
+        // On a GPU the caches live there (made on the first step).
+        let cpu_layers = if self.cuda.is_some() {
+            &[][..]
+        } else {
+            &self.weights.layers[..]
+        };
+        let caches = cpu_layers
             .iter()
             .map(|l| match l.kind {
                 // The ring grows as positions arrive (up to the window), so a window longer than the input
@@ -272,6 +297,7 @@ impl<'a> Model<'a> {
             model: self,
             caches,
             n_past: 0,
+            gpu: None,
         }
     }
 
@@ -349,6 +375,7 @@ pub struct Session<'m, 'a> {
     model: &'m Model<'a>,
     caches: Vec<LayerCache>,
     n_past: usize,
+    gpu: Option<CudaSession>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -422,6 +449,13 @@ impl<'m, 'a> Session<'m, 'a> {
         let (t_n, h, v_n) = (tokens.len(), cfg.hidden_size, cfg.vocab_size);
         if t_n == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(gpu) = &m.cuda {
+            let hook = m.expert_hook.as_deref();
+            let p0 = self.n_past;
+            let out = gpu.step(&mut self.gpu, &m.rope, p0, tokens, trace, logits_from, hook)?;
+            self.n_past += t_n;
+            return Ok(out);
         }
         let (nh, nkv, hd) = (
             cfg.num_attention_heads,

@@ -4,10 +4,11 @@ pub mod config;
 pub mod names;
 
 pub use config::{AttentionKind, GptOssConfig, RopeScaling};
+pub mod cuda;
 pub mod forward;
 pub mod rope;
 pub mod weights;
 
-pub use forward::{Divergence, ForwardOptions, Model, Precision, Session, SubBlock, Trace};
+pub use forward::{Device, Divergence, ForwardOptions, Model, Precision, Session, SubBlock, Trace};
 pub use names::Layout;
 pub use weights::TensorSource;

@@ -29,7 +29,7 @@ pub enum Layout {
     Hf,
     /// OpenAI's `original/` folder: config.json + model.safetensors with `block.N.*` names.
     Original,
-    /// One GGUF file.
+    /// One GGUF file, or a split set of them (llama.cpp's gguf-split).
     Gguf,
 }
 

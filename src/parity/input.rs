@@ -62,17 +62,47 @@ pub fn read_tokens(path: &Path, sequence: Option<usize>) -> Result<Sequences> {
     }
 }
 
-/// The sequence `verify-parity` evaluates when given neither `--text` nor `--tokens`: 128 ids spread over the
-/// whole vocabulary by a fixed stride (so every model size gets valid, varied ids, and low, high and special
-/// ids all appear), independent of any tokenizer.
-pub fn default_tokens(vocab: usize) -> Sequences {
-    let n = 128usize;
-    let v = vocab.max(1) as u64;
-    // A stride coprime with most vocabulary sizes walks the range without short cycles.
-    let ids = (0..n as u64)
-        .map(|i| ((i * 7919 + 13) % v) as u32)
-        .collect();
-    vec![ids]
+/// The name reports give the input `verify-parity` scores when given neither `--text` nor `--tokens`.
+pub const DEFAULT_INPUT_NAME: &str = "ossify-default-v1";
+
+/// That input: short documents written for ossify (three harmony conversations with reasoning, in the format
+/// gpt-oss was trained on, one paragraph of prose, one of code), each a sequence of its own, tokenized with the
+/// source's tokenizer (special tokens parsed, as a chat client's prompt is).
+pub const DEFAULT_INPUT: [(&str, &str); 5] = [
+    (
+        "conversation_math",
+        include_str!("default_input/conversation_math.txt"),
+    ),
+    (
+        "conversation_code",
+        include_str!("default_input/conversation_code.txt"),
+    ),
+    (
+        "conversation_multilingual",
+        include_str!("default_input/conversation_multilingual.txt"),
+    ),
+    ("prose", include_str!("default_input/prose.txt")),
+    ("code", include_str!("default_input/code.txt")),
+];
+
+/// [`DEFAULT_INPUT`] as token ids of `ck`'s tokenizer; an id past the model's vocabulary is an error naming
+/// the document.
+pub fn default_input(ck: &Checkpoint) -> Result<Sequences> {
+    let tok = text_tokenizer(ck)?;
+    DEFAULT_INPUT
+        .iter()
+        .map(|(name, text)| {
+            let ids = tok.encode(text, true)?;
+            if let Some(bad) = ids.iter().find(|&&i| i as usize >= ck.config.vocab_size) {
+                bail!(
+                    "{}: its tokenizer gives id {bad} for the default input '{name}', past vocab_size {}",
+                    ck.path.display(),
+                    ck.config.vocab_size
+                );
+            }
+            Ok(ids)
+        })
+        .collect()
 }
 
 /// The checkpoint's tokenizer: its folder's tokenizer.json (HF; for `original/`, the parent's), the GGUF
@@ -157,6 +187,10 @@ impl LogitModel for ForwardModel<'_> {
     fn mode(&self) -> &'static str {
         self.model.options().mode()
     }
+
+    fn device(&self) -> String {
+        self.model.device()
+    }
 }
 
 /// ossify's forward pass over `ck`, sized for sequences of up to `context` tokens (0: grow as needed).
@@ -165,6 +199,7 @@ pub fn open_model<'a>(
     yarn_truncate: bool,
     precision: crate::gpt_oss::Precision,
     context: usize,
+    device: crate::gpt_oss::Device,
 ) -> Result<Box<dyn LogitModel + 'a>> {
     let model = Model::new(
         ck,
@@ -172,6 +207,7 @@ pub fn open_model<'a>(
             yarn_truncate,
             precision,
             context,
+            device,
             ..ForwardOptions::default()
         },
     )

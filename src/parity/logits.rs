@@ -31,6 +31,10 @@ pub trait LogitModel {
     fn mode(&self) -> &'static str {
         "f32"
     }
+    /// Where the logits were computed (`"cpu"`, or the GPU's name).
+    fn device(&self) -> String {
+        "cpu".to_string()
+    }
 }
 
 /// `value > limit`, with NaN counting as past any limit.

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::imatrix::ImportanceMatrix;
 use crate::checkpoint::{Checkpoint, Layout};
-use crate::gpt_oss::forward::{ExpertMatmul, ForwardOptions, Model};
+use crate::gpt_oss::forward::{Device, ExpertMatmul, ForwardOptions, Model};
 use crate::gpt_oss::names::{self, TensorName};
 use crate::tokenizer::{GgufVocab, TextTokenizer};
 
@@ -24,6 +24,7 @@ pub fn collect_importance(
     input: &Path,
     text_file: &Path,
     chunk: usize,
+    device: Device,
 ) -> Result<ImportanceMatrix> {
     let text = std::fs::read_to_string(text_file)
         .with_context(|| format!("--calibration {}", text_file.display()))?;
@@ -40,12 +41,21 @@ pub fn collect_importance(
         );
     }
     let chunks: Vec<&[u32]> = ids.chunks(chunk.max(1)).collect();
-    importance_over(&ckpt, &chunks)
+    importance_over_on(&ckpt, &chunks, device)
         .with_context(|| format!("--calibration {}", text_file.display()))
 }
 
 /// The importance matrix of `ckpt` over token sequences, each evaluated from an empty context.
 pub fn importance_over(ckpt: &Checkpoint, sequences: &[&[u32]]) -> Result<ImportanceMatrix> {
+    importance_over_on(ckpt, sequences, Device::Cpu)
+}
+
+/// [`importance_over`] with the forward pass on `device`.
+pub fn importance_over_on(
+    ckpt: &Checkpoint,
+    sequences: &[&[u32]],
+    device: Device,
+) -> Result<ImportanceMatrix> {
     let cfg = ckpt.config.clone();
     let n_exp = cfg.num_local_experts;
     let (h, inter) = (cfg.hidden_size, cfg.intermediate_size);
@@ -63,7 +73,11 @@ pub fn importance_over(ckpt: &Checkpoint, sequences: &[&[u32]]) -> Result<Import
             }
         }
     };
-    let model = Model::new(ckpt, ForwardOptions::default())?.with_expert_hook(Box::new(hook));
+    let options = ForwardOptions {
+        device,
+        ..ForwardOptions::default()
+    };
+    let model = Model::new(ckpt, options)?.with_expert_hook(Box::new(hook));
     for (i, c) in sequences.iter().enumerate() {
         model.forward(c).with_context(|| format!("chunk {i}"))?;
     }

@@ -16,7 +16,8 @@ pub mod select;
 pub use encode::Mxfp4Scale;
 pub use imatrix::ImportanceMatrix;
 pub use pipeline::{
-    quantize_gguf, quantize_to_gguf, write_gguf, QuantizeOptions, SourceTensor, Summary,
+    quantize_gguf, quantize_to_gguf, write_gguf, OutputSplit, QuantizeOptions, SourceTensor,
+    Summary,
 };
 pub use preset::{Preset, PRESETS};
 pub use select::{Choice, Reason, TensorTypeOverride, TypeRules};

@@ -1,8 +1,10 @@
 //! The quantize pipeline: decide every tensor's type first (so bad input fails before anything is written),
-//! then stream tensors one at a time through [`encode_tensor`] into the output, each one spread over all cores.
-//! Memory stays bounded by one tensor's output (plus one f32 row per thread), not by the model.
+//! then stream every tensor through the one driver ([`crate::stream`]) in pieces of about [`PIECE_BYTES`] of
+//! source, each piece encoded over all cores. A GGUF input is read from its map; an HF or original folder
+//! through `convert`'s plan, row range by row range: memory stays at a few pieces, not a tensor, whatever the
+//! input.
 
-use std::borrow::Cow;
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -11,12 +13,13 @@ use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
     GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
-use ossify_formats::gguf::{GgufFile, GgufWriter, MetaValue};
+use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitKeyOrder, SplitRule};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
 use crate::gpt_oss::names;
-use crate::plan::{OutType, Plan};
+use crate::plan::{OutType, Plan, PlannedTensor};
+use crate::stream::{drive, BytesJob, Job, PlanJob};
 
 use super::encode::{check_source_len, Mxfp4Scale, TensorEncoder};
 use super::imatrix::ImportanceMatrix;
@@ -26,17 +29,22 @@ use super::select::{Choice, TypeRules};
 /// piece, small enough that the resident set stays far below a gigabyte.
 pub const PIECE_BYTES: usize = 32 << 20;
 
-/// Produces a source tensor's bytes when it is its turn (borrowed from a memory map, or computed).
-pub type Loader<'a> = Box<dyn Fn() -> Result<Cow<'a, [u8]>> + Sync + 'a>;
+/// Where a source tensor's bytes come from.
+pub enum SourceRows<'a> {
+    /// Already in `dtype`, in a map (a GGUF tensor).
+    Bytes(&'a [u8]),
+    /// A tensor of `convert`'s plan, made row range by row range from its checkpoint.
+    Plan(&'a PlannedTensor, &'a Checkpoint),
+}
 
 /// One tensor of the output, named as in the output, with where its data comes from.
 pub struct SourceTensor<'a> {
     pub name: String,
     /// Row-major, outermost first.
     pub shape: Vec<usize>,
-    /// The type `load` returns the bytes in (ggml block layout for block types).
+    /// The type the source rows are in (ggml block layout for block types).
     pub dtype: DType,
-    pub load: Loader<'a>,
+    pub rows: SourceRows<'a>,
 }
 
 /// Everything the user chose.
@@ -49,8 +57,29 @@ pub struct QuantizeOptions {
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
+    /// One file, or a split GGUF.
+    pub split: OutputSplit,
     /// What to do about an existing output (`--force` replaces a file, never an input).
     pub existing: Existing,
+}
+
+/// How the output GGUF is cut into files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputSplit {
+    /// `--split-max-size` / `--split-max-tensors` (or one file).
+    Rule(SplitRule),
+    /// `--keep-split`: the shards of the input split GGUF, each tensor in the shard it came from, as
+    /// llama-quantize does (one file for an unsplit GGUF).
+    KeepInput,
+    /// Each tensor's shard, in order (what [`OutputSplit::KeepInput`] becomes once the input is open).
+    Shards(Vec<usize>),
+}
+
+impl Default for OutputSplit {
+    /// One file.
+    fn default() -> Self {
+        OutputSplit::Rule(SplitRule::None)
+    }
 }
 
 /// What was written, per tensor.
@@ -60,6 +89,8 @@ pub struct Summary {
     pub notes: Vec<String>,
     pub bytes_in: usize,
     pub bytes_out: usize,
+    /// The files written, first shard first.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// Chooses every output type and checks that the choice can be carried out; the error names the tensor.
@@ -99,7 +130,7 @@ pub fn write_gguf(
     sources: &[SourceTensor<'_>],
     output: &Path,
     opts: &QuantizeOptions,
-    release: &dyn Fn(&[u8]),
+    release: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<Summary> {
     let choices = choose_types(sources, opts)?;
     set_kv(
@@ -121,86 +152,148 @@ pub fn write_gguf(
         w.add_tensor(&s.name, c.dtype, &s.shape)
             .with_context(|| format!("{}: tensor '{}'", output.display(), s.name))?;
     }
-    let out = w.create_with(output, opts.existing)?;
     let mut summary = Summary::default();
-    let bar = progress_bar(opts.progress, sources.len());
-    // Reused across tensors: the output of one piece.
-    let mut buf: Vec<u8> = Vec::new();
+    let mut jobs: Vec<Box<dyn Job<'_> + '_>> = Vec::with_capacity(sources.len());
     for (i, (s, c)) in sources.iter().zip(&choices).enumerate() {
-        bar.set_message(s.name.clone());
-        let src = (s.load)()?;
-        check_source_len(&s.name, src.len(), s.dtype, &s.shape)?;
-        let write = |off: usize, bytes: &[u8]| {
-            out.write_tensor_at(i, off, bytes)
-                .with_context(|| format!("tensor '{}'", s.name))
-        };
-        let written = if s.dtype == c.dtype {
-            for (k, piece) in src.chunks(PIECE_BYTES).enumerate() {
-                write(k * PIECE_BYTES, piece)?;
-                release(piece);
+        let inner: Box<dyn Job<'_> + '_> = match s.rows {
+            SourceRows::Bytes(bytes) => {
+                check_source_len(&s.name, bytes.len(), s.dtype, &s.shape)?;
+                let row = s.dtype.nbytes(*s.shape.last().unwrap_or(&1)).unwrap_or(1);
+                Box::new(BytesJob::new(&s.name, bytes, row, i))
             }
-            src.len()
+            SourceRows::Plan(t, ckpt) => Box::new(PlanJob::new(t, ckpt, i)),
+        };
+        let enc = if s.dtype == c.dtype {
+            None
         } else {
-            let enc = TensorEncoder::new(
-                &s.name,
-                s.dtype,
-                &s.shape,
-                c.dtype,
-                opts.mxfp4_scale,
-                opts.imatrix.as_ref(),
-            )?
-            .allow_nonfinite(opts.allow_nonfinite);
-            let rows_per_piece = (PIECE_BYTES / enc.src_row.max(1)).max(1);
-            let mut r0 = 0;
-            while r0 < enc.nrows {
-                let r1 = (r0 + rows_per_piece).min(enc.nrows);
-                let piece = src
-                    .get(r0 * enc.src_row..r1 * enc.src_row)
-                    .with_context(|| format!("tensor '{}': rows {r0}..{r1}", s.name))?;
-                buf.resize((r1 - r0) * enc.dst_row, 0);
-                enc.encode_rows(piece, r0, &mut buf)?;
-                write(r0 * enc.dst_row, &buf)?;
-                release(piece);
-                r0 = r1;
-            }
-            enc.nrows * enc.dst_row
+            Some(
+                TensorEncoder::new(
+                    &s.name,
+                    s.dtype,
+                    &s.shape,
+                    c.dtype,
+                    opts.mxfp4_scale,
+                    opts.imatrix.as_ref(),
+                )?
+                .allow_nonfinite(opts.allow_nonfinite),
+            )
         };
+        let n: usize = s.shape.iter().product();
+        summary.bytes_in += s.dtype.nbytes(n).unwrap_or(0);
+        summary.bytes_out += c.dtype.nbytes(n).unwrap_or(0);
         if let Some(n) = c.note(&s.name) {
             summary.notes.push(n);
         }
-        summary.bytes_in += src.len();
-        summary.bytes_out += written;
         summary.tensors.push((s.name.clone(), s.dtype, c.dtype));
-        bar.inc(1);
+        jobs.push(match enc {
+            None => inner,
+            Some(enc) => Box::new(EncodeJob::new(inner, enc, i)),
+        });
     }
+    let out = match &opts.split {
+        OutputSplit::Rule(rule) => w.create_split(output, *rule, opts.existing)?,
+        OutputSplit::Shards(shard_of) => w.create_shards(output, shard_of, SplitKeyOrder::LlamaQuantize, opts.existing)?,
+        OutputSplit::KeepInput => bail!(
+            "--keep-split keeps the shards of a split GGUF input; this input is not GGUF (cut the output with \
+             --split-max-size or --split-max-tensors)"
+        ),
+    };
+    summary.files = out.paths().iter().map(|p| p.to_path_buf()).collect();
+    let bar = progress_bar(opts.progress, summary.bytes_out as u64);
+    drive(&jobs, &out, PIECE_BYTES, release, &bar)?;
     out.finish()?;
     bar.finish_and_clear();
     Ok(summary)
 }
 
-/// Quantizes a GGUF file: every tensor and key/value of `input`, in its order, as llama-quantize does.
+/// A tensor re-encoded into another type: the source rows of `inner` (as they are, or made), then
+/// [`TensorEncoder::encode_rows`].
+struct EncodeJob<'c> {
+    inner: Box<dyn Job<'c> + 'c>,
+    enc: TensorEncoder<'c>,
+    outputs: [(usize, usize); 1],
+}
+
+impl<'c> EncodeJob<'c> {
+    fn new(inner: Box<dyn Job<'c> + 'c>, enc: TensorEncoder<'c>, tensor: usize) -> Self {
+        let dst_row = enc.dst_row;
+        EncodeJob {
+            inner,
+            enc,
+            outputs: [(tensor, dst_row)],
+        }
+    }
+}
+
+impl<'c> Job<'c> for EncodeJob<'c> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn n_rows(&self) -> usize {
+        self.enc.nrows
+    }
+    fn outputs(&self) -> &[(usize, usize)] {
+        &self.outputs
+    }
+    /// Pieces are sized by their source bytes (the larger side), in the units the source is read in.
+    fn rows_per_piece(&self, target_bytes: usize) -> usize {
+        self.inner.rows_per_piece(target_bytes)
+    }
+    fn make(&self, rows: Range<usize>, out: &mut [&mut [u8]]) -> Result<Vec<&'c [u8]>> {
+        let Some(dst) = out.first_mut() else {
+            return Ok(Vec::new());
+        };
+        let first = rows.start;
+        match self.inner.unchanged(rows.clone()) {
+            Some(src) => {
+                self.enc.encode_rows(src, first, dst)?;
+                Ok(vec![src])
+            }
+            None => {
+                let mut src = vec![0u8; rows.len() * self.enc.src_row];
+                let read = self.inner.make(rows, &mut [&mut src])?;
+                self.enc.encode_rows(&src, first, dst)?;
+                Ok(read)
+            }
+        }
+    }
+}
+
+/// Quantizes a GGUF model (one file, or every shard of a split set given any one of them): every tensor and
+/// key/value of `input`, in its order, as llama-quantize does; like llama-quantize it drops the input's
+/// `split.*` keys, which describe the input's files.
 pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
-    let f = GgufFile::open(input)?;
+    let f = GgufModel::open(input)?;
     let sources: Vec<SourceTensor<'_>> = f
-        .tensors
-        .iter()
+        .tensor_infos()
         .map(|ti| {
-            let f = &f;
-            SourceTensor {
+            let v = f
+                .tensor(&ti.name)
+                .with_context(|| format!("{}: no tensor '{}'", input.display(), ti.name))?;
+            Ok(SourceTensor {
                 name: ti.name.clone(),
                 shape: ti.shape.clone(),
                 dtype: ti.dtype,
-                load: Box::new(move || Ok(Cow::Borrowed(f.tensor_bytes(ti)))),
-            }
+                rows: SourceRows::Bytes(v.bytes),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut rules = opts.rules.clone();
     rules.tied_embeddings = f.tensor_info(names::OUTPUT.gguf).is_none();
+    let split = match &opts.split {
+        OutputSplit::KeepInput => OutputSplit::Shards(
+            f.tensor_infos()
+                .map(|t| f.shard_of(&t.name).unwrap_or(0))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
     let opts = QuantizeOptions {
         rules,
+        split,
         ..opts.clone()
     };
-    write_gguf(f.metadata.clone(), &sources, output, &opts, &|b| {
+    write_gguf(f.model_metadata(), &sources, output, &opts, &|b| {
         f.release(b)
     })
     .with_context(|| format!("quantizing {}", input.display()))
@@ -217,7 +310,6 @@ pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> 
     let ckpt = Checkpoint::open(input, None)?;
     let plan = Plan::new(&ckpt, OutType::Auto)?;
     let metadata = crate::cli::convert::metadata(&ckpt, &plan)?;
-    let ckpt_ref = &ckpt;
     let sources: Vec<SourceTensor<'_>> = plan
         .tensors
         .iter()
@@ -225,10 +317,10 @@ pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> 
             name: t.name.clone(),
             shape: t.shape.clone(),
             dtype: t.dtype,
-            load: Box::new(move || Ok(Cow::Owned(t.materialize(ckpt_ref)?))),
+            rows: SourceRows::Plan(t, &ckpt),
         })
         .collect();
-    write_gguf(metadata, &sources, output, opts, &|b| ckpt_ref.release(b))
+    write_gguf(metadata, &sources, output, opts, &|b| ckpt.release(b))
         .with_context(|| format!("quantizing {}", input.display()))
 }
 
@@ -239,14 +331,15 @@ fn set_kv(kvs: &mut Vec<(String, MetaValue)>, key: &str, value: MetaValue) {
     }
 }
 
-pub(crate) fn progress_bar(enabled: bool, n: usize) -> ProgressBar {
+/// A bar over `total` output bytes (hidden when not `enabled`).
+pub(crate) fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(n as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tensors {msg}")
-    {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

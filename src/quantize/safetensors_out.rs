@@ -20,6 +20,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,16 +29,18 @@ use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
 use ossify_formats::safetensors::{SafetensorsWriter, INDEX_FILE, SINGLE_FILE};
+use ossify_formats::sink::{assign_files, FileSet, Sink};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 use serde_json::json;
 
 use super::encode::Mxfp4Scale;
-use super::pipeline::{progress_bar, QuantizeOptions};
+use super::pipeline::{progress_bar, QuantizeOptions, PIECE_BYTES};
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
 use crate::gpt_oss::config::AttentionKind;
 use crate::gpt_oss::names::{self, Source};
 use crate::gpt_oss::GptOssConfig;
+use crate::stream::{drive, FnJob, Job as StreamJob};
 
 /// `save_pretrained`'s default `max_shard_size` ("5GB").
 pub const DEFAULT_SHARD_BYTES: usize = 5_000_000_000;
@@ -75,17 +78,6 @@ enum Job {
     GgufExperts { parts: Vec<String> },
     /// GGUF gate and up biases (E, n) interleaved into one (E, 2n) BF16 bias (gate even).
     InterleavedBias { gate: String, up: String },
-}
-
-impl Job {
-    /// The source tensor, for progress and errors.
-    fn source(&self) -> &str {
-        match self {
-            Job::Bf16 { src } | Job::Copy { src } | Job::Experts { src, .. } => src,
-            Job::GgufExperts { parts } => parts.first().map_or("", String::as_str),
-            Job::InterleavedBias { gate, .. } => gate,
-        }
-    }
 }
 
 /// What [`quantize_to_safetensors`] wrote.
@@ -316,24 +308,29 @@ fn expert_importance(
 fn encode_mxfp4_row(
     x: &[f32],
     w: Option<&[f32]>,
-    opts: &QuantizeOptions,
+    scale: Mxfp4Scale,
+    allow_nonfinite: bool,
     ggml: &mut [u8],
 ) -> Result<()> {
-    super::encode::check_finite(x, opts.allow_nonfinite)?;
-    match opts.mxfp4_scale {
+    super::encode::check_finite(x, allow_nonfinite)?;
+    match scale {
         Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, ggml),
         Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, ggml),
     }
     Ok(())
 }
 
+type JobBox<'c> = Box<dyn StreamJob<'c> + 'c>;
+
 /// GGUF experts (E, out, in), one tensor or gate + up, as HF MXFP4 (blocks, scales) of (E, parts × out, in)
 /// with the parts' rows interleaved. MXFP4 rows are repacked as they are; others are decoded and encoded.
-fn encode_gguf_experts(
-    ckpt: &Checkpoint,
+/// Pieces are whole experts.
+fn gguf_experts_job<'c>(
+    ckpt: &'c Checkpoint,
     parts: &[String],
-    opts: &QuantizeOptions,
-) -> Result<(Vec<u8>, Vec<u8>)> {
+    opts: &'c QuantizeOptions,
+    ids: &[usize],
+) -> Result<JobBox<'c>> {
     let views = parts
         .iter()
         .map(|p| ckpt.tensor(p))
@@ -365,64 +362,107 @@ fn encode_gguf_experts(
                 .collect()
         })
         .collect();
-    let mut blocks = vec![0u8; n_exp * rows * np * nb * 16];
-    let mut scales = vec![0u8; n_exp * rows * np * nb];
-    blocks
-        .par_chunks_mut(nb * 16)
-        .zip(scales.par_chunks_mut(nb))
-        .enumerate()
-        .try_for_each(|(row, (b, s))| -> Result<()> {
-            let (e, o) = (row / (rows * np), row % (rows * np));
-            let (p, r) = (o % np, o / np);
-            let at = (e * rows + r) * row_bytes;
-            let src = &views[p].bytes[at..at + row_bytes];
-            if dtype == DType::Mxfp4 {
-                repack_ggml_to_hf(src, b, s)?;
-                return Ok(());
-            }
-            let mut x = vec![0f32; cols];
-            quant::dequantize_row(dtype, src, &mut x)?;
-            let mut ggml = vec![0u8; nb * 17];
-            let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
-            encode_mxfp4_row(&x, w, opts, &mut ggml).with_context(|| format!("row {row}"))?;
-            repack_ggml_to_hf(&ggml, b, s)?;
-            Ok(())
-        })
-        .with_context(|| format!("tensor '{name}'"))?;
-    Ok((blocks, scales))
+    let per_expert = rows * np;
+    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
+    let outputs = vec![(ids[0], nb * 16), (ids[1], nb)];
+    let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
+        let [blocks, scales] = out else {
+            bail!("expected blocks and scales");
+        };
+        blocks
+            .par_chunks_mut(nb * 16)
+            .zip(scales.par_chunks_mut(nb))
+            .enumerate()
+            .try_for_each(|(i, (b, s))| -> Result<()> {
+                let row = range.start + i;
+                let (e, o) = (row / per_expert, row % per_expert);
+                let (p, r) = (o % np, o / np);
+                let at = (e * rows + r) * row_bytes;
+                let src = &views[p].bytes[at..at + row_bytes];
+                if dtype == DType::Mxfp4 {
+                    repack_ggml_to_hf(src, b, s)?;
+                    return Ok(());
+                }
+                let mut x = vec![0f32; cols];
+                quant::dequantize_row(dtype, src, &mut x)?;
+                let mut ggml = vec![0u8; nb * 17];
+                let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
+                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
+                    .with_context(|| format!("row {row}"))?;
+                repack_ggml_to_hf(&ggml, b, s)?;
+                Ok(())
+            })?;
+        // The experts this piece read, from each part.
+        let (e0, e1) = (range.start / per_expert, range.end.div_ceil(per_expert));
+        Ok(views
+            .iter()
+            .filter_map(|v| v.bytes.get(e0 * rows * row_bytes..e1 * rows * row_bytes))
+            .collect())
+    };
+    Ok(Box::new(FnJob::new(
+        name,
+        n_exp * per_expert,
+        outputs,
+        per_expert,
+        make,
+    )))
 }
 
-/// Gate and up biases (E, n) as one BF16 (E, 2n) with gate at even entries.
-fn interleave_bias(ckpt: &Checkpoint, gate: &str, up: &str) -> Result<Vec<u8>> {
-    let decode = |name: &str| -> Result<Vec<f32>> {
-        let t = ckpt.tensor(name)?;
-        let mut v = vec![0f32; t.n_elements()];
-        quant::dequantize_row(t.dtype, t.bytes, &mut v)
-            .with_context(|| format!("tensor '{name}'"))?;
-        Ok(v)
-    };
-    let (g, u) = (decode(gate)?, decode(up)?);
-    let n = ckpt.tensor(gate)?.shape.last().copied().unwrap_or(0);
-    if g.len() != u.len() || n == 0 {
+/// Gate and up biases (E, n) as one BF16 (E, 2n) with gate at even entries; a row per expert.
+fn interleave_bias_job<'c>(
+    ckpt: &'c Checkpoint,
+    gate: &str,
+    up: &str,
+    id: usize,
+) -> Result<JobBox<'c>> {
+    let (g, u) = (ckpt.tensor(gate)?, ckpt.tensor(up)?);
+    let n = g.shape.last().copied().unwrap_or(0);
+    let row_bytes = g.dtype.nbytes(n).unwrap_or(0);
+    if (g.dtype, &g.shape) != (u.dtype, &u.shape)
+        || n == 0
+        || row_bytes == 0
+        || g.bytes.len() % row_bytes != 0
+        || u.bytes.len() != g.bytes.len()
+    {
         bail!("tensors '{gate}' and '{up}' should have the same non-empty shape");
     }
-    let x: Vec<f32> = g
-        .chunks_exact(n)
-        .zip(u.chunks_exact(n))
-        .flat_map(|(a, b)| a.iter().zip(b).flat_map(|(&x, &y)| [x, y]))
-        .collect();
-    let mut out = vec![0u8; 2 * x.len()];
-    quant::quantize_row(DType::BF16, &x, &mut out).with_context(|| format!("tensor '{gate}'"))?;
-    Ok(out)
+    let n_rows = g.bytes.len() / row_bytes;
+    let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
+        let [dst] = out else {
+            bail!("expected one output");
+        };
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        let mut x = vec![0f32; 2 * n];
+        for (i, o) in dst.chunks_exact_mut(4 * n).enumerate() {
+            let at = (range.start + i) * row_bytes;
+            quant::dequantize_row(g.dtype, &g.bytes[at..at + row_bytes], &mut a)?;
+            quant::dequantize_row(u.dtype, &u.bytes[at..at + row_bytes], &mut b)?;
+            for (k, (&p, &q)) in a.iter().zip(&b).enumerate() {
+                x[2 * k] = p;
+                x[2 * k + 1] = q;
+            }
+            quant::quantize_row(DType::BF16, &x, o)?;
+        }
+        Ok(Vec::new())
+    };
+    Ok(Box::new(FnJob::new(
+        gate,
+        n_rows,
+        vec![(id, 4 * n)],
+        1,
+        make,
+    )))
 }
 
-/// Encodes dense experts (E, in, out) as HF MXFP4 (blocks, scales) of (E, out, in).
-fn encode_experts(
+/// Dense experts (E, in, out) as HF MXFP4 (blocks, scales) of (E, out, in). Pieces are whole experts (an
+/// output row is a column of the source).
+fn experts_job<'c>(
     name: &str,
-    t: &TensorView<'_>,
+    t: TensorView<'c>,
     importance: &(String, String),
-    opts: &QuantizeOptions,
-) -> Result<(Vec<u8>, Vec<u8>)> {
+    opts: &'c QuantizeOptions,
+    ids: &[usize],
+) -> Result<JobBox<'c>> {
     let [n_exp, n_in, n_out] = t.shape[..] else {
         bail!("tensor '{name}': expected 3 dimensions");
     };
@@ -444,39 +484,91 @@ fn encode_experts(
             ]
         })
         .collect();
-    let mut blocks = vec![0u8; n_exp * n_out * nb * 16];
-    let mut scales = vec![0u8; n_exp * n_out * nb];
-    blocks
-        .par_chunks_mut(nb * 16)
-        .zip(scales.par_chunks_mut(nb))
-        .enumerate()
-        .try_for_each(|(row, (b, s))| -> Result<()> {
-            let (e, o) = (row / n_out, row % n_out);
-            let mut x = vec![0f32; n_in];
-            for (i, v) in x.iter_mut().enumerate() {
-                let at = ((e * n_in + i) * n_out + o) * esize;
-                quant::dequantize_row(t.dtype, &t.bytes[at..at + esize], std::slice::from_mut(v))?;
-            }
-            let mut ggml = vec![0u8; nb * 17];
-            let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
-            encode_mxfp4_row(&x, w, opts, &mut ggml).with_context(|| format!("row {row}"))?;
-            repack_ggml_to_hf(&ggml, b, s)?;
-            Ok(())
-        })
-        .with_context(|| format!("tensor '{name}'"))?;
-    Ok((blocks, scales))
+    let slab = n_in * n_out * esize;
+    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
+    let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
+        let [blocks, scales] = out else {
+            bail!("expected blocks and scales");
+        };
+        blocks
+            .par_chunks_mut(nb * 16)
+            .zip(scales.par_chunks_mut(nb))
+            .enumerate()
+            .try_for_each(|(i, (b, s))| -> Result<()> {
+                let row = range.start + i;
+                let (e, o) = (row / n_out, row % n_out);
+                let mut x = vec![0f32; n_in];
+                for (i, v) in x.iter_mut().enumerate() {
+                    let at = ((e * n_in + i) * n_out + o) * esize;
+                    quant::dequantize_row(
+                        t.dtype,
+                        &t.bytes[at..at + esize],
+                        std::slice::from_mut(v),
+                    )?;
+                }
+                let mut ggml = vec![0u8; nb * 17];
+                let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
+                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
+                    .with_context(|| format!("row {row}"))?;
+                repack_ggml_to_hf(&ggml, b, s)?;
+                Ok(())
+            })?;
+        let (e0, e1) = (range.start / n_out, range.end.div_ceil(n_out));
+        Ok(t.bytes.get(e0 * slab..e1 * slab).into_iter().collect())
+    };
+    Ok(Box::new(FnJob::new(
+        name,
+        n_exp * n_out,
+        vec![(ids[0], nb * 16), (ids[1], nb)],
+        n_out,
+        make,
+    )))
 }
 
-fn to_bf16(name: &str, t: &TensorView<'_>) -> Result<Vec<u8>> {
-    if t.dtype == DType::BF16 {
-        return Ok(t.bytes.to_vec());
+/// A float tensor as BF16, row by row (the last dimension); a BF16 one goes out as it is. `Copy` (U8) tensors
+/// take the same path with `bf16 = false`.
+fn bf16_job<'c>(name: &str, t: TensorView<'c>, id: usize, bf16: bool) -> Result<JobBox<'c>> {
+    let ncols = t.shape.last().copied().unwrap_or(1).max(1);
+    let src_row = t.dtype.nbytes(ncols).unwrap_or(0);
+    if src_row == 0 || t.bytes.len() % src_row != 0 {
+        bail!(
+            "tensor '{name}': {} bytes for {:?} {}",
+            t.bytes.len(),
+            t.shape,
+            t.dtype
+        );
     }
-    let n = t.n_elements();
-    let mut f = vec![0f32; n];
-    quant::dequantize_row(t.dtype, t.bytes, &mut f).with_context(|| format!("tensor '{name}'"))?;
-    let mut out = vec![0u8; 2 * n];
-    quant::quantize_row(DType::BF16, &f, &mut out).with_context(|| format!("tensor '{name}'"))?;
-    Ok(out)
+    let n_rows = t.bytes.len() / src_row;
+    let as_is = !bf16 || t.dtype == DType::BF16;
+    let dst_row = if as_is { src_row } else { 2 * ncols };
+    let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
+        let [dst] = out else {
+            bail!("expected one output");
+        };
+        let src = t
+            .bytes
+            .get(range.start * src_row..range.end * src_row)
+            .ok_or_else(|| anyhow!("rows {range:?} out of range"))?;
+        if as_is {
+            dst.copy_from_slice(src);
+        } else {
+            dst.par_chunks_mut(dst_row)
+                .zip(src.par_chunks(src_row))
+                .try_for_each(|(o, s)| -> Result<()> {
+                    let mut f = vec![0f32; ncols];
+                    quant::dequantize_row(t.dtype, s, &mut f)?;
+                    quant::quantize_row(DType::BF16, &f, o)?;
+                    Ok(())
+                })?;
+        }
+        Ok(vec![src])
+    };
+    let job = FnJob::new(name, n_rows, vec![(id, dst_row)], 1, make);
+    Ok(Box::new(if as_is {
+        job.unchanged_from(t.bytes, src_row)
+    } else {
+        job
+    }))
 }
 
 /// Writes `input` (an HF folder or a GGUF file) as OpenAI-layout MXFP4 safetensors into the folder `output`.
@@ -516,19 +608,8 @@ pub fn quantize_to_safetensors(
     .with_context(|| format!("{}", input.display()))?;
 
     // Shards: in order, a new one whenever the next job would pass the limit (a pair stays together).
-    let mut shards: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut used = 0usize;
-    for (i, j) in jobs.iter().enumerate() {
-        let n = j.nbytes();
-        if used > 0 && used + n > shard_bytes {
-            shards.push(Vec::new());
-            used = 0;
-        }
-        used += n;
-        if let Some(s) = shards.last_mut() {
-            s.push(i);
-        }
-    }
+    let sizes: Vec<u64> = jobs.iter().map(|j| j.nbytes() as u64).collect();
+    let shards = assign_files(&sizes, Some(shard_bytes as u64), None);
     let n_shards = shards.len();
     let shard_name = |k: usize| {
         if n_shards == 1 {
@@ -541,48 +622,48 @@ pub fn quantize_to_safetensors(
     let dir = PartialDir::create(output, opts.existing)?;
     let partial = dir.path().to_path_buf();
 
-    let bar = progress_bar(opts.progress, jobs.len());
+    // Plan every shard (each file's header fixes its offsets), then one driver writes all of them.
     let mut weight_map = serde_json::Map::new();
+    let mut files = Vec::with_capacity(n_shards);
+    let mut ids: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
     let mut total = 0usize;
     for (k, members) in shards.iter().enumerate() {
-        let file = partial.join(shard_name(k));
         let mut w = SafetensorsWriter::new();
         w.add_metadata("format", "pt");
-        let mut index = Vec::new();
-        for &i in members {
-            let mut ids = Vec::new();
+        for i in members.clone() {
+            let mut these = Vec::new();
             for (name, dtype, shape) in &jobs[i].outputs {
-                ids.push(w.add_tensor(name, *dtype, shape)?);
+                w.add_tensor(name, *dtype, shape)?;
+                these.push(total);
+                total += 1;
                 weight_map.insert(name.clone(), json!(shard_name(k)));
             }
-            index.push((i, ids));
+            ids.push(these);
         }
-        let out = w.create(&file)?;
-        for (i, ids) in index {
-            let job = &jobs[i].job;
-            bar.set_message(job.source().to_string());
-            let bufs: Vec<Vec<u8>> = match job {
-                Job::Bf16 { src } => vec![to_bf16(src, &ckpt.tensor(src)?)?],
-                Job::Copy { src } => vec![ckpt.tensor(src)?.bytes.to_vec()],
-                Job::Experts { src, importance } => {
-                    let (b, s) = encode_experts(src, &ckpt.tensor(src)?, importance, opts)?;
-                    vec![b, s]
-                }
-                Job::GgufExperts { parts } => {
-                    let (b, s) = encode_gguf_experts(&ckpt, parts, opts)?;
-                    vec![b, s]
-                }
-                Job::InterleavedBias { gate, up } => vec![interleave_bias(&ckpt, gate, up)?],
-            };
-            for (id, b) in ids.iter().zip(&bufs) {
-                out.write_tensor(*id, b)?;
-                total += b.len();
-            }
-            bar.inc(1);
-        }
-        out.finish()?;
+        files.push(w.create(&partial.join(shard_name(k)))?);
     }
+    let set = FileSet::new(files);
+    let stream: Vec<JobBox<'_>> = jobs
+        .iter()
+        .zip(&ids)
+        .map(|(p, ids)| -> Result<JobBox<'_>> {
+            match &p.job {
+                Job::Bf16 { src } => bf16_job(src, ckpt.tensor(src)?, ids[0], true),
+                Job::Copy { src } => bf16_job(src, ckpt.tensor(src)?, ids[0], false),
+                Job::Experts { src, importance } => {
+                    experts_job(src, ckpt.tensor(src)?, importance, opts, ids)
+                }
+                Job::GgufExperts { parts } => gguf_experts_job(&ckpt, parts, opts, ids),
+                Job::InterleavedBias { gate, up } => interleave_bias_job(&ckpt, gate, up, ids[0]),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let bytes_out: usize = (0..set.n_tensors()).map(|t| set.tensor_size(t)).sum();
+    let bar = progress_bar(opts.progress, bytes_out as u64);
+    drive(&stream, &set, PIECE_BYTES, &|b| ckpt.release(b), &bar)?;
     bar.finish_and_clear();
+    set.finish()?;
+    let total = bytes_out;
     if n_shards > 1 {
         let index = json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
         write_json(&partial.join(INDEX_FILE), &index)?;

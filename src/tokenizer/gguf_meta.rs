@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ossify_formats::gguf::constants as k;
-use ossify_formats::gguf::{GgufFile, MetaArray, MetaValue};
+use ossify_formats::gguf::{GgufFile, GgufModel, MetaArray, MetaValue};
 
 use super::vocab::{GgufVocab, SpecialToken, TokenType};
 
@@ -99,8 +99,9 @@ impl GgufVocab {
 
     /// Opens `path` and reads its vocabulary; errors name the file.
     pub fn from_gguf_path(path: &Path) -> Result<GgufVocab> {
-        let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
-        Self::from_gguf(&file)
+        // Any shard of a split model: the vocabulary is in the first.
+        let model = GgufModel::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Self::from_metadata(model.metadata())
             .with_context(|| format!("{}: reading the tokenizer metadata", path.display()))
     }
 

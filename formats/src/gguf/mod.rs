@@ -43,12 +43,14 @@
 
 pub mod constants;
 mod reader;
+mod split;
 mod value;
 mod writer;
 
 pub use reader::{GgufFile, TensorInfo};
+pub use split::{is_split_key, split_path, split_prefix, GgufModel, MAX_SPLITS};
 pub use value::{MetaArray, MetaValue};
-pub use writer::{GgufOutput, GgufWriter};
+pub use writer::{split_output_prefix, GgufOutput, GgufWriter, SplitKeyOrder, SplitRule};
 
 use std::path::PathBuf;
 
@@ -149,6 +151,38 @@ pub enum GgufError {
         file_len: u64,
     },
 
+    // ---- split sets (split.rs) ----
+    #[error("{key} {why}")]
+    SplitKey { key: &'static str, why: String },
+    #[error("is shard {} of {count} (split.no {no}) but is not named {expected}, so the other shards cannot be found", no + 1)]
+    SplitName {
+        no: usize,
+        count: usize,
+        expected: String,
+    },
+    #[error("missing: shard {} of the {count}-file split model {} belongs to", no + 1, given.display())]
+    SplitMissing {
+        no: usize,
+        count: usize,
+        given: PathBuf,
+    },
+    #[error("named like a shard of the same split model but not one of its {count} files (left over from another split?); move it away or the set to its own folder")]
+    SplitStray { count: usize },
+    #[error("does not belong to this split set: {key} is {found}, expected {expected}")]
+    SplitMismatch {
+        key: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error("split.tensors.count says {expected} tensors but the {count} shards hold {found}")]
+    SplitTensorCount {
+        expected: usize,
+        found: usize,
+        count: usize,
+    },
+    #[error("tensor '{name}' is also in {}", first.display())]
+    SplitDuplicateTensor { name: String, first: PathBuf },
+
     // ---- writing ----
     #[error("tensor '{name}': {dtype} cannot be stored in GGUF")]
     UnsupportedDType { name: String, dtype: DType },
@@ -168,6 +202,10 @@ pub enum GgufError {
         expected: usize,
         got: usize,
     },
+    #[error("a split plan must give each of the {tensors} tensors a shard, in order, none empty")]
+    BadShardPlan { tensors: usize },
+    #[error("would be {count} files, more than the {max} a split set can have")]
+    TooManySplits { count: usize, max: usize },
     #[error("tensor '{name}' written twice")]
     WrittenTwice { name: String },
     #[error("{count} tensors never written, first '{first}'")]

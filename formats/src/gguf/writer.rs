@@ -13,16 +13,18 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::constants::{
     GENERAL_ALIGNMENT, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
-    GGUF_VERSION,
+    GGUF_VERSION, SPLIT_COUNT, SPLIT_NO, SPLIT_TENSORS_COUNT,
 };
+use super::split::{check_no_strays, is_split_key, split_path, MAX_SPLITS};
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
 use crate::atomic::{Existing, PartialFile};
+use crate::sink::{FileSink, Sink};
 use crate::DType;
 
 #[derive(Clone, Debug)]
@@ -217,6 +219,111 @@ impl GgufWriter {
 
     /// [`GgufWriter::create`], with what to do about an existing `path` (the rules of [`crate::atomic`]).
     pub fn create_with(self, path: &Path, existing: Existing) -> Result<GgufOutput, GgufError> {
+        let shard = self.create_file(path, existing)?;
+        let place = shard.offsets.iter().map(|&o| (0, o)).collect();
+        Ok(GgufOutput::new(vec![shard.out], self.tensors, place))
+    }
+
+    /// [`GgufWriter::create`] cut into a split set by `rule`, as `llama-gguf-split --split` cuts the single
+    /// file (byte for byte): `PREFIX-00001-of-0000N.gguf` ... where `PREFIX` is `path` without its `.gguf`
+    /// (as llama.cpp's converter and llama-quantize name shards). The first shard holds every key/value, then
+    /// the three split keys; the others only those three ([`SplitKeyOrder::GgufSplit`]). A rule that gives one
+    /// shard writes the plain file at `path`, as llama.cpp's converter does. Nothing appears until
+    /// [`GgufOutput::finish`], which renames the first shard last, so a reader that finds it finds the rest.
+    /// `existing` applies to each shard.
+    pub fn create_split(
+        self,
+        path: &Path,
+        rule: SplitRule,
+        existing: Existing,
+    ) -> Result<GgufOutput, GgufError> {
+        let sizes: Vec<usize> = self.tensors.iter().map(|t| t.size).collect();
+        let shard_of = rule.assign(&sizes);
+        self.create_shards(path, &shard_of, SplitKeyOrder::GgufSplit, existing)
+    }
+
+    /// [`GgufWriter::create_split`] with each tensor's shard given (0-based, in tensor order; each shard
+    /// continues the last or starts the next, none empty), e.g. llama-quantize `--keep-split` keeping its
+    /// input's, and the split keys in `order`.
+    pub fn create_shards(
+        self,
+        path: &Path,
+        shard_of: &[usize],
+        order: SplitKeyOrder,
+        existing: Existing,
+    ) -> Result<GgufOutput, GgufError> {
+        let contiguous = shard_of.len() == self.tensors.len()
+            && shard_of.first().is_none_or(|&s| s == 0)
+            && shard_of
+                .windows(2)
+                .all(|w| w[1] == w[0] || w[1] == w[0] + 1);
+        if !contiguous {
+            return Err(GgufError::BadShardPlan {
+                tensors: self.tensors.len(),
+            }
+            .in_file(path));
+        }
+        let count = shard_of.last().map_or(1, |&s| s + 1);
+        if count <= 1 {
+            return self.create_with(path, existing);
+        }
+        if count > MAX_SPLITS {
+            return Err(GgufError::TooManySplits {
+                count,
+                max: MAX_SPLITS,
+            }
+            .in_file(path));
+        }
+        let prefix = split_output_prefix(path);
+        check_no_strays(&prefix, count)?;
+        let total = i32::try_from(self.tensors.len()).map_err(|_| {
+            GgufError::TooManySplits {
+                count: self.tensors.len(),
+                max: i32::MAX as usize,
+            }
+            .in_file(path)
+        })?;
+        let mut writers: Vec<GgufWriter> = Vec::with_capacity(count);
+        for no in 0..count {
+            let mut w = GgufWriter::new();
+            if no == 0 {
+                for (k, v) in &self.kvs {
+                    if !is_split_key(k) {
+                        w.add_kv(k, v.clone())?;
+                    }
+                }
+            } else if self.alignment != GGUF_DEFAULT_ALIGNMENT {
+                // Each shard is read with its own header's alignment.
+                w.add_kv(GENERAL_ALIGNMENT, MetaValue::U32(self.alignment as u32))?;
+            }
+            // The types llama.cpp gives them: u16, u16, i32.
+            for key in order.keys() {
+                let value = match key {
+                    SPLIT_NO => MetaValue::U16(no as u16),
+                    SPLIT_COUNT => MetaValue::U16(count as u16),
+                    _ => MetaValue::I32(total),
+                };
+                w.add_kv(key, value)?;
+            }
+            writers.push(w);
+        }
+        for (t, &no) in self.tensors.iter().zip(shard_of) {
+            if let Some(w) = writers.get_mut(no) {
+                w.add_tensor(&t.name, t.dtype, &t.shape)?;
+            }
+        }
+        let mut files = Vec::with_capacity(count);
+        let mut place = Vec::with_capacity(self.tensors.len());
+        for (no, w) in writers.iter().enumerate() {
+            let shard = w.create_file(&split_path(&prefix, no, count), existing)?;
+            place.extend(shard.offsets.iter().map(|&o| (no, o)));
+            files.push(shard.out);
+        }
+        Ok(GgufOutput::new(files, self.tensors, place))
+    }
+
+    /// One file: header written, length set, offsets of its tensors.
+    fn create_file(&self, path: &Path, existing: Existing) -> Result<PlannedFile, GgufError> {
         let (header, offsets, data_len) = self.plan();
         let data_offset = header.len() as u64;
         let run = || -> Result<PartialFile, GgufError> {
@@ -228,14 +335,82 @@ impl GgufWriter {
             Ok(file)
         };
         let file = run().map_err(|e| e.in_file(path))?;
-        let written = self.tensors.iter().map(|_| AtomicU64::new(0)).collect();
-        Ok(GgufOutput {
-            file,
-            tensors: self.tensors,
+        Ok(PlannedFile {
+            out: OutFile { file, data_offset },
             offsets,
-            data_offset,
-            written,
         })
+    }
+}
+
+/// The order of the three split keys at the end of each shard's key/values, which differs between llama.cpp's
+/// tools: each `gguf_set_val_*` removes a key and appends it (ggml/src/gguf.cpp), and gguf-split sets
+/// `split.count` twice (a placeholder, then the count), so it ends up last; llama-quantize sets each once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitKeyOrder {
+    /// `split.no`, `split.tensors.count`, `split.count`: tools/gguf-split.
+    GgufSplit,
+    /// `split.no`, `split.count`, `split.tensors.count`: src/llama-quant.cpp (`--keep-split`).
+    LlamaQuantize,
+}
+
+impl SplitKeyOrder {
+    fn keys(self) -> [&'static str; 3] {
+        match self {
+            SplitKeyOrder::GgufSplit => [SPLIT_NO, SPLIT_TENSORS_COUNT, SPLIT_COUNT],
+            SplitKeyOrder::LlamaQuantize => [SPLIT_NO, SPLIT_COUNT, SPLIT_TENSORS_COUNT],
+        }
+    }
+}
+
+/// How to cut a model into a split set: llama-gguf-split's `--split-max-size` / `--split-max-tensors`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplitRule {
+    /// One file.
+    #[default]
+    None,
+    /// A shard ends before the tensor that would take its tensor data (each tensor padded to 32 bytes, the
+    /// header not counted) past this many bytes. A tensor larger than the limit gets a shard of its own.
+    MaxSize(u64),
+    /// At most this many tensors per shard.
+    MaxTensors(usize),
+}
+
+impl SplitRule {
+    /// The shard (0-based) of each tensor, given the tensors' byte sizes in file order. The rule of
+    /// gguf-split.cpp's `split_strategy` (sizes padded to `GGUF_DEFAULT_ALIGNMENT` whatever the file's
+    /// alignment), except that it never makes an empty shard: where gguf-split gives up because the very first
+    /// tensor is over the size, that tensor gets the first shard alone.
+    pub fn assign(&self, sizes: &[usize]) -> Vec<usize> {
+        let mut shard = 0usize;
+        let mut in_shard = 0usize;
+        let mut bytes = 0u64;
+        let mut out = Vec::with_capacity(sizes.len());
+        for (i, &size) in sizes.iter().enumerate() {
+            let n = pad(size as u64, GGUF_DEFAULT_ALIGNMENT as u64);
+            let cut = match *self {
+                SplitRule::None => false,
+                SplitRule::MaxSize(max) => in_shard > 0 && bytes.saturating_add(n) > max,
+                SplitRule::MaxTensors(max) => max > 0 && i > 0 && i % max == 0,
+            };
+            if cut {
+                shard += 1;
+                in_shard = 0;
+                bytes = 0;
+            }
+            in_shard += 1;
+            bytes = bytes.saturating_add(n);
+            out.push(shard);
+        }
+        out
+    }
+}
+
+/// `PREFIX` of the shards written for `path`: `path` without a final `.gguf` (llama.cpp's converter and
+/// llama-quantize `--keep-split` strip it; gguf-split takes the prefix as given).
+pub fn split_output_prefix(path: &Path) -> PathBuf {
+    match path.to_str().and_then(|s| s.strip_suffix(".gguf")) {
+        Some(p) if !p.is_empty() && !p.ends_with('/') => PathBuf::from(p),
+        _ => path.to_owned(),
     }
 }
 
@@ -243,22 +418,55 @@ fn pad(x: u64, align: u64) -> u64 {
     x.div_ceil(align) * align
 }
 
-/// A GGUF being written: header in place, tensors to come. `Sync`: call [`GgufOutput::write_tensor`] from as
-/// many threads as you like. Dropped without [`GgufOutput::finish`], it removes the partial file.
+/// One output file being written.
+#[derive(Debug)]
+struct OutFile {
+    file: PartialFile,
+    data_offset: u64,
+}
+
+struct PlannedFile {
+    out: OutFile,
+    offsets: Vec<u64>,
+}
+
+/// A GGUF being written (one file, or every shard of a split set): headers in place, tensors to come. `Sync`:
+/// call [`GgufOutput::write_tensor`] from as many threads as you like. Dropped without [`GgufOutput::finish`],
+/// it removes the partial files.
 #[derive(Debug)]
 pub struct GgufOutput {
-    file: PartialFile,
+    files: Vec<OutFile>,
     tensors: Vec<PlannedTensor>,
-    offsets: Vec<u64>,
-    data_offset: u64,
+    /// Each tensor's file and offset in that file's data section.
+    place: Vec<(usize, u64)>,
     /// Bytes written so far into each tensor.
     written: Vec<AtomicU64>,
 }
 
 impl GgufOutput {
-    /// Absolute file offset where tensor `index` starts (0 for an index out of range).
+    fn new(files: Vec<OutFile>, tensors: Vec<PlannedTensor>, place: Vec<(usize, u64)>) -> Self {
+        let written = tensors.iter().map(|_| AtomicU64::new(0)).collect();
+        GgufOutput {
+            files,
+            tensors,
+            place,
+            written,
+        }
+    }
+
+    /// The files that [`GgufOutput::finish`] will create, first shard first.
+    pub fn paths(&self) -> Vec<&Path> {
+        self.files.iter().map(|f| f.file.target()).collect()
+    }
+
+    fn file_of(&self, index: usize) -> Option<(&OutFile, u64)> {
+        let &(f, off) = self.place.get(index)?;
+        self.files.get(f).map(|file| (file, file.data_offset + off))
+    }
+
+    /// Where tensor `index` starts in its file (0 for an index out of range).
     pub fn tensor_offset(&self, index: usize) -> u64 {
-        self.offsets.get(index).map_or(0, |o| self.data_offset + o)
+        self.file_of(index).map_or(0, |(_, o)| o)
     }
 
     /// Bytes tensor `index` must be given (0 for an index out of range).
@@ -268,14 +476,14 @@ impl GgufOutput {
 
     /// Writes tensor `index`'s bytes at its planned offset. Refuses a wrong byte count and a second write.
     pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<(), GgufError> {
-        if let Some(t) = self.tensors.get(index) {
+        if let (Some(t), Some((f, _))) = (self.tensors.get(index), self.file_of(index)) {
             if bytes.len() != t.size {
                 return Err(GgufError::WrongSize {
                     name: t.name.clone(),
                     expected: t.size,
                     got: bytes.len(),
                 }
-                .in_file(self.file.target()));
+                .in_file(f.file.target()));
             }
         }
         self.write_tensor_at(index, 0, bytes)
@@ -291,17 +499,25 @@ impl GgufOutput {
         offset: usize,
         bytes: &[u8],
     ) -> Result<(), GgufError> {
-        let path = self.file.target();
-        let (t, filled) = match (self.tensors.get(index), self.written.get(index)) {
-            (Some(t), Some(f)) => (t, f),
+        let (t, filled, (f, start)) = match (
+            self.tensors.get(index),
+            self.written.get(index),
+            self.file_of(index),
+        ) {
+            (Some(t), Some(w), Some(f)) => (t, w, f),
             _ => {
+                let path = self
+                    .files
+                    .first()
+                    .map_or(Path::new(""), |f| f.file.target());
                 return Err(GgufError::NoSuchTensor {
                     index,
                     count: self.tensors.len(),
                 }
-                .in_file(path))
+                .in_file(path));
             }
         };
+        let path = f.file.target();
         if offset
             .checked_add(bytes.len())
             .is_none_or(|end| end > t.size)
@@ -321,39 +537,83 @@ impl GgufOutput {
             }
             .in_file(path));
         }
-        if let Err(e) = self
-            .file
-            .file()
-            .write_all_at(bytes, self.tensor_offset(index) + offset as u64)
-        {
+        if let Err(e) = f.file.file().write_all_at(bytes, start + offset as u64) {
             filled.fetch_sub(n, Ordering::AcqRel);
             return Err(GgufError::Io(e).in_file(path));
         }
         Ok(())
     }
 
-    /// Checks that every tensor was written, syncs the file and renames it to its target.
+    /// Checks that every tensor was written, syncs every file, then renames them into place: the first shard
+    /// of a split set last, so the set is complete by the time its first file (the one readers open) appears.
     pub fn finish(self) -> Result<(), GgufError> {
-        let path = self.file.target().to_owned();
-        let missing: Vec<&PlannedTensor> = self
-            .tensors
-            .iter()
-            .zip(&self.written)
-            .filter(|(t, w)| w.load(Ordering::Acquire) != t.size as u64)
-            .map(|(t, _)| t)
-            .collect();
-        if let Some(first) = missing.first() {
-            return Err(GgufError::NotWritten {
-                count: missing.len(),
-                first: first.name.clone(),
-            }
-            .in_file(&path));
-        }
-        Ok(self.file.commit()?)
+        FileSink::finish(self)
     }
 
     /// Whether creating this output took over a partial left by a run that died.
     pub fn replaced_stale(&self) -> bool {
-        self.file.replaced_stale()
+        self.files.iter().any(|f| f.file.replaced_stale())
+    }
+}
+
+/// A GGUF output is one sink over all its files (the shards of a split set are addressed by the tensors' plan
+/// indices, as in [`crate::sink::FileSet`]).
+impl Sink for GgufOutput {
+    type Error = GgufError;
+
+    fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn tensor_size(&self, t: usize) -> usize {
+        GgufOutput::tensor_size(self, t)
+    }
+
+    fn write_at(&self, t: usize, offset: usize, bytes: &[u8]) -> Result<(), GgufError> {
+        self.write_tensor_at(t, offset, bytes)
+    }
+}
+
+impl FileSink for GgufOutput {
+    /// The first file (the one readers open).
+    fn target(&self) -> &Path {
+        self.files
+            .first()
+            .map_or(Path::new(""), |f| f.file.target())
+    }
+
+    fn prepare(&self) -> Result<(), GgufError> {
+        let missing: Vec<(&PlannedTensor, usize)> = self
+            .tensors
+            .iter()
+            .zip(&self.written)
+            .zip(&self.place)
+            .filter(|((t, w), _)| w.load(Ordering::Acquire) != t.size as u64)
+            .map(|((t, _), &(f, _))| (t, f))
+            .collect();
+        if let Some(&(first, f)) = missing.first() {
+            let path = self.files.get(f).map_or(Path::new(""), |f| f.file.target());
+            return Err(GgufError::NotWritten {
+                count: missing.len(),
+                first: first.name.clone(),
+            }
+            .in_file(path));
+        }
+        for f in &self.files {
+            f.file
+                .file()
+                .sync_all()
+                .map_err(|e| GgufError::Io(e).in_file(f.file.target()))?;
+        }
+        Ok(())
+    }
+
+    /// Renames every file into place, the first shard of a split set last, so the set is complete by the time
+    /// its first file appears.
+    fn commit(self) -> Result<(), GgufError> {
+        for f in self.files.into_iter().rev() {
+            f.file.commit()?;
+        }
+        Ok(())
     }
 }

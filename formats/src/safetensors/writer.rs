@@ -5,8 +5,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{partial_path, Existing, PartialFile};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sink::{FileSink, Sink};
 use crate::DType;
 
 use super::{Result, SafetensorsError};
@@ -115,7 +116,7 @@ impl SafetensorsWriter {
         Ok(SafetensorsOutput {
             file,
             data_start: bytes.len() as u64,
-            written: offsets.iter().map(|_| AtomicBool::new(false)).collect(),
+            written: offsets.iter().map(|_| AtomicU64::new(0)).collect(),
             offsets,
             names: self.tensors.into_iter().map(|t| t.0).collect(),
         })
@@ -133,53 +134,117 @@ pub struct SafetensorsOutput {
     file: PartialFile,
     data_start: u64,
     offsets: Vec<(u64, u64)>,
-    written: Vec<AtomicBool>,
+    /// Bytes written so far into each tensor.
+    written: Vec<AtomicU64>,
     names: Vec<String>,
 }
 
 impl SafetensorsOutput {
     /// Writes tensor `index`'s bytes at its planned offset. Safe to call from several threads at once.
     pub fn write_tensor(&self, index: usize, bytes: &[u8]) -> Result<()> {
-        let err = |message: String| SafetensorsError::Write {
-            path: self.file.partial_path().to_path_buf(),
-            message,
-        };
         let (&(s, e), name) = self
             .offsets
             .get(index)
             .zip(self.names.get(index))
-            .ok_or_else(|| err(format!("no tensor number {index} was planned")))?;
+            .ok_or_else(|| self.err(format!("no tensor number {index} was planned")))?;
         if bytes.len() as u64 != e - s {
-            return Err(err(format!(
+            return Err(self.err(format!(
                 "tensor '{name}': planned {} bytes, got {}",
                 e - s,
                 bytes.len()
             )));
         }
-        if self
-            .written
-            .get(index)
-            .is_some_and(|w| w.swap(true, Ordering::SeqCst))
-        {
-            return Err(err(format!("tensor '{name}' written twice")));
+        self.write_tensor_at(index, 0, bytes)
+    }
+
+    /// Writes `bytes` into tensor `index` starting `offset` bytes into it, for tensors made piece by piece.
+    /// Refuses a piece past the tensor's end and more bytes in all than it holds (a piece written twice);
+    /// [`SafetensorsOutput::finish`] refuses a tensor not wholly written. Pieces must not overlap.
+    pub fn write_tensor_at(&self, index: usize, offset: usize, bytes: &[u8]) -> Result<()> {
+        let (&(s, e), name, filled) = match (
+            self.offsets.get(index),
+            self.names.get(index),
+            self.written.get(index),
+        ) {
+            (Some(o), Some(n), Some(f)) => (o, n, f),
+            _ => return Err(self.err(format!("no tensor number {index} was planned"))),
+        };
+        let size = e - s;
+        let n = bytes.len() as u64;
+        if (offset as u64).checked_add(n).is_none_or(|end| end > size) {
+            return Err(self.err(format!(
+                "tensor '{name}': {n} bytes at offset {offset} run past its {size} bytes"
+            )));
         }
-        write_all_at(self.file.file(), bytes, self.data_start + s).map_err(|source| {
-            SafetensorsError::Io {
-                path: self.file.partial_path().to_path_buf(),
-                source,
-            }
-        })
+        if filled.fetch_add(n, Ordering::AcqRel) + n > size {
+            filled.fetch_sub(n, Ordering::AcqRel);
+            return Err(self.err(format!("tensor '{name}' written twice")));
+        }
+        write_all_at(self.file.file(), bytes, self.data_start + s + offset as u64).map_err(
+            |source| {
+                filled.fetch_sub(n, Ordering::AcqRel);
+                SafetensorsError::Io {
+                    path: self.file.partial_path().to_path_buf(),
+                    source,
+                }
+            },
+        )
+    }
+
+    fn err(&self, message: String) -> SafetensorsError {
+        SafetensorsError::Write {
+            path: self.file.partial_path().to_path_buf(),
+            message,
+        }
     }
 
     /// Checks that every tensor was written, flushes and renames `<out>.partial` to `<out>`.
     pub fn finish(self) -> Result<()> {
-        if let Some(i) = self.written.iter().position(|w| !w.load(Ordering::SeqCst)) {
+        FileSink::finish(self)
+    }
+}
+
+impl Sink for SafetensorsOutput {
+    type Error = SafetensorsError;
+
+    fn n_tensors(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn tensor_size(&self, t: usize) -> usize {
+        self.offsets.get(t).map_or(0, |(s, e)| (e - s) as usize)
+    }
+
+    fn write_at(&self, t: usize, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.write_tensor_at(t, offset, bytes)
+    }
+}
+
+impl FileSink for SafetensorsOutput {
+    fn target(&self) -> &Path {
+        self.file.target()
+    }
+
+    fn prepare(&self) -> Result<()> {
+        let missing = self
+            .offsets
+            .iter()
+            .zip(&self.written)
+            .position(|((s, e), w)| w.load(Ordering::Acquire) != e - s);
+        if let Some(i) = missing {
             let name = self.names.get(i).cloned().unwrap_or_default();
-            return Err(SafetensorsError::Write {
-                path: self.file.partial_path().to_path_buf(),
-                message: format!("tensor '{name}' was never written"),
-            });
+            return Err(self.err(format!("tensor '{name}' was never written")));
         }
+        self.file
+            .file()
+            .sync_all()
+            .map_err(|source| SafetensorsError::Io {
+                path: self.file.partial_path().to_path_buf(),
+                source,
+            })
+    }
+
+    fn commit(self) -> Result<()> {
         Ok(self.file.commit()?)
     }
 }

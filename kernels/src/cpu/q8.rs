@@ -4,7 +4,7 @@
 //!
 //! | weight type            | activations become                | dot                                 |
 //! |------------------------|-----------------------------------|-------------------------------------|
-//! | MXFP4 (both layouts)   | Q8_0 (32 per block, d = amax/127 as f16) | integer block sums × (e8m0/2 · d) |
+//! | MXFP4 (both layouts)   | Q8_0 (32 per block, d = amax/127 as f16) | integer block sums × (e8m0/2 · d), block by block (ggml's repacked `mxfp4_8x8`) |
 //! | Q8_0                   | Q8_0                              | integer block sums × (d_w · d_x)   |
 //! | BF16                   | BF16 (round to nearest even)      | f32 accumulation of exact products |
 //! | F16                    | F16                               | f32 accumulation                   |
@@ -25,7 +25,7 @@ use ossify_formats::DType;
 
 use super::decode::{e8m0_to_fp32_half, KVALUES_MXFP4};
 use super::matmul::{matmul_with, Storage, WeightMatrix};
-use super::simd::{Avx2, Isa};
+use super::simd::{Avx2, Isa, PANEL_BLOCK, PANEL_ROWS};
 use super::KernelError;
 
 /// How the matmuls treat activations.
@@ -49,6 +49,8 @@ const NIB: usize = QK_MXFP4 / 2;
 pub struct Q8Acts {
     pub d: Vec<f32>,
     pub k: Vec<i32>,
+    /// Per block, −12 · the sum of its codes (the unsigned-weight correction of a whole block).
+    pub sx: Vec<i32>,
     pub qs: Vec<i8>,
     /// BF16 activations (for BF16 weights under AVX-512 BF16).
     pub bf16: Vec<u16>,
@@ -134,73 +136,52 @@ fn block_ints(row: Storage, ib: usize) -> Option<([i32; QK8_0], f32)> {
 }
 
 /// Stored row `line` of `w` · one token's Q8_0 activations: the scalar twin of every SIMD path, bit for bit.
-/// Per block, 8 integer lane sums of 4 products; each lane scaled by `w_scale · d` into an even-block or
-/// odd-block accumulator by a fused multiply-add; then the lanes summed as ggml's `hsum_float_8` does
-/// (`(l0+l4 + l2+l6) + (l1+l5 + l3+l7)` after adding the two accumulators). This is ggml's AVX2
-/// `ggml_vec_dot_mxfp4_q8_0` / `ggml_vec_dot_q8_0_q8_0` order.
+///
+/// MXFP4 (both layouts), as ggml's repacked `gemv/gemm_mxfp4_8x8_q8_0` (the path llama.cpp's CPU backend takes
+/// for MXFP4 weights on AVX2 and later): per block the integer sum of 32 products, then
+/// `acc = fma(float(sum), e · d, acc)` block after block.
+///
+/// Q8_0, as llama.cpp's `tinyBLAS_Q0_AVX` (llamafile sgemm, which ggml's CPU backend runs for Q8_0 weights on
+/// x86): per block 8 integer lane sums of 4 products, each lane scaled by `w_scale · d` into its accumulator by a
+/// fused multiply-add, block after block, then the lanes summed as `hsum` does (`(l0+l4 + l2+l6) +
+/// (l1+l5 + l3+l7)`).
 pub fn vec_dot_q8_ref(w: &WeightMatrix, line: usize, d: &[f32], qs: &[i8]) -> f32 {
     let nb = w.cols() / QK8_0;
     let row = w.storage().row(line, w.cols());
-    let mut acc = [[0f32; 8]; 2];
+    let per_block = !matches!(
+        row,
+        Storage::Ggml {
+            dtype: DType::Q8_0,
+            ..
+        }
+    );
+    let mut sum = 0f32;
+    let mut acc = [0f32; 8];
     for ib in 0..nb {
         let Some((v, ws)) = block_ints(row, ib) else {
             return f32::NAN;
         };
         let xq = &qs[ib * QK8_0..(ib + 1) * QK8_0];
         let sc = ws * d[ib];
-        for (l, a) in acc[ib & 1].iter_mut().enumerate() {
+        if per_block {
+            let isum: i32 = v.iter().zip(xq).map(|(a, &b)| a * i32::from(b)).sum();
+            sum = (isum as f32).mul_add(sc, sum);
+            continue;
+        }
+        for (l, a) in acc.iter_mut().enumerate() {
             let lane: i32 = (4 * l..4 * l + 4).map(|j| v[j] * i32::from(xq[j])).sum();
             *a = sc.mul_add(lane as f32, *a);
         }
     }
-    let v: [f32; 8] = std::array::from_fn(|l| acc[0][l] + acc[1][l]);
-    let s: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+    if per_block {
+        return sum;
+    }
+    let s: [f32; 4] = std::array::from_fn(|i| acc[i] + acc[i + 4]);
     (s[0] + s[2]) + (s[1] + s[3])
 }
 
-#[inline]
-fn vec_dot_q8(isa: Isa, w: &WeightMatrix, line: usize, d: &[f32], k: &[i32], qs: &[i8]) -> f32 {
-    if let Some(s) = isa.avx512() {
-        match w.storage().row(line, w.cols()) {
-            Storage::Mxfp4Pair { blocks, scales } => {
-                return s.dot_mxfp4_q8(true, blocks, scales, d, k, qs)
-            }
-            Storage::Ggml {
-                dtype: DType::Mxfp4,
-                bytes,
-                ..
-            } => return s.dot_mxfp4_q8(false, bytes, &[], d, k, qs),
-            Storage::Ggml {
-                dtype: DType::Q8_0,
-                bytes,
-                ..
-            } => return s.dot_q8_0_q8(bytes, d, qs),
-            Storage::Ggml { .. } => {}
-        }
-    }
-    if let Some(s) = isa.avx2() {
-        match w.storage().row(line, w.cols()) {
-            Storage::Mxfp4Pair { blocks, scales } => {
-                return s.dot_mxfp4_q8(true, blocks, scales, d, k, qs)
-            }
-            Storage::Ggml {
-                dtype: DType::Mxfp4,
-                bytes,
-                ..
-            } => return s.dot_mxfp4_q8(false, bytes, &[], d, k, qs),
-            Storage::Ggml {
-                dtype: DType::Q8_0,
-                bytes,
-                ..
-            } => return s.dot_q8_0_q8(bytes, d, qs),
-            Storage::Ggml { .. } => {}
-        }
-    }
-    vec_dot_q8_ref(w, line, d, qs)
-}
-
-/// MXFP4 stored row `line` as codes + 12 (`wq`, element order) and block scales (`wd`), the form
-/// [`Avx2::dot_u12_q8_x4`] takes: AVX2 when `simd` is given, else the scalar twin. None for other storage.
+/// MXFP4 stored row `line` as codes + 12 (`wq`, element order) and block scales (`wd`), what a panel is built
+/// from: AVX2 when `simd` is given, else the scalar twin. None for other storage.
 pub fn decode_row_u12(
     simd: Option<Avx2>,
     w: &WeightMatrix,
@@ -308,6 +289,9 @@ fn matmul_rounded(
                 &mut acts.qs[t * cols..(t + 1) * cols],
             );
         }
+        acts.sx.clear();
+        acts.sx
+            .extend(acts.k.chunks_exact(8).map(|l| l.iter().sum::<i32>()));
         matmul_q8(isa, w, acts, n_tokens, y);
         return Ok(());
     }
@@ -367,10 +351,14 @@ fn matmul_bf16_bf16(
         y.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(ci, ys)| {
-                for (k, yr) in ys.iter_mut().enumerate() {
-                    *yr = s
-                        .dot_bf16_bf16(row(ci * ROWS_PER_TASK + k), xb)
-                        .unwrap_or(f32::NAN);
+                let nr = ys.len();
+                let r0 = ci * ROWS_PER_TASK;
+                for k in (0..nr).step_by(4) {
+                    // A short last group repeats its last row and drops the extra results.
+                    let rs = [0, 1, 2, 3].map(|j| row(r0 + (k + j).min(nr - 1)));
+                    let o = s.dot4x1_bf16(rs, xb, cols).unwrap_or([f32::NAN; 4]);
+                    let m = (nr - k).min(4);
+                    ys[k..k + m].copy_from_slice(&o[..m]);
                 }
             });
         return;
@@ -417,63 +405,153 @@ fn matmul_bf16_bf16(
     }
 }
 
-/// `y[t, r] = row r · token t` over quantized activations, parallel over rows; each task walks its rows and,
-/// per row, every token (the row stays in L1 across tokens).
+/// `y[t, r] = row r · token t` over quantized activations, parallel over rows: MXFP4 through panels of 8 rows
+/// when there is SIMD, Q8_0 row by row; yᵀ is transposed into y.
 fn matmul_q8(isa: Isa, w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut [f32]) {
     let (rows, cols) = (w.rows(), w.cols());
     let nb = cols / QK8_0;
     let tok = |t: usize| {
         (
             &acts.d[t * nb..(t + 1) * nb],
-            &acts.k[t * cols / 4..(t + 1) * cols / 4],
+            &acts.sx[t * nb..(t + 1) * nb],
             &acts.qs[t * cols..(t + 1) * cols],
         )
     };
-    if n_tokens == 1 {
-        let (d, k, qs) = tok(0);
-        y.par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(ci, ys)| {
-                for (r, yr) in ys.iter_mut().enumerate() {
-                    *yr = vec_dot_q8(isa, w, w.line(ci * ROWS_PER_TASK + r), d, k, qs);
-                }
-            });
+    let mxfp4 = matches!(
+        w.storage(),
+        Storage::Mxfp4Pair { .. }
+            | Storage::Ggml {
+                dtype: DType::Mxfp4,
+                ..
+            }
+    );
+    if let (true, Some(s)) = (mxfp4, isa.avx2()) {
+        matmul_mxfp4_panels(s, w, &tok, n_tokens, y);
         return;
     }
-    // Several tokens: each task owns ROWS_PER_TASK rows of yᵀ; an MXFP4 row is decoded once (codes + 12, block
-    // scales) and dotted with four tokens at a time, bit-identical to the one-token path; yᵀ is transposed.
-    let simd = isa.avx2();
-    let wide = isa.avx512();
+    let q8_0 = match w.storage() {
+        Storage::Ggml {
+            dtype: DType::Q8_0,
+            bytes,
+            row_bytes,
+        } => Some((bytes, row_bytes)),
+        _ => None,
+    };
     let mut yt = vec![0f32; rows * n_tokens];
     yt.par_chunks_mut(ROWS_PER_TASK * n_tokens)
         .enumerate()
-        .for_each_init(
-            || (vec![0u8; cols], vec![0f32; nb]),
-            |(wq, wd), (ci, yts)| {
-                for (k, yrow) in yts.chunks_exact_mut(n_tokens).enumerate() {
-                    let line = w.line(ci * ROWS_PER_TASK + k);
-                    match simd {
-                        Some(s) if decode_row_u12(Some(s), w, line, wq, wd).is_some() => {
-                            for t0 in (0..n_tokens).step_by(4) {
-                                // A short last group repeats its last token; the extra results are dropped.
-                                let ts = [0, 1, 2, 3].map(|j| tok((t0 + j).min(n_tokens - 1)));
-                                let (d, kk, q) =
-                                    (ts.map(|t| t.0), ts.map(|t| t.1), ts.map(|t| t.2));
-                                let r = match wide {
-                                    Some(s5) => s5.dot_u12_q8_x4(wq, wd, d, kk, q),
-                                    None => s.dot_u12_q8_x4(wq, wd, d, kk, q),
-                                };
-                                let m = (n_tokens - t0).min(4);
-                                yrow[t0..t0 + m].copy_from_slice(&r[..m]);
+        .for_each(|(ci, yts)| {
+            let nr = yts.len() / n_tokens;
+            let r0 = ci * ROWS_PER_TASK;
+            match (q8_0, isa.avx2()) {
+                (Some((bytes, row_bytes)), Some(s)) => {
+                    let row = |r: usize| {
+                        let line = w.line(r0 + r.min(nr - 1));
+                        &bytes[line * row_bytes..(line + 1) * row_bytes]
+                    };
+                    // Four rows at a time (a short last group repeats its last row), four tokens at a time.
+                    for k in (0..nr).step_by(4) {
+                        let rs = [0, 1, 2, 3].map(|j| row(k + j));
+                        let m = (nr - k).min(4);
+                        let mut put = |t: usize, v: &[f32; 4]| {
+                            for (j, &vj) in v.iter().enumerate().take(m) {
+                                yts[(k + j) * n_tokens + t] = vj;
                             }
+                        };
+                        let mut t0 = 0;
+                        while t0 + 4 <= n_tokens {
+                            let ts = [0, 1, 2, 3].map(|j| tok(t0 + j));
+                            let o = s.q8_0_tile_4x4(rs, ts.map(|t| t.0), ts.map(|t| t.2));
+                            for (j, oj) in o.iter().enumerate() {
+                                put(t0 + j, oj);
+                            }
+                            t0 += 4;
                         }
-                        _ => {
-                            for (t, v) in yrow.iter_mut().enumerate() {
-                                let (d, k, qs) = tok(t);
-                                *v = vec_dot_q8(isa, w, line, d, k, qs);
-                            }
+                        for t in t0..n_tokens {
+                            let (d, _, qs) = tok(t);
+                            put(t, &s.q8_0_tile_4x1(rs, d, qs));
                         }
                     }
+                }
+                _ => {
+                    for (k, yrow) in yts.chunks_exact_mut(n_tokens).enumerate() {
+                        let line = w.line(r0 + k);
+                        for (t, v) in yrow.iter_mut().enumerate() {
+                            let (d, _, qs) = tok(t);
+                            *v = vec_dot_q8_ref(w, line, d, qs);
+                        }
+                    }
+                }
+            }
+        });
+    for r in 0..rows {
+        for t in 0..n_tokens {
+            y[t * rows + r] = yt[r * n_tokens + t];
+        }
+    }
+}
+
+/// MXFP4 weights · Q8_0 activations as llama.cpp's repacked MXFP4 kernels compute them: each task decodes 8 rows
+/// into a panel (codes + 12, transposed so that a register holds 8 rows) once, then runs every token over it, four
+/// at a time; a short last panel repeats its last row and drops the extra results.
+fn matmul_mxfp4_panels<'t>(
+    s: Avx2,
+    w: &WeightMatrix,
+    tok: &(dyn Fn(usize) -> (&'t [f32], &'t [i32], &'t [i8]) + Sync),
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let nb = cols / QK8_0;
+    let mut yt = vec![0f32; rows * n_tokens];
+    yt.par_chunks_mut(PANEL_ROWS * n_tokens)
+        .enumerate()
+        .for_each_init(
+            || {
+                (
+                    vec![0u8; PANEL_ROWS * cols],
+                    vec![0f32; PANEL_ROWS * nb],
+                    vec![0u8; nb * PANEL_BLOCK],
+                    vec![0f32; nb * PANEL_ROWS],
+                )
+            },
+            |(wq, wd, panel, ws), (pi, yts)| {
+                let nr = yts.len() / n_tokens;
+                for r in 0..PANEL_ROWS {
+                    let line = w.line(pi * PANEL_ROWS + r.min(nr - 1));
+                    let (q, e) = (
+                        &mut wq[r * cols..(r + 1) * cols],
+                        &mut wd[r * nb..(r + 1) * nb],
+                    );
+                    if decode_row_u12(Some(s), w, line, q, e).is_none() {
+                        yts.fill(f32::NAN);
+                        return;
+                    }
+                }
+                s.build_panel(wq, cols, panel);
+                for ib in 0..nb {
+                    for r in 0..PANEL_ROWS {
+                        ws[ib * PANEL_ROWS + r] = wd[r * nb + ib];
+                    }
+                }
+                let mut put = |t: usize, v: &[f32; PANEL_ROWS]| {
+                    for (r, &vr) in v.iter().enumerate().take(nr) {
+                        yts[r * n_tokens + t] = vr;
+                    }
+                };
+                let mut t0 = 0;
+                while t0 + 4 <= n_tokens {
+                    let ts = [0, 1, 2, 3].map(|j| tok(t0 + j));
+                    let o =
+                        s.panel_q8_x4(panel, ws, ts.map(|t| t.0), ts.map(|t| t.1), ts.map(|t| t.2));
+                    for (j, oj) in o.iter().enumerate() {
+                        put(t0 + j, oj);
+                    }
+                    t0 += 4;
+                }
+                for t in t0..n_tokens {
+                    let (d, sx, qs) = tok(t);
+                    put(t, &s.panel_q8_x1(panel, ws, d, sx, qs));
                 }
             },
         );

@@ -16,6 +16,11 @@
 
 use ossify_formats::cpu::{cpu_features, detected, CpuFeatures};
 
+/// Rows of an MXFP4 panel: one 32-bit lane per row of a 256-bit register, as ggml's `mxfp4_8x8` repack.
+pub const PANEL_ROWS: usize = 8;
+/// Bytes of one block of a panel: 8 registers (element groups 4g..4g+3) of 8 rows × 4 codes.
+pub const PANEL_BLOCK: usize = 8 * 32;
+
 /// Which encoding of `vpdpbusd` the 256-bit integer dots use, if any (same integers as `maddubs` + `madd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Vnni {
@@ -426,14 +431,6 @@ mod x86 {
         }
     }
 
-    /// Σ over 32 lanes of `a · b` (i8 × i8) as 8 i32 partial sums, as ggml's `mul_sum_i8_pairs_float`.
-    #[inline(always)]
-    unsafe fn i8_dot32<D: IDot>(a: __m256i, b: __m256i) -> __m256 {
-        let ax = _mm256_sign_epi8(a, a);
-        let sy = _mm256_sign_epi8(b, a);
-        _mm256_cvtepi32_ps(D::dp(_mm256_setzero_si256(), ax, sy))
-    }
-
     /// FP4 codes plus 12 (so unsigned, 0..=24) for 16 bytes of nibbles: (low nibbles, high nibbles).
     #[inline(always)]
     unsafe fn fp4_pairs_u(q: *const u8) -> (__m128i, __m128i) {
@@ -468,51 +465,6 @@ mod x86 {
         }
     }
 
-    /// Blocks both an MXFP4 row and its activations hold.
-    #[inline(always)]
-    pub fn mxfp4_q8_blocks(
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        d: &[f32],
-        k: &[i32],
-        qs: &[i8],
-    ) -> usize {
-        if hf {
-            scales.len().min(blocks.len() / NIB)
-        } else {
-            blocks.len() / BMX
-        }
-        .min(d.len())
-        .min(k.len() / 8)
-        .min(qs.len() / QK)
-    }
-
-    /// One MXFP4 row · Q8_0 activations with the weights as codes + 12 (no sign fix-ups in the loop); `k` holds
-    /// per block the 8 lane sums of −12 · x. Even blocks accumulate apart from odd ones.
-    #[inline(always)]
-    unsafe fn dot_mxfp4_q8_body<D: IDot>(
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        d: &[f32],
-        k: &[i32],
-        qs: &[i8],
-    ) -> f32 {
-        let nb = mxfp4_q8_blocks(hf, blocks, scales, d, k, qs);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for ib in 0..nb {
-            // SAFETY: ib < nb keeps the source block, 32 bytes of qs and 8 i32 of k in bounds.
-            let (w, e) = mxfp4_block_u12(hf, blocks, scales, ib);
-            let x = _mm256_loadu_si256(qs.as_ptr().add(QK * ib) as *const __m256i);
-            let kk = _mm256_loadu_si256(k.as_ptr().add(8 * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(e8m0_to_fp32_half(e) * d[ib]);
-            let p = _mm256_cvtepi32_ps(D::dp(kk, w, x));
-            acc[ib & 1] = _mm256_fmadd_ps(sc, p, acc[ib & 1]);
-        }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
-    }
-
     /// Decodes an MXFP4 row into codes + 12 (u8, element order, 32 per block) and block scales (E8M0 halved).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn decode_mxfp4_u12(
@@ -537,65 +489,141 @@ mod x86 {
         }
     }
 
-    /// One pre-decoded MXFP4 row (codes + 12, [`decode_mxfp4_u12`]) against four tokens: the weights are loaded
-    /// once per block for all four. Per token the same operations in the same order as [`dot_mxfp4_q8_body`], so
-    /// the results are bit-identical to it.
+    /// `R` rows of ggml Q8_0 blocks × `N` tokens of Q8_0 activations with llama.cpp's `tinyBLAS_Q0_AVX`
+    /// arithmetic (the path ggml's CPU backend takes for Q8_0 weights on x86): per (row, token) one 8-lane
+    /// accumulator, `acc = fma(d_w · d_x, lane sums of 4 products, acc)` block after block, then `hsum`.
     #[inline(always)]
-    unsafe fn dot_u12_q8_x4_body<D: IDot>(
-        wq: &[u8],
-        wd: &[f32],
-        d: [&[f32]; 4],
-        k: [&[i32]; 4],
-        qs: [&[i8]; 4],
-    ) -> [f32; 4] {
-        let mut nb = wd.len().min(wq.len() / QK);
-        for t in 0..4 {
-            nb = nb.min(d[t].len()).min(k[t].len() / 8).min(qs[t].len() / QK);
+    unsafe fn q8_0_tile_body<D: IDot, const R: usize, const N: usize>(
+        rows: [&[u8]; R],
+        d: [&[f32]; N],
+        qs: [&[i8]; N],
+    ) -> [[f32; R]; N] {
+        let mut nb = usize::MAX;
+        for r in rows.iter() {
+            nb = nb.min(r.len() / BQ8);
         }
-        let mut a0 = [_mm256_setzero_ps(); 4];
-        let mut a1 = [_mm256_setzero_ps(); 4];
-        macro_rules! block {
-            ($ib:expr, $acc:ident) => {{
-                let ib = $ib;
-                let w = _mm256_loadu_si256(wq.as_ptr().add(QK * ib) as *const __m256i);
-                // Broadcast loads and a vector multiply: the same product as `wd · d` in scalar.
-                let s = _mm256_broadcast_ss(&*wd.as_ptr().add(ib));
-                for t in 0..4 {
-                    let x = _mm256_loadu_si256(qs[t].as_ptr().add(QK * ib) as *const __m256i);
-                    let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
-                    let sc = _mm256_mul_ps(s, _mm256_broadcast_ss(&*d[t].as_ptr().add(ib)));
-                    $acc[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(D::dp(kk, w, x)), $acc[t]);
+        for t in 0..N {
+            nb = nb.min(d[t].len()).min(qs[t].len() / QK);
+        }
+        let mut acc = [[_mm256_setzero_ps(); R]; N];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps each row's block and each token's 32 codes and scale in bounds.
+            let blk: [*const u8; R] = std::array::from_fn(|r| rows[r].as_ptr().add(BQ8 * ib));
+            let w: [__m256i; R] =
+                std::array::from_fn(|r| _mm256_loadu_si256(blk[r].add(2) as *const __m256i));
+            let dw: [f32; R] = std::array::from_fn(|r| {
+                fp16_to_fp32(u16::from_le_bytes([*blk[r], *blk[r].add(1)]))
+            });
+            let aw: [__m256i; R] = std::array::from_fn(|r| _mm256_sign_epi8(w[r], w[r]));
+            for t in 0..N {
+                let x = _mm256_loadu_si256(qs[t].as_ptr().add(QK * ib) as *const __m256i);
+                let dx = *d[t].get_unchecked(ib);
+                for r in 0..R {
+                    let p = D::dp(_mm256_setzero_si256(), aw[r], _mm256_sign_epi8(x, w[r]));
+                    acc[t][r] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(dw[r] * dx),
+                        _mm256_cvtepi32_ps(p),
+                        acc[t][r],
+                    );
                 }
-            }};
+            }
         }
-        let mut ib = 0;
-        // SAFETY (both blocks): ib + 1 < nb (or ib < nb) keeps 32 bytes of wq and qs[t], 8 i32 of k[t] in bounds.
-        while ib + 2 <= nb {
-            block!(ib, a0);
-            block!(ib + 1, a1);
-            ib += 2;
-        }
-        if ib < nb {
-            block!(ib, a0);
-        }
-        [0, 1, 2, 3].map(|t| hsum(_mm256_add_ps(a0[t], a1[t])))
+        acc.map(|a| a.map(|v| hsum(v)))
     }
 
-    /// One row of ggml Q8_0 blocks · Q8_0 activations.
+    use super::{PANEL_BLOCK, PANEL_ROWS};
+
+    /// The 8 × 8 transpose of 32-bit lanes: lane r of `out[g]` is lane g of `r[r]`.
     #[inline(always)]
-    unsafe fn dot_q8_0_q8_body<D: IDot>(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-        let nb = (row.len() / BQ8).min(d.len()).min(qs.len() / QK);
-        let mut acc = [_mm256_setzero_ps(); 2];
+    unsafe fn transpose8x8_epi32(r: [__m256i; 8]) -> [__m256i; 8] {
+        let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+        let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+        let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+        let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+        let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+        let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+        let u0 = _mm256_unpacklo_epi64(t0, t2);
+        let u1 = _mm256_unpackhi_epi64(t0, t2);
+        let u2 = _mm256_unpacklo_epi64(t1, t3);
+        let u3 = _mm256_unpackhi_epi64(t1, t3);
+        let u4 = _mm256_unpacklo_epi64(t4, t6);
+        let u5 = _mm256_unpackhi_epi64(t4, t6);
+        let u6 = _mm256_unpacklo_epi64(t5, t7);
+        let u7 = _mm256_unpackhi_epi64(t5, t7);
+        [
+            _mm256_permute2x128_si256::<0x20>(u0, u4),
+            _mm256_permute2x128_si256::<0x20>(u1, u5),
+            _mm256_permute2x128_si256::<0x20>(u2, u6),
+            _mm256_permute2x128_si256::<0x20>(u3, u7),
+            _mm256_permute2x128_si256::<0x31>(u0, u4),
+            _mm256_permute2x128_si256::<0x31>(u1, u5),
+            _mm256_permute2x128_si256::<0x31>(u2, u6),
+            _mm256_permute2x128_si256::<0x31>(u3, u7),
+        ]
+    }
+
+    /// Fills `panel` (`nb` blocks of [`PANEL_BLOCK`] bytes) from 8 rows of codes + 12 in element order
+    /// (`rows`, 32 bytes per block): block ib's register g holds, in lane r, the codes of elements 4g..4g+3 of
+    /// row r.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn build_panel(rows: &[u8], cols: usize, panel: &mut [u8]) {
+        let whole = rows.len() >= PANEL_ROWS * cols;
+        let nb = if whole { cols / QK } else { 0 }.min(panel.len() / PANEL_BLOCK);
         for ib in 0..nb {
-            // SAFETY: ib < nb keeps the block and 32 bytes of qs in bounds.
-            let blk = row.as_ptr().add(BQ8 * ib);
-            let dw = fp16_to_fp32(u16::from_le_bytes([*blk, *blk.add(1)]));
-            let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-            let x = _mm256_loadu_si256(qs.as_ptr().add(QK * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(dw * d[ib]);
-            acc[ib & 1] = _mm256_fmadd_ps(sc, i8_dot32::<D>(w, x), acc[ib & 1]);
+            // SAFETY: ib < nb keeps 32 bytes of each of the 8 rows and PANEL_BLOCK bytes of panel in bounds.
+            let r: [__m256i; 8] = std::array::from_fn(|i| {
+                _mm256_loadu_si256(rows.as_ptr().add(i * cols + QK * ib) as *const __m256i)
+            });
+            let t = transpose8x8_epi32(r);
+            for (g, v) in t.iter().enumerate() {
+                _mm256_storeu_si256(
+                    panel.as_mut_ptr().add(PANEL_BLOCK * ib + 32 * g) as *mut __m256i,
+                    *v,
+                );
+            }
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// A panel ([`build_panel`]) with per-block row scales `ws` (8 per block) against `N` tokens of Q8_0
+    /// activations (`d` scales, `sx` −12 · Σ codes per block, `qs` codes): per row and token, ggml's repacked
+    /// `gemv/gemm_mxfp4_8x8_q8_0` arithmetic, `acc = fma(float(Σ_block w·x), e · d, acc)` block after block.
+    /// Returns, per token, the 8 rows' results as one register.
+    #[inline(always)]
+    unsafe fn panel_q8_body<D: IDot, const N: usize>(
+        panel: &[u8],
+        ws: &[f32],
+        d: [&[f32]; N],
+        sx: [&[i32]; N],
+        qs: [&[i8]; N],
+    ) -> [[f32; 8]; N] {
+        let mut nb = (panel.len() / PANEL_BLOCK).min(ws.len() / PANEL_ROWS);
+        for t in 0..N {
+            nb = nb.min(d[t].len()).min(sx[t].len()).min(qs[t].len() / QK);
+        }
+        let mut acc = [_mm256_setzero_ps(); N];
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps the panel block, 8 scales, and each token's block in bounds.
+            let p = panel.as_ptr().add(PANEL_BLOCK * ib);
+            let w: [__m256i; 8] =
+                std::array::from_fn(|g| _mm256_loadu_si256(p.add(32 * g) as *const __m256i));
+            let e = _mm256_loadu_ps(ws.as_ptr().add(PANEL_ROWS * ib));
+            for t in 0..N {
+                let q = qs[t].as_ptr().add(QK * ib) as *const i32;
+                let mut ia = _mm256_set1_epi32(*sx[t].get_unchecked(ib));
+                for (g, wg) in w.iter().enumerate() {
+                    ia = D::dp(ia, *wg, _mm256_set1_epi32(q.add(g).read_unaligned()));
+                }
+                let sc = _mm256_mul_ps(e, _mm256_set1_ps(*d[t].get_unchecked(ib)));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), sc, acc[t]);
+            }
+        }
+        acc.map(|a| {
+            let mut o = [0f32; 8];
+            _mm256_storeu_ps(o.as_mut_ptr(), a);
+            o
+        })
     }
 
     /// The integer-dot kernels compiled once per `vpdpbusd` flavour, each with the features it needs.
@@ -605,31 +633,39 @@ mod x86 {
                 use super::*;
 
                 #[target_feature(enable = $features)]
-                pub unsafe fn dot_mxfp4_q8(
-                    hf: bool,
-                    blocks: &[u8],
-                    scales: &[u8],
-                    d: &[f32],
-                    k: &[i32],
-                    qs: &[i8],
-                ) -> f32 {
-                    dot_mxfp4_q8_body::<$d>(hf, blocks, scales, d, k, qs)
+                pub unsafe fn q8_0_tile_4x1(rows: [&[u8]; 4], d: &[f32], qs: &[i8]) -> [f32; 4] {
+                    q8_0_tile_body::<$d, 4, 1>(rows, [d], [qs])[0]
                 }
 
                 #[target_feature(enable = $features)]
-                pub unsafe fn dot_u12_q8_x4(
-                    wq: &[u8],
-                    wd: &[f32],
+                pub unsafe fn q8_0_tile_4x4(
+                    rows: [&[u8]; 4],
                     d: [&[f32]; 4],
-                    k: [&[i32]; 4],
                     qs: [&[i8]; 4],
-                ) -> [f32; 4] {
-                    dot_u12_q8_x4_body::<$d>(wq, wd, d, k, qs)
+                ) -> [[f32; 4]; 4] {
+                    q8_0_tile_body::<$d, 4, 4>(rows, d, qs)
                 }
 
                 #[target_feature(enable = $features)]
-                pub unsafe fn dot_q8_0_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-                    dot_q8_0_q8_body::<$d>(row, d, qs)
+                pub unsafe fn panel_q8_x1(
+                    panel: &[u8],
+                    ws: &[f32],
+                    d: &[f32],
+                    sx: &[i32],
+                    qs: &[i8],
+                ) -> [f32; 8] {
+                    panel_q8_body::<$d, 1>(panel, ws, [d], [sx], [qs])[0]
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn panel_q8_x4(
+                    panel: &[u8],
+                    ws: &[f32],
+                    d: [&[f32]; 4],
+                    sx: [&[i32]; 4],
+                    qs: [&[i8]; 4],
+                ) -> [[f32; 8]; 4] {
+                    panel_q8_body::<$d, 4>(panel, ws, d, sx, qs)
                 }
             }
         };
@@ -747,34 +783,6 @@ impl Avx2 {
             f32::NAN
         }
     }
-    /// MXFP4 row · Q8_0 activations (`d` scales, `k` 8 lane sums of 12 · x per block, `qs` codes); `hf` picks
-    /// the layout.
-    #[inline]
-    pub fn dot_mxfp4_q8(
-        self,
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        d: &[f32],
-        k: &[i32],
-        qs: &[i8],
-    ) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`.
-        unsafe {
-            match self.vnni {
-                Vnni::No => x86::madd::dot_mxfp4_q8(hf, blocks, scales, d, k, qs),
-                Vnni::Avx => x86::avxvnni::dot_mxfp4_q8(hf, blocks, scales, d, k, qs),
-                Vnni::Avx512 => x86::vnni512::dot_mxfp4_q8(hf, blocks, scales, d, k, qs),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (hf, blocks, scales, d, k, qs);
-            f32::NAN
-        }
-    }
-
     /// MXFP4 row -> codes + 12 and block scales.
     #[inline]
     pub fn decode_mxfp4_u12(
@@ -796,224 +804,115 @@ impl Avx2 {
         }
     }
 
-    /// A pre-decoded MXFP4 row (codes + 12) against four tokens.
+    /// Fills an MXFP4 panel from 8 rows of codes + 12 (`rows`, `cols` bytes each; see `x86::build_panel`).
     #[inline]
-    pub fn dot_u12_q8_x4(
+    pub fn build_panel(self, rows: &[u8], cols: usize, panel: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            x86::build_panel(rows, cols, panel)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (rows, cols, panel);
+        }
+    }
+
+    /// An MXFP4 panel · one token: the 8 rows' results, in ggml's repacked-MXFP4 order.
+    #[inline]
+    pub fn panel_q8_x1(
         self,
-        wq: &[u8],
-        wd: &[f32],
-        d: [&[f32]; 4],
-        k: [&[i32]; 4],
-        qs: [&[i8]; 4],
-    ) -> [f32; 4] {
+        panel: &[u8],
+        ws: &[f32],
+        d: &[f32],
+        sx: &[i32],
+        qs: &[i8],
+    ) -> [f32; 8] {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
             match self.vnni {
-                Vnni::No => x86::madd::dot_u12_q8_x4(wq, wd, d, k, qs),
-                Vnni::Avx => x86::avxvnni::dot_u12_q8_x4(wq, wd, d, k, qs),
-                Vnni::Avx512 => x86::vnni512::dot_u12_q8_x4(wq, wd, d, k, qs),
+                Vnni::No => x86::madd::panel_q8_x1(panel, ws, d, sx, qs),
+                Vnni::Avx => x86::avxvnni::panel_q8_x1(panel, ws, d, sx, qs),
+                Vnni::Avx512 => x86::vnni512::panel_q8_x1(panel, ws, d, sx, qs),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (wq, wd, d, k, qs);
+            let _ = (panel, ws, d, sx, qs);
+            [f32::NAN; 8]
+        }
+    }
+
+    /// An MXFP4 panel · four tokens.
+    #[inline]
+    pub fn panel_q8_x4(
+        self,
+        panel: &[u8],
+        ws: &[f32],
+        d: [&[f32]; 4],
+        sx: [&[i32]; 4],
+        qs: [&[i8]; 4],
+    ) -> [[f32; 8]; 4] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            match self.vnni {
+                Vnni::No => x86::madd::panel_q8_x4(panel, ws, d, sx, qs),
+                Vnni::Avx => x86::avxvnni::panel_q8_x4(panel, ws, d, sx, qs),
+                Vnni::Avx512 => x86::vnni512::panel_q8_x4(panel, ws, d, sx, qs),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (panel, ws, d, sx, qs);
+            [[f32::NAN; 8]; 4]
+        }
+    }
+
+    /// Four ggml Q8_0 rows · one token's Q8_0 activations (`tinyBLAS_Q0_AVX`'s arithmetic).
+    #[inline]
+    pub fn q8_0_tile_4x1(self, rows: [&[u8]; 4], d: &[f32], qs: &[i8]) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            match self.vnni {
+                Vnni::No => x86::madd::q8_0_tile_4x1(rows, d, qs),
+                Vnni::Avx => x86::avxvnni::q8_0_tile_4x1(rows, d, qs),
+                Vnni::Avx512 => x86::vnni512::q8_0_tile_4x1(rows, d, qs),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (rows, d, qs);
             [f32::NAN; 4]
         }
     }
 
-    /// ggml Q8_0 row · Q8_0 activations.
+    /// Four ggml Q8_0 rows · four tokens: `out[t][r]`, each as [`Avx2::q8_0_tile_4x1`] computes it.
     #[inline]
-    pub fn dot_q8_0_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
+    pub fn q8_0_tile_4x4(self, rows: [&[u8]; 4], d: [&[f32]; 4], qs: [&[i8]; 4]) -> [[f32; 4]; 4] {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         unsafe {
             match self.vnni {
-                Vnni::No => x86::madd::dot_q8_0_q8(row, d, qs),
-                Vnni::Avx => x86::avxvnni::dot_q8_0_q8(row, d, qs),
-                Vnni::Avx512 => x86::vnni512::dot_q8_0_q8(row, d, qs),
+                Vnni::No => x86::madd::q8_0_tile_4x4(rows, d, qs),
+                Vnni::Avx => x86::avxvnni::q8_0_tile_4x4(rows, d, qs),
+                Vnni::Avx512 => x86::vnni512::q8_0_tile_4x4(rows, d, qs),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (row, d, qs);
-            f32::NAN
+            let _ = (rows, d, qs);
+            [[f32::NAN; 4]; 4]
         }
     }
 }
 
-/// The 512-bit kernels (AVX-512 F/BW/VL/DQ/VNNI, and BF16 for the `bf16` ones). The integer dots are
-/// bit-identical to the AVX2 ones: the low half of an accumulator holds what AVX2 keeps for even blocks, the
-/// high half what it keeps for odd blocks.
+/// The 512-bit kernels: BF16 dots with `vdpbf16ps` (AVX-512 BF16).
 #[cfg(target_arch = "x86_64")]
 mod x86_512 {
     use std::arch::x86_64::*;
-
-    use ossify_formats::quant::q8_0::QK8_0;
-    use ossify_formats::quant::{fp16_to_fp32, BlockQ8_0};
-
-    use super::super::decode::e8m0_to_fp32_half;
-    use super::x86::{hsum, mxfp4_block_u12, mxfp4_q8_blocks, IDot, Vnni512};
-
-    const QK: usize = QK8_0;
-    const BQ8: usize = BlockQ8_0::SIZE;
-
-    /// `[a; 8] ++ [b; 8]`.
-    #[inline(always)]
-    unsafe fn pair(a: f32, b: f32) -> __m512 {
-        _mm512_insertf32x8::<1>(_mm512_set1_ps(a), _mm256_set1_ps(b))
-    }
-
-    /// Adds the two halves (even blocks + odd blocks, as AVX2's `acc[0] + acc[1]`) and sums the 8 lanes.
-    #[inline(always)]
-    unsafe fn hsum_halves(acc: __m512) -> f32 {
-        hsum(_mm256_add_ps(
-            _mm512_castps512_ps256(acc),
-            _mm512_extractf32x8_ps::<1>(acc),
-        ))
-    }
-
-    /// Two MXFP4 blocks (ib, ib + 1) as 64 codes + 12 in element order, and their scale bytes.
-    #[inline(always)]
-    unsafe fn mxfp4_pair_u12(
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        ib: usize,
-    ) -> (__m512i, u8, u8) {
-        let (w0, e0) = mxfp4_block_u12(hf, blocks, scales, ib);
-        let (w1, e1) = mxfp4_block_u12(hf, blocks, scales, ib + 1);
-        (
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w0), w1),
-            e0,
-            e1,
-        )
-    }
-
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-    pub unsafe fn dot_mxfp4_q8(
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        d: &[f32],
-        k: &[i32],
-        qs: &[i8],
-    ) -> f32 {
-        let nb = mxfp4_q8_blocks(hf, blocks, scales, d, k, qs);
-        let mut acc = _mm512_setzero_ps();
-        let mut ib = 0;
-        // SAFETY: ib + 1 < nb keeps both source blocks, 64 bytes of qs and 16 i32 of k in bounds.
-        while ib + 2 <= nb {
-            let (w, e0, e1) = mxfp4_pair_u12(hf, blocks, scales, ib);
-            let x = _mm512_loadu_si512(qs.as_ptr().add(QK * ib) as *const __m512i);
-            let kk = _mm512_loadu_si512(k.as_ptr().add(8 * ib) as *const __m512i);
-            let sc = pair(
-                e8m0_to_fp32_half(e0) * d[ib],
-                e8m0_to_fp32_half(e1) * d[ib + 1],
-            );
-            acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(kk, w, x)), acc);
-            ib += 2;
-        }
-        if ib < nb {
-            // An even last block: the low half, as AVX2 adds it to its even accumulator.
-            let (w, e) = mxfp4_block_u12(hf, blocks, scales, ib);
-            let x = _mm256_loadu_si256(qs.as_ptr().add(QK * ib) as *const __m256i);
-            let kk = _mm256_loadu_si256(k.as_ptr().add(8 * ib) as *const __m256i);
-            let sc = _mm256_set1_ps(e8m0_to_fp32_half(e) * d[ib]);
-            let p = _mm256_cvtepi32_ps(Vnni512::dp(kk, w, x));
-            let lo = _mm256_fmadd_ps(sc, p, _mm512_castps512_ps256(acc));
-            acc = _mm512_insertf32x8::<0>(acc, lo);
-        }
-        hsum_halves(acc)
-    }
-
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-    pub unsafe fn dot_u12_q8_x4(
-        wq: &[u8],
-        wd: &[f32],
-        d: [&[f32]; 4],
-        k: [&[i32]; 4],
-        qs: [&[i8]; 4],
-    ) -> [f32; 4] {
-        let mut nb = wd.len().min(wq.len() / QK);
-        for t in 0..4 {
-            nb = nb.min(d[t].len()).min(k[t].len() / 8).min(qs[t].len() / QK);
-        }
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut ib = 0;
-        // SAFETY: ib + 1 < nb keeps 64 bytes of wq and qs[t], 16 i32 of k[t], 2 floats of wd and d[t] in bounds.
-        while ib + 2 <= nb {
-            let w = _mm512_loadu_si512(wq.as_ptr().add(QK * ib) as *const __m512i);
-            let (s0, s1) = (*wd.get_unchecked(ib), *wd.get_unchecked(ib + 1));
-            for t in 0..4 {
-                let x = _mm512_loadu_si512(qs[t].as_ptr().add(QK * ib) as *const __m512i);
-                let kk = _mm512_loadu_si512(k[t].as_ptr().add(8 * ib) as *const __m512i);
-                let sc = _mm512_mul_ps(
-                    pair(s0, s1),
-                    pair(*d[t].get_unchecked(ib), *d[t].get_unchecked(ib + 1)),
-                );
-                acc[t] = _mm512_fmadd_ps(
-                    sc,
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(kk, w, x)),
-                    acc[t],
-                );
-            }
-            ib += 2;
-        }
-        if ib < nb {
-            let w = _mm256_loadu_si256(wq.as_ptr().add(QK * ib) as *const __m256i);
-            let s = _mm256_set1_ps(wd[ib]);
-            for t in 0..4 {
-                let x = _mm256_loadu_si256(qs[t].as_ptr().add(QK * ib) as *const __m256i);
-                let kk = _mm256_loadu_si256(k[t].as_ptr().add(8 * ib) as *const __m256i);
-                let sc = _mm256_mul_ps(s, _mm256_set1_ps(d[t][ib]));
-                let p = _mm256_cvtepi32_ps(Vnni512::dp(kk, w, x));
-                let lo = _mm256_fmadd_ps(sc, p, _mm512_castps512_ps256(acc[t]));
-                acc[t] = _mm512_insertf32x8::<0>(acc[t], lo);
-            }
-        }
-        acc.map(|a| hsum_halves(a))
-    }
-
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-    pub unsafe fn dot_q8_0_q8(row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-        let nb = (row.len() / BQ8).min(d.len()).min(qs.len() / QK);
-        let scale = |blk: *const u8, ib: usize| {
-            fp16_to_fp32(u16::from_le_bytes([*blk, *blk.add(1)])) * d[ib]
-        };
-        let mut acc = _mm512_setzero_ps();
-        let zero = _mm512_setzero_si512();
-        let mut ib = 0;
-        // SAFETY: ib + 1 < nb keeps both blocks and 64 bytes of qs in bounds.
-        while ib + 2 <= nb {
-            let (b0, b1) = (row.as_ptr().add(BQ8 * ib), row.as_ptr().add(BQ8 * (ib + 1)));
-            let w = _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(_mm256_loadu_si256(b0.add(2) as *const __m256i)),
-                _mm256_loadu_si256(b1.add(2) as *const __m256i),
-            );
-            let x = _mm512_loadu_si512(qs.as_ptr().add(QK * ib) as *const __m512i);
-            // |w| against x with w's sign: the u8 × i8 form of w · x (ggml's `mul_sum_i8_pairs_acc_int32x16`).
-            let sy = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), zero, x);
-            let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w), sy);
-            let sc = pair(scale(b0, ib), scale(b1, ib + 1));
-            acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);
-            ib += 2;
-        }
-        if ib < nb {
-            let b0 = row.as_ptr().add(BQ8 * ib);
-            let w = _mm256_loadu_si256(b0.add(2) as *const __m256i);
-            let x = _mm256_loadu_si256(qs.as_ptr().add(QK * ib) as *const __m256i);
-            let p = Vnni512::dp(
-                _mm256_setzero_si256(),
-                _mm256_sign_epi8(w, w),
-                _mm256_sign_epi8(x, w),
-            );
-            let sc = _mm256_set1_ps(scale(b0, ib));
-            let lo = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), _mm512_castps512_ps256(acc));
-            acc = _mm512_insertf32x8::<0>(acc, lo);
-        }
-        hsum_halves(acc)
-    }
 
     /// 32 BF16 values at `p` (`n` ≤ 32 of them; the rest read as zero).
     #[inline(always)]
@@ -1058,102 +957,30 @@ mod x86_512 {
         ]
     }
 
-    /// One BF16 row · BF16 activations, as [`dot4x2_bf16`] for one pair.
+    /// Four BF16 rows · one token, each exactly as [`dot4x2_bf16`] computes it (one chain per row).
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
-    pub unsafe fn dot_bf16_bf16(row: &[u8], x: &[u16]) -> f32 {
-        let n = (row.len() / 2).min(x.len());
-        let p = row.as_ptr() as *const u16;
-        let mut acc = [_mm512_setzero_ps(); 4];
+    pub unsafe fn dot4x1_bf16(r: [&[u8]; 4], x: &[u16], n: usize) -> [f32; 4] {
+        let n = r
+            .iter()
+            .map(|s| s.len() / 2)
+            .fold(n.min(x.len()), |m, l| m.min(l));
+        let p = r.map(|s| s.as_ptr() as *const u16);
+        let mut a = [_mm512_setzero_ps(); 4];
         let mut i = 0;
-        // SAFETY: i + 128 <= n, then [i, i + min(32, n - i)) with i < n.
-        while i + 128 <= n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let j = i + 32 * k;
-                *a = _mm512_dpbf16_ps(
-                    *a,
-                    load_bf16(p.add(j), 32),
-                    load_bf16(x.as_ptr().add(j), 32),
-                );
-            }
-            i += 128;
-        }
+        // SAFETY: the loads cover [i, i + min(32, n - i)) with i < n <= every slice's length.
         while i < n {
             let m = (n - i).min(32);
-            acc[0] = _mm512_dpbf16_ps(
-                acc[0],
-                load_bf16(p.add(i), m),
-                load_bf16(x.as_ptr().add(i), m),
-            );
+            let xv = load_bf16(x.as_ptr().add(i), m);
+            for k in 0..4 {
+                a[k] = _mm512_dpbf16_ps(a[k], load_bf16(p[k].add(i), m), xv);
+            }
             i += 32;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(
-            _mm512_add_ps(acc[0], acc[1]),
-            _mm512_add_ps(acc[2], acc[3]),
-        ))
+        a.map(|v| _mm512_reduce_add_ps(v))
     }
 }
 
 impl Avx512 {
-    /// As [`Avx2::dot_mxfp4_q8`], bit-identical to it.
-    #[inline]
-    pub fn dot_mxfp4_q8(
-        self,
-        hf: bool,
-        blocks: &[u8],
-        scales: &[u8],
-        d: &[f32],
-        k: &[i32],
-        qs: &[i8],
-    ) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: an `Avx512` exists only when the CPU has the features; the function checks its own bounds.
-        unsafe {
-            x86_512::dot_mxfp4_q8(hf, blocks, scales, d, k, qs)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (hf, blocks, scales, d, k, qs);
-            f32::NAN
-        }
-    }
-
-    /// As [`Avx2::dot_u12_q8_x4`], bit-identical to it.
-    #[inline]
-    pub fn dot_u12_q8_x4(
-        self,
-        wq: &[u8],
-        wd: &[f32],
-        d: [&[f32]; 4],
-        k: [&[i32]; 4],
-        qs: [&[i8]; 4],
-    ) -> [f32; 4] {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_mxfp4_q8`.
-        unsafe {
-            x86_512::dot_u12_q8_x4(wq, wd, d, k, qs)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (wq, wd, d, k, qs);
-            [f32::NAN; 4]
-        }
-    }
-
-    /// As [`Avx2::dot_q8_0_q8`], bit-identical to it.
-    #[inline]
-    pub fn dot_q8_0_q8(self, row: &[u8], d: &[f32], qs: &[i8]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot_mxfp4_q8`.
-        unsafe {
-            x86_512::dot_q8_0_q8(row, d, qs)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (row, d, qs);
-            f32::NAN
-        }
-    }
-
     /// BF16 rows · BF16 activations (`vdpbf16ps`), `out[j][k] = r[k] · x[j]`; `None` without AVX-512 BF16.
     #[inline]
     pub fn dot4x2_bf16(self, r: [&[u8]; 4], x: [&[u16]; 2], n: usize) -> Option<[[f32; 4]; 2]> {
@@ -1172,20 +999,20 @@ impl Avx512 {
         }
     }
 
-    /// One BF16 row · BF16 activations; `None` without AVX-512 BF16.
+    /// Four BF16 rows · one token's BF16 activations; `None` without AVX-512 BF16.
     #[inline]
-    pub fn dot_bf16_bf16(self, row: &[u8], x: &[u16]) -> Option<f32> {
+    pub fn dot4x1_bf16(self, r: [&[u8]; 4], x: &[u16], n: usize) -> Option<[f32; 4]> {
         if !self.bf16 {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot4x2_bf16`.
         unsafe {
-            Some(x86_512::dot_bf16_bf16(row, x))
+            Some(x86_512::dot4x1_bf16(r, x, n))
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (row, x);
+            let _ = (r, x, n);
             None
         }
     }
