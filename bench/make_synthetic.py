@@ -1,12 +1,23 @@
 #!/usr/bin/env python3
-"""Write a synthetic gpt-oss checkpoint with gpt-oss-20b's real widths, in the Hugging Face MXFP4 layout.
+"""Write a synthetic gpt-oss checkpoint with gpt-oss-20b's or gpt-oss-120b's real widths, in the Hugging Face MXFP4
+layout, at any depth.
 
-H = I = 2880, 64 query heads / 8 KV heads of 64, 32 experts (top-4), vocabulary 201088; only the layer count is
-configurable. Tensors are streamed to disk shard by shard (memory stays at one tensor), seeded, so the same
-arguments give the same bytes. The values are random but sane (BF16 normals of small scale, MXFP4 codes with
-scale exponents near 2^-4), which is all the converter and quantizer benchmarks need.
+Both models: H = I = 2880, 64 query heads / 8 KV heads of 64, top-4 routing, vocabulary 201088, YaRN factor 32
+over 4096, sliding window 128 on every other layer. gpt-oss-20b has 32 experts and 24 layers, gpt-oss-120b 128
+experts and 36 layers (about 1.7 GB per layer in MXFP4); the config.json written is the published one
+(huggingface.co/openai/gpt-oss-{20b,120b}/raw/main/config.json) with num_hidden_layers and layer_types cut to
+--layers. Tensors are streamed to disk (memory stays at one 64 MB chunk), seeded, so the same arguments give the
+same bytes. The values are random but sane (BF16 normals of small scale, MXFP4 codes with scale exponents near
+2^-4), which is all the converter, quantizer and parity benchmarks need.
 
-    python bench/make_synthetic.py OUT_DIR --layers 4 [--seed 0] [--tokenizer-from golden/tiny]
+    python bench/make_synthetic.py OUT_DIR [--model 20b|120b] [--layers N] [--seed 0] [--tokenizer-from golden/tiny]
+
+Shards are named as OpenAI's are (model-00000-of-00014.safetensors ...: zero-based, "of" the last index; 120b has
+15 shards, 20b 3) and filled as transformers' save_pretrained fills them: tensors in the model's order
+(embeddings, then each layer, then the final norm and the head), a new shard when the next tensor would take the
+current one past --max-shard-bytes (5 GB, its default), so shards end mid-layer as the published ones do. At full
+depth this gives what is published: 120b 15 shards, 65.2 GB; 20b 3 shards, 13.8 GB (the published index's exact
+boundaries were not available here to compare).
 
 Only numpy is needed. Tokenizer files are copied from --tokenizer-from (the real o200k tokenizer.json cannot be
 downloaded here); config.vocab_size stays 201088, so converters pad the vocabulary as they do for the real model.
@@ -19,7 +30,10 @@ import struct
 
 import numpy as np
 
-H, I, N_HEAD, N_KV, HEAD_DIM, N_EXPERT, TOP_K, VOCAB = 2880, 2880, 64, 8, 64, 32, 4, 201088
+H, I, N_HEAD, N_KV, HEAD_DIM, TOP_K, VOCAB = 2880, 2880, 64, 8, 64, 4, 201088
+# What differs between the two published configs: experts per layer and depth.
+MODELS = {"20b": {"experts": 32, "layers": 24}, "120b": {"experts": 128, "layers": 36}}
+N_EXPERT = MODELS["20b"]["experts"]  # set from --model in main()
 
 
 def config(n_layers):
@@ -126,6 +140,21 @@ def write_tensor(f, rng, name, dtype, shape):
         done += k
 
 
+def pack_shards(tensors, max_bytes):
+    """Greedy, in order: a new shard when the next tensor would take the current one past max_bytes."""
+    shards, cur, size = [], [], 0
+    for t in tensors:
+        n = int(np.prod(t[2])) * ELEM[t[1]]
+        if cur and size + n > max_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(t)
+        size += n
+    if cur:
+        shards.append(cur)
+    return shards
+
+
 def write_shard(path, rng, tensors):
     header = {}
     off = 0
@@ -148,18 +177,24 @@ def write_shard(path, rng, tensors):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--model", choices=sorted(MODELS), default="20b", help="whose widths (default 20b)")
+    ap.add_argument("--layers", type=int, default=4, help="depth (default 4; 'full' depth is 24 / 36)")
+    ap.add_argument("--max-shard-bytes", type=int, default=5_000_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer-from", default=os.path.join(os.path.dirname(__file__), "..", "golden", "tiny"))
     a = ap.parse_args()
+    global N_EXPERT
+    N_EXPERT = MODELS[a.model]["experts"]
+    if not 1 <= a.layers <= MODELS[a.model]["layers"]:
+        ap.error(f"--layers must be 1 to {MODELS[a.model]['layers']} for gpt-oss-{a.model}")
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
 
-    # One shard for the embeddings, one per layer, one for the head, named as OpenAI names them (zero-based,
-    # "of" the last index).
-    groups = [[("model.embed_tokens.weight", "BF16", [VOCAB, H])]]
-    groups += [tensors_of_layer(i) for i in range(a.layers)]
-    groups.append([("model.norm.weight", "BF16", [H]), ("lm_head.weight", "BF16", [VOCAB, H])])
+    tensors = [("model.embed_tokens.weight", "BF16", [VOCAB, H])]
+    for i in range(a.layers):
+        tensors += tensors_of_layer(i)
+    tensors += [("model.norm.weight", "BF16", [H]), ("lm_head.weight", "BF16", [VOCAB, H])]
+    groups = pack_shards(tensors, a.max_shard_bytes)
     last = len(groups) - 1
     weight_map, total = {}, 0
     for k, group in enumerate(groups):
@@ -176,7 +211,8 @@ def main():
         src = os.path.join(a.tokenizer_from, name)
         if os.path.exists(src):
             shutil.copy(src, os.path.join(a.out, name))
-    print(f"wrote {a.out}: {a.layers} layers, {total / 1e9:.2f} GB of tensors")
+    print(f"wrote {a.out}: gpt-oss-{a.model} widths, {a.layers} layers, {len(groups)} shards, "
+          f"{total / 1e9:.2f} GB of tensors")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 #
 # SRC: a checkpoint big enough that a conversion takes a while (bench/make_synthetic.py SRC --layers 1 writes
 # 2.7 GB). WORK: a scratch folder on the same kind of disk. BIN: the ossify binary (target/release/ossify).
-# TRIALS: per kind (10).
+# TRIALS: per kind (10). RACES (default 3 x TRIALS): racing pairs; ONLY=races skips the interrupted runs.
 #
 # 1. Interrupted runs: TRIALS each of SIGINT, SIGTERM and SIGKILL, sent at a random moment after the partial
 #    output appears. Expected: INT exits 130 and TERM 143, each naming the partial it removed, with neither
@@ -22,6 +22,8 @@ src=${1:?usage: bench/output_safety.sh SRC WORK [BIN] [TRIALS]}
 work=${2:?usage: bench/output_safety.sh SRC WORK [BIN] [TRIALS]}
 bin=${3:-target/release/ossify}
 trials=${4:-10}
+races=${RACES:-$((trials * 3))}
+only=${ONLY:-all}
 mkdir -p "$work"
 out="$work/out.gguf"
 partial="$out.partial"
@@ -48,6 +50,7 @@ ref_auto=$(sha "$work/ref-auto.gguf")
 ref_q8=$(sha "$work/ref-q8.gguf")
 echo "reference convert: ${dur} s; sha auto $ref_auto, q8_0 $ref_q8"
 
+if [ "$only" != races ]; then
 echo
 echo "== interrupted runs =="
 printf '%-4s %-5s %-8s %-5s %-7s %-14s %s\n' '#' sig 'delay_s' exit output partial stderr
@@ -88,12 +91,13 @@ echo "run after the last SIGKILL: exit $code, stale partial named: $([ "$named" 
      "output $( [ "$(sha "$out")" = "$ref_auto" ] && echo 'identical to a clean run' || echo DIFFERS), partial left: $([ -e "$partial" ] && echo yes || echo no)"
 for k in "${!tally[@]}"; do echo "  $k: ${tally[$k]}"; done | sort
 clean
+fi
 
 echo
 echo "== racing writers (same output, auto vs q8_0) =="
 printf '%-4s %-7s %-6s %-6s %-22s %s\n' '#' 'gap_s' 'exitA' 'exitB' 'file' 'loser says'
 declare -A race
-for i in $(seq "$((trials * 3))"); do
+for i in $(seq "$races"); do
   gap=$(awk -v r="$RANDOM" 'BEGIN{printf "%.3f", 0.3 * r / 32768}')
   "$bin" convert "$src" -o "$out" > /dev/null 2> "$work/a.err" &
   a=$!

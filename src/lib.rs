@@ -1,5 +1,7 @@
 //! ossify as a library: the pipeline behind the `ossify` binary. It knows gpt-oss and knows nothing of byte
-//! layouts (those live in `ossify-formats`) or of kernels (`ossify-kernels`).
+//! layouts (those live in `ossify-formats`) or of kernels (`ossify-kernels`). ARCHITECTURE.md describes the
+//! modules and the direction of their imports.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod chat;
 pub mod checkpoint;

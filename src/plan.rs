@@ -15,13 +15,17 @@
 //! whatever the thread count.
 
 use anyhow::{anyhow, bail, Context, Result};
+use ossify_formats::gguf::constants::LlamaFileType;
+use ossify_formats::gguf::MetaValue;
 use ossify_formats::quant::{self, repack_hf_to_ggml};
+use ossify_formats::quant::{QK_MXFP4, QS_MXFP4};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
-use crate::gpt_oss::names;
 pub use crate::gpt_oss::names::Source;
+use crate::gpt_oss::{metadata, names};
+use crate::tokenizer::GgufVocab;
 
 /// `--outtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,15 +72,15 @@ impl OutType {
         }
     }
 
-    /// `general.file_type` (gguf-py `LlamaFileType`): ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7, MOSTLY_BF16 32,
-    /// and MOSTLY_MXFP4_MOE 38 when MXFP4 experts sit beside 16/32-bit weights (base.py `prepare_metadata`).
-    fn file_type(self, mxfp4_experts: bool) -> u32 {
+    /// `general.file_type`, with MOSTLY_MXFP4_MOE when MXFP4 experts sit beside 16/32-bit weights (base.py
+    /// `prepare_metadata`).
+    fn file_type(self, mxfp4_experts: bool) -> LlamaFileType {
         match self {
-            OutType::Q8_0 => 7,
-            _ if mxfp4_experts => 38,
-            OutType::F16 => 1,
-            OutType::Bf16 => 32,
-            OutType::F32 | OutType::Auto => 0,
+            OutType::Q8_0 => LlamaFileType::MostlyQ8_0,
+            _ if mxfp4_experts => LlamaFileType::MostlyMxfp4Moe,
+            OutType::F16 => LlamaFileType::MostlyF16,
+            OutType::Bf16 => LlamaFileType::MostlyBF16,
+            OutType::F32 | OutType::Auto => LlamaFileType::AllF32,
         }
     }
 }
@@ -163,9 +167,49 @@ impl Plan {
         Ok(Plan {
             tensors,
             outtype,
-            file_type: outtype.file_type(ckpt.experts == ExpertStorage::Mxfp4),
+            file_type: outtype.file_type(ckpt.experts == ExpertStorage::Mxfp4).id(),
         })
     }
+}
+
+impl Plan {
+    /// Every metadata key/value of the GGUF, in the order llama.cpp's converter writes them: the model's
+    /// ([`metadata::to_gguf`]), then the vocabulary's.
+    pub fn metadata(&self, ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
+        let mut kv = metadata::to_gguf(&ckpt.config, &model_name(ckpt), self.file_type)?;
+        kv.extend(vocab_metadata(ckpt)?);
+        Ok(kv)
+    }
+}
+
+/// `general.name`: the model folder's name (for `original/`, its parent's), as gguf-py falls back to.
+fn model_name(ckpt: &Checkpoint) -> String {
+    let dir = match ckpt.layout {
+        Layout::Original => ckpt.path.parent().unwrap_or(&ckpt.path),
+        _ => &ckpt.path,
+    };
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gpt-oss".into())
+}
+
+/// The tokenizer key/values, as llama.cpp's `_set_vocab_gpt2` + gguf-py's `SpecialVocab` write them
+/// (`GgufVocab::to_metadata`).
+fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
+    let Some(dir) = &ckpt.tokenizer_dir else {
+        bail!(
+            "{}: no tokenizer.json here{}; a GGUF needs the vocabulary",
+            ckpt.path.display(),
+            if ckpt.layout == Layout::Original {
+                " or in the parent folder"
+            } else {
+                ""
+            }
+        );
+    };
+    let v = GgufVocab::from_dir(dir, ckpt.config.vocab_size)
+        .with_context(|| format!("{}: reading the tokenizer", dir.display()))?;
+    Ok(v.to_metadata())
 }
 
 /// `auto`: the type of the source's first float matrix (llama.cpp's GUESSED heuristic looks at the first tensor
@@ -310,19 +354,19 @@ impl PlannedTensor {
                 let b = ckpt.tensor(blocks)?;
                 let s = ckpt.tensor(scales)?;
                 let (e, r_src) = match b.shape[..] {
-                    [e, r, _, 16] => (e, r),
+                    [e, r, _, QS_MXFP4] => (e, r),
                     _ => bail!(
                         "'{blocks}' has shape {:?}, expected (E, rows, blocks, 16)",
                         b.shape
                     ),
                 };
-                let nb = row_len / 32;
+                let nb = row_len / QK_MXFP4;
                 let r_out = *self.shape.get(1).unwrap_or(&0);
                 let (step, off) = Source::row_step(*parity);
                 if r_out == 0 || (r_out - 1) * step + off >= r_src {
                     bail!("'{blocks}' has {r_src} rows, too few for {r_out} output rows");
                 }
-                check_len(&b, e * r_src * nb * 16)?;
+                check_len(&b, e * r_src * nb * QS_MXFP4)?;
                 check_len(&s, e * r_src * nb)?;
                 let src_row = |i: usize| (i / r_out) * r_src + (i % r_out) * step + off;
                 out.par_chunks_mut(row_bytes)
@@ -330,14 +374,14 @@ impl PlannedTensor {
                     .try_for_each(|(k, dst)| {
                         let src = src_row(r0 + k);
                         repack_hf_to_ggml(
-                            &b.bytes[src * nb * 16..(src + 1) * nb * 16],
+                            &b.bytes[src * nb * QS_MXFP4..(src + 1) * nb * QS_MXFP4],
                             &s.bytes[src * nb..(src + 1) * nb],
                             dst,
                         )
                     })?;
                 let (first, last) = (src_row(rows.start), src_row(rows.end - 1) + 1);
                 Ok(vec![
-                    &b.bytes[first * nb * 16..last * nb * 16],
+                    &b.bytes[first * nb * QS_MXFP4..last * nb * QS_MXFP4],
                     &s.bytes[first * nb..last * nb],
                 ])
             }
@@ -501,48 +545,6 @@ impl PlannedTensor {
     }
 }
 
-/// True when a piece of `dtype` values holds a NaN, which the encoders would canonicalise (gguf-py quiets NaNs
-/// in `__compute_fp32_to_bf16`), so the piece cannot be copied unchanged. Branch-free per block so it
-/// vectorises: it runs over every unchanged byte.
-pub fn has_nan(dtype: DType, bytes: &[u8]) -> bool {
-    // NaN <=> the magnitude bits exceed infinity's. Eight bytes at a time: per lane, magnitude + (sign bit -
-    // (inf + 1)) carries into the lane's sign bit exactly when magnitude > inf, and never into the next lane.
-    match dtype {
-        DType::BF16 => any_lane_carries(bytes, 0x7FFF, 0x8000 - 0x7F81, 16),
-        DType::F16 => any_lane_carries(bytes, 0x7FFF, 0x8000 - 0x7C01, 16),
-        DType::F32 => any_lane_carries(bytes, 0x7FFF_FFFF, 0x8000_0000 - 0x7F80_0001, 32),
-        _ => true,
-    }
-}
-
-/// For little-endian lanes of `bits` bits: is `(lane & mask) + add` at or above the lane's top bit for any
-/// lane? (`mask + add` stays below twice the top bit, so lanes never carry into each other.) Branch-free
-/// over u64 words, so it compiles to SIMD.
-fn any_lane_carries(bytes: &[u8], mask: u64, add: u64, bits: u32) -> bool {
-    let lanes = 64 / bits;
-    let (mut m, mut a, top) = (0u64, 0u64, 1u64 << (bits - 1));
-    let mut tops = 0u64;
-    for k in 0..lanes {
-        m |= mask << (k * bits);
-        a |= add << (k * bits);
-        tops |= top << (k * bits);
-    }
-    let mut words = bytes.chunks_exact(8);
-    let mut acc = 0u64;
-    for w in &mut words {
-        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        acc |= (x & m) + a;
-    }
-    // A partial word is padded with zeros, which are never NaN.
-    let mut last = [0u8; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    let x = u64::from_le_bytes(last);
-    // Zero padding lanes: 0 + add stays below the top bit, so they flag nothing.
-    acc |= (x & m) + a;
-    acc & tops != 0
-}
-
 /// A float source tensor, checked to hold exactly its shape.
 fn float_source<'c>(ckpt: &'c Checkpoint, name: &str) -> Result<TensorView<'c>> {
     let t = ckpt.tensor(name)?;
@@ -578,52 +580,6 @@ fn check_len(t: &TensorView<'_>, want: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn has_nan_finds_exactly_the_values_the_encoders_change() {
-        // Every bf16 / f16 bit pattern: has_nan must hold exactly where decode + encode does not give the
-        // same bits back (NaNs), so a piece without one can be copied unchanged.
-        for (dtype, decode, encode) in [
-            (
-                DType::BF16,
-                quant::bf16_to_fp32 as fn(u16) -> f32,
-                quant::fp32_to_bf16 as fn(f32) -> u16,
-            ),
-            (DType::F16, quant::fp16_to_fp32, quant::fp32_to_fp16),
-        ] {
-            for h in 0..=u16::MAX {
-                let changed = encode(decode(h)) != h;
-                // 13 values: three whole 8-byte words and a partial one; h lands in every lane of both.
-                let mut bytes = [0u8; 26];
-                let at = 2 * (h as usize % 13);
-                bytes[at..at + 2].copy_from_slice(&h.to_le_bytes());
-                assert_eq!(
-                    has_nan(dtype, &bytes),
-                    decode(h).is_nan(),
-                    "{dtype} {h:#06x}"
-                );
-                if changed {
-                    assert!(
-                        has_nan(dtype, &bytes),
-                        "{dtype} {h:#06x} changes but is not flagged"
-                    );
-                }
-            }
-        }
-        for at in 0..5 {
-            for (x, nan) in [
-                (f32::NAN.to_bits(), true),
-                (0xFF80_0001, true), // a signalling NaN, negative
-                (f32::INFINITY.to_bits(), false),
-                (f32::NEG_INFINITY.to_bits(), false),
-                (f32::MAX.to_bits(), false),
-            ] {
-                let mut f32s = [0u8; 4 * 5];
-                f32s[4 * at..4 * at + 4].copy_from_slice(&x.to_le_bytes());
-                assert_eq!(has_nan(DType::F32, &f32s), nan, "{x:#010x} at {at}");
-            }
-        }
-    }
 
     #[test]
     fn types_follow_llama_cpp_rules() {

@@ -23,7 +23,8 @@ use ossify_formats::sink::Sink;
 use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
-use crate::plan::{has_nan, PlannedTensor};
+use crate::plan::PlannedTensor;
+use ossify_formats::quant::has_nan;
 
 /// One output tensor (or a group of tensors with the same rows), made row range by row range.
 pub trait Job<'c>: Sync {

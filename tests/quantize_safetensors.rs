@@ -1,6 +1,10 @@
 //! `ossify quantize --format safetensors`: OpenAI's MXFP4 layout. The experts must decode to exactly the values
 //! of the matching GGUF; the folder must stay the one golden/quantize/ holds, and ossify's forward pass on it must
-//! match transformers' logits of it (both made by golden/quantize/make_reference.py). GGUF inputs work too.
+//! match transformers' logits of it (golden/quantize/make_reference.py). GGUF inputs work too.
+//!
+//! The golden folder is not trusted because ossify wrote it: tests/python/test_quantize_safetensors.py derives
+//! every tensor's bytes from the BF16 source with numpy and gguf-py's MXFP4 quantizer and checks both the golden
+//! folder and ossify's output against them.
 
 use std::path::{Path, PathBuf};
 

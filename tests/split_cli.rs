@@ -215,3 +215,47 @@ fn bad_split_flags_are_refused() {
     assert!(stderr(&o).contains("--keep-split"), "{}", stderr(&o));
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn split_output_checks_the_shards_not_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = golden("tiny");
+    // A single file at -o does not stop a split output named after it...
+    let out = dir.path().join("m.gguf");
+    ok(&ossify(&["convert", s(&tiny), "-o", s(&out)]));
+    let single = fs::read(&out).unwrap();
+    ok(&ossify(&[
+        "convert",
+        s(&tiny),
+        "-o",
+        s(&out),
+        "--split-max-tensors",
+        "40",
+    ]));
+    assert_eq!(fs::read(&out).unwrap(), single);
+    // ...but an existing shard does, until --force.
+    let o = ossify(&[
+        "convert",
+        s(&tiny),
+        "-o",
+        s(&out),
+        "--split-max-tensors",
+        "40",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("m-00001-of-00002.gguf") && stderr(&o).contains("already exists"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&ossify(&[
+        "convert",
+        s(&tiny),
+        "-o",
+        s(&out),
+        "--split-max-tensors",
+        "40",
+        "--force",
+    ]));
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+}

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::quant as q;
+
 /// The type of a tensor's elements: a plain scalar (one element per "block") or a ggml block format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
@@ -26,7 +28,8 @@ pub enum DType {
     Mxfp4,
 }
 
-/// (dtype, ggml type id, elements per block, bytes per block, name as ggml prints it)
+/// (dtype, ggml type id, elements per block, bytes per block, name as ggml prints it). Block formats take their
+/// sizes from their block structs in [`crate::quant`].
 const TABLE: &[(DType, Option<u32>, usize, usize, &str)] = &[
     (DType::F64, Some(28), 1, 8, "F64"),
     (DType::F32, Some(0), 1, 4, "F32"),
@@ -38,12 +41,18 @@ const TABLE: &[(DType, Option<u32>, usize, usize, &str)] = &[
     (DType::I8, Some(24), 1, 1, "I8"),
     (DType::U8, None, 1, 1, "U8"),
     (DType::Bool, None, 1, 1, "BOOL"),
-    (DType::Q4_0, Some(2), 32, 18, "Q4_0"),
-    (DType::Q4_1, Some(3), 32, 20, "Q4_1"),
-    (DType::Q5_0, Some(6), 32, 22, "Q5_0"),
-    (DType::Q5_1, Some(7), 32, 24, "Q5_1"),
-    (DType::Q8_0, Some(8), 32, 34, "Q8_0"),
-    (DType::Mxfp4, Some(39), 32, 17, "MXFP4"),
+    (DType::Q4_0, Some(2), q::QK4_0, q::BlockQ4_0::SIZE, "Q4_0"),
+    (DType::Q4_1, Some(3), q::QK4_1, q::BlockQ4_1::SIZE, "Q4_1"),
+    (DType::Q5_0, Some(6), q::QK5_0, q::BlockQ5_0::SIZE, "Q5_0"),
+    (DType::Q5_1, Some(7), q::QK5_1, q::BlockQ5_1::SIZE, "Q5_1"),
+    (DType::Q8_0, Some(8), q::QK8_0, q::BlockQ8_0::SIZE, "Q8_0"),
+    (
+        DType::Mxfp4,
+        Some(39),
+        q::QK_MXFP4,
+        q::BlockMxfp4::SIZE,
+        "MXFP4",
+    ),
 ];
 
 impl DType {

@@ -4,6 +4,7 @@
 //! name table; this module only compares the safetensors files against it.
 
 use anyhow::{bail, Result};
+use ossify_formats::quant::QK_MXFP4;
 use ossify_formats::safetensors::SafetensorsModel;
 
 use crate::gpt_oss::names::{self, ExpectedTensor, ExpertStorage, Layout};
@@ -40,10 +41,11 @@ pub(super) fn validate(
         .unwrap_or_default();
     let experts = names::detect_experts(layout, |n| model.entry(n).map(|e| e.dtype))
         .map_err(|e| anyhow::anyhow!("{file0}: {e}"))?;
-    if experts == ExpertStorage::Mxfp4 && (c.hidden_size % 32 != 0 || c.intermediate_size % 32 != 0)
+    if experts == ExpertStorage::Mxfp4
+        && (c.hidden_size % QK_MXFP4 != 0 || c.intermediate_size % QK_MXFP4 != 0)
     {
         bail!(
-            "{file0}: MXFP4 experts need hidden_size ({}) and intermediate_size ({}) to be multiples of 32",
+            "{file0}: MXFP4 experts need hidden_size ({}) and intermediate_size ({}) to be multiples of {QK_MXFP4}",
             c.hidden_size,
             c.intermediate_size
         );

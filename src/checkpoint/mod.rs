@@ -32,7 +32,7 @@
 mod expect;
 mod gguf;
 
-pub use gguf::config_from_gguf;
+pub use crate::gpt_oss::metadata::config_from_gguf;
 
 pub use crate::gpt_oss::names::{ExpectedDType, ExpectedTensor, ExpertStorage, Layout};
 pub use expect::expected_tensors;
@@ -151,24 +151,7 @@ pub fn detect_layout(path: &Path) -> Result<Layout> {
     )
 }
 
-/// How many layers a checkpoint's tensor names hold: one more than the largest index N among names that
-/// start as `layer_template` (a per-layer name template of the name table, `blk.{bid}.attn_norm.weight`) does
-/// up to `{bid}`, followed by N and a dot. Used to refuse a layer count the tensors cannot back before
-/// anything is sized by it.
-pub(crate) fn layers_present<'a>(
-    names: impl Iterator<Item = &'a str>,
-    layer_template: &str,
-) -> usize {
-    let prefix = layer_template.split("{bid}").next().unwrap_or_default();
-    names
-        .filter_map(|n| {
-            let rest = n.strip_prefix(prefix)?;
-            let (idx, _) = rest.split_once('.')?;
-            idx.parse::<usize>().ok()
-        })
-        .max()
-        .map_or(0, |m| m.saturating_add(1))
-}
+pub(crate) use crate::gpt_oss::names::layers_present;
 
 impl Checkpoint {
     /// Opens and validates a checkpoint; `layout` overrides detection.

@@ -18,17 +18,14 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use ossify_formats::atomic::{Existing, Kind};
-use ossify_formats::gguf::constants::{self as k, ARCH_GPT_OSS};
-use ossify_formats::gguf::{GgufWriter, MetaArray, MetaValue, SplitRule};
+use ossify_formats::gguf::{GgufWriter, SplitRule};
 
 use crate::checkpoint::{Checkpoint, Layout};
-use crate::gpt_oss::{AttentionKind, GptOssConfig};
 use crate::plan::{OutType, Plan};
 use crate::stream::{drive, Job, PlanJob};
-use crate::tokenizer::GgufVocab;
 
 /// Options of `ossify convert`.
 #[derive(Clone, Debug)]
@@ -70,12 +67,16 @@ pub struct ConvertSummary {
 /// Runs a conversion and returns its summary.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     let start = Instant::now();
-    super::check_output(&opts.out, Kind::File, opts.force, &[&opts.src])?;
+    // A split output is written as shards named after `out`, not at `out`: an existing `out` is no obstacle (the
+    // shards, and `out` itself when the model fits in one file, are checked when they are created, before any
+    // work).
+    let splits = opts.split != SplitRule::None;
+    super::check_output(&opts.out, Kind::File, opts.force || splits, &[&opts.src])?;
     let ckpt = Checkpoint::open(&opts.src, opts.layout)?;
     let plan = Plan::new(&ckpt, opts.outtype)?;
 
     let mut w = GgufWriter::new();
-    for (key, value) in metadata(&ckpt, &plan)? {
+    for (key, value) in plan.metadata(&ckpt)? {
         w.add_kv(&key, value)
             .with_context(|| format!("{}: metadata key '{key}'", opts.out.display()))?;
     }
@@ -90,9 +91,8 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .num_threads(opts.threads)
         .build()
         .context("starting the thread pool")?;
-    let output = w
-        .create_split(&opts.out, opts.split, Existing::from_force(opts.force))
-        .with_context(|| format!("{}", opts.out.display()))?;
+    // Its errors name the file already.
+    let output = w.create_split(&opts.out, opts.split, Existing::from_force(opts.force))?;
     let bar = progress_bar(opts, tensor_bytes);
 
     let jobs: Vec<Box<dyn Job<'_> + '_>> = plan
@@ -111,9 +111,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
     // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
     written.with_context(|| format!("converting into {}", opts.out.display()))?;
     let files: Vec<PathBuf> = output.paths().iter().map(|p| p.to_path_buf()).collect();
-    output
-        .finish()
-        .with_context(|| format!("{}", opts.out.display()))?;
+    output.finish()?;
     let file_bytes = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
@@ -176,151 +174,4 @@ fn progress_bar(opts: &ConvertOptions, total: u64) -> Option<indicatif::Progress
         bar.set_style(style);
     }
     Some(bar)
-}
-
-/// Every metadata key/value, in the order llama.cpp's converter writes them (gguf-py `GGUFWriter`,
-/// conversion/base.py `TextModel.set_gguf_parameters`, conversion/gpt_oss.py `GptOssModel.set_gguf_parameters`),
-/// with the same GGUF value types.
-pub fn metadata(ckpt: &Checkpoint, plan: &Plan) -> Result<Vec<(String, MetaValue)>> {
-    let c = &ckpt.config;
-    let a = |t: &str| k::key(t, ARCH_GPT_OSS);
-    let u32v = |n: usize, what: &str| -> Result<MetaValue> {
-        u32::try_from(n)
-            .map(MetaValue::U32)
-            .map_err(|_| anyhow!("{what} = {n} does not fit GGUF's u32"))
-    };
-    let mut kv: Vec<(String, MetaValue)> = vec![
-        (
-            k::GENERAL_ARCHITECTURE.into(),
-            MetaValue::String(ARCH_GPT_OSS.into()),
-        ),
-        (k::GENERAL_TYPE.into(), MetaValue::String("model".into())),
-        (k::GENERAL_NAME.into(), MetaValue::String(model_name(ckpt))),
-        (
-            a(k::LLM_BLOCK_COUNT),
-            u32v(c.num_hidden_layers, "num_hidden_layers")?,
-        ),
-        (
-            a(k::LLM_CONTEXT_LENGTH),
-            u32v(c.max_position_embeddings, "max_position_embeddings")?,
-        ),
-        (
-            a(k::LLM_EMBEDDING_LENGTH),
-            u32v(c.hidden_size, "hidden_size")?,
-        ),
-        (
-            a(k::LLM_FEED_FORWARD_LENGTH),
-            u32v(c.intermediate_size, "intermediate_size")?,
-        ),
-        (
-            a(k::ATTENTION_HEAD_COUNT),
-            u32v(c.num_attention_heads, "num_attention_heads")?,
-        ),
-        (
-            a(k::ATTENTION_HEAD_COUNT_KV),
-            u32v(c.num_key_value_heads, "num_key_value_heads")?,
-        ),
-    ];
-    if let Some(r) = &c.rope_scaling {
-        kv.push((a(k::ROPE_SCALING_TYPE), MetaValue::String("yarn".into())));
-        kv.push((a(k::ROPE_SCALING_FACTOR), MetaValue::F32(r.factor as f32)));
-        kv.push((
-            a(k::ROPE_SCALING_ORIG_CTX_LEN),
-            u32v(
-                r.original_max_position_embeddings,
-                "original_max_position_embeddings",
-            )?,
-        ));
-        kv.push((
-            a(k::ROPE_SCALING_YARN_BETA_FAST),
-            MetaValue::F32(r.beta_fast as f32),
-        ));
-        kv.push((
-            a(k::ROPE_SCALING_YARN_BETA_SLOW),
-            MetaValue::F32(r.beta_slow as f32),
-        ));
-    }
-    kv.push((a(k::ROPE_FREQ_BASE), MetaValue::F32(c.rope_theta as f32)));
-    kv.push((
-        a(k::ATTENTION_LAYERNORM_RMS_EPS),
-        MetaValue::F32(c.rms_norm_eps as f32),
-    ));
-    kv.push((
-        a(k::EXPERT_COUNT),
-        u32v(c.num_local_experts, "num_local_experts")?,
-    ));
-    kv.push((
-        a(k::EXPERT_USED_COUNT),
-        u32v(c.num_experts_per_tok, "num_experts_per_tok")?,
-    ));
-    kv.push((a(k::ATTENTION_KEY_LENGTH), u32v(c.head_dim, "head_dim")?));
-    kv.push((a(k::ATTENTION_VALUE_LENGTH), u32v(c.head_dim, "head_dim")?));
-    kv.push((k::GENERAL_FILE_TYPE.into(), MetaValue::U32(plan.file_type)));
-    kv.push((
-        a(k::ATTENTION_SLIDING_WINDOW),
-        u32v(c.sliding_window, "sliding_window")?,
-    ));
-    kv.push((
-        a(k::EXPERT_FEED_FORWARD_LENGTH),
-        u32v(c.intermediate_size, "intermediate_size")?,
-    ));
-    if let Some(pattern) = sliding_window_pattern(c) {
-        kv.push((
-            a(k::ATTENTION_SLIDING_WINDOW_PATTERN),
-            MetaValue::Array(MetaArray::Bool(pattern)),
-        ));
-    }
-    kv.push((
-        k::GENERAL_QUANTIZATION_VERSION.into(),
-        MetaValue::U32(k::GGML_QUANT_VERSION),
-    ));
-    kv.extend(vocab_metadata(ckpt)?);
-    Ok(kv)
-}
-
-/// llama.cpp's converter writes no layer layout: llama.cpp then assumes even layers slide
-/// (src/models/openai-moe.cpp `load_swa_pattern(ml, 2)`). That same loader first reads
-/// `gpt-oss.attention.sliding_window_pattern` as a per-layer bool array, so a checkpoint with any other
-/// `layer_types` gets that array (true = sliding) and stays exact; the default layout gets nothing, so the file
-/// equals llama.cpp's.
-pub fn sliding_window_pattern(c: &GptOssConfig) -> Option<Vec<bool>> {
-    if c.has_default_layer_types() {
-        return None;
-    }
-    Some(
-        c.layer_types
-            .iter()
-            .map(|t| *t == AttentionKind::Sliding)
-            .collect(),
-    )
-}
-
-/// `general.name`: the model folder's name (for `original/`, its parent's), as gguf-py falls back to.
-fn model_name(ckpt: &Checkpoint) -> String {
-    let dir = match ckpt.layout {
-        Layout::Original => ckpt.path.parent().unwrap_or(&ckpt.path),
-        _ => &ckpt.path,
-    };
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "gpt-oss".into())
-}
-
-/// The tokenizer key/values, as llama.cpp's `_set_vocab_gpt2` + gguf-py's `SpecialVocab` write them
-/// (`GgufVocab::to_metadata`).
-fn vocab_metadata(ckpt: &Checkpoint) -> Result<Vec<(String, MetaValue)>> {
-    let Some(dir) = &ckpt.tokenizer_dir else {
-        bail!(
-            "{}: no tokenizer.json here{}; a GGUF needs the vocabulary",
-            ckpt.path.display(),
-            if ckpt.layout == Layout::Original {
-                " or in the parent folder"
-            } else {
-                ""
-            }
-        );
-    };
-    let v = GgufVocab::from_dir(dir, ckpt.config.vocab_size)
-        .with_context(|| format!("{}: reading the tokenizer", dir.display()))?;
-    Ok(v.to_metadata())
 }

@@ -393,88 +393,72 @@ fn tensor_stats(v: &TensorView<'_>, all: &[TensorView<'_>]) -> Result<TensorStat
             return Ok(s);
         }
     }
-    match v.dtype {
-        DType::F32
-        | DType::F16
-        | DType::BF16
-        | DType::Q8_0
-        | DType::Q4_0
-        | DType::Q4_1
-        | DType::Q5_0
-        | DType::Q5_1
-        | DType::Mxfp4 => {
-            let bs = v.dtype.block_size();
-            let elems = (CHUNK_ELEMENTS / bs).max(1) * bs;
-            let chunk_bytes = v.dtype.nbytes(elems).unwrap_or(usize::MAX);
-            let acc = v
-                .bytes
-                .par_chunks(chunk_bytes)
-                .map(|c| -> Result<Acc> {
-                    let n = c.len() / v.dtype.type_size() * bs;
-                    let mut buf = vec![0f32; n];
-                    quant::dequantize_row(v.dtype, c, &mut buf)?;
-                    Ok(Acc::new().push_all(&buf))
-                })
-                .try_reduce(Acc::new, |a, b| Ok(a.merge(b)))
-                .with_context(ctx)?;
-            let mut s = acc.finish();
-            if v.dtype == DType::Mxfp4 {
-                let blocks = v.bytes.chunks_exact(17);
-                s.scale_exponents = Some(histogram(blocks.clone().map(|b| b[0])));
-                let (six, total) = blocks
-                    .flat_map(|b| b[1..].iter().copied())
-                    .fold((0u64, 0u64), |(s6, t), byte| (s6 + at_6(byte), t + 2));
-                s.share_at_6 = Some(if total > 0 {
-                    six as f64 / total as f64
-                } else {
-                    0.0
-                });
-            }
-            Ok(s)
-        }
-        _ => {
-            // Integers: statistics of the raw values.
-            let xs = raw_integers(v);
-            Ok(Acc::new().push_all(&xs).finish())
-        }
+    if quant::codec(v.dtype).is_none() {
+        // Integers: statistics of the raw values.
+        let xs = raw_integers(v);
+        return Ok(Acc::new().push_all(&xs).finish());
     }
-}
-
-/// Number of nibbles in `byte` that encode ±6 (E2M1 code 7 or 15).
-fn at_6(byte: u8) -> u64 {
-    u64::from(byte & 0x7 == 0x7) + u64::from((byte >> 4) & 0x7 == 0x7)
+    let bs = v.dtype.block_size();
+    let elems = (CHUNK_ELEMENTS / bs).max(1) * bs;
+    let chunk_bytes = v.dtype.nbytes(elems).unwrap_or(usize::MAX);
+    let acc = v
+        .bytes
+        .par_chunks(chunk_bytes)
+        .map(|c| -> Result<Acc> {
+            let n = c.len() / v.dtype.type_size() * bs;
+            let mut buf = vec![0f32; n];
+            quant::dequantize_row(v.dtype, c, &mut buf)?;
+            Ok(Acc::new().push_all(&buf))
+        })
+        .try_reduce(Acc::new, |a, b| Ok(a.merge(b)))
+        .with_context(ctx)?;
+    let mut s = acc.finish();
+    if v.dtype == DType::Mxfp4 {
+        let blocks = quant::split_blocks_mxfp4(v.bytes);
+        s.scale_exponents = Some(histogram(blocks.clone().map(|(e, _)| e)));
+        let (six, total) = blocks.fold((0u64, 0u64), |(s6, t), (_, qs)| {
+            (s6 + quant::count_codes_at_6(qs), t + 2 * qs.len() as u64)
+        });
+        s.share_at_6 = Some(if total > 0 {
+            six as f64 / total as f64
+        } else {
+            0.0
+        });
+    }
+    Ok(s)
 }
 
 fn histogram(scales: impl Iterator<Item = u8>) -> BTreeMap<i32, u64> {
     let mut h = BTreeMap::new();
     for e in scales {
-        *h.entry(i32::from(e) - 127).or_insert(0) += 1;
+        *h.entry(quant::e8m0_exponent(e)).or_insert(0) += 1;
     }
     h
 }
 
 fn hf_mxfp4_stats(blocks: &TensorView<'_>, scales: &TensorView<'_>) -> Result<TensorStats> {
-    if blocks.bytes.len() != scales.bytes.len() * 16 {
+    if blocks.bytes.len() != scales.bytes.len() * quant::QS_MXFP4 {
         anyhow::bail!(
-            "{} bytes of blocks do not match {} scale bytes (16 per scale)",
+            "{} bytes of blocks do not match {} scale bytes ({} per scale)",
             blocks.bytes.len(),
-            scales.bytes.len()
+            scales.bytes.len(),
+            quant::QS_MXFP4
         );
     }
     const SCALES_PER_CHUNK: usize = 2048;
     let acc = blocks
         .bytes
-        .par_chunks(16 * SCALES_PER_CHUNK)
+        .par_chunks(quant::QS_MXFP4 * SCALES_PER_CHUNK)
         .zip(scales.bytes.par_chunks(SCALES_PER_CHUNK))
         .map(|(b, s)| -> Result<Acc> {
-            let mut buf = vec![0f32; s.len() * 32];
+            let mut buf = vec![0f32; s.len() * quant::QK_MXFP4];
             quant::dequantize_row_mxfp4_hf(b, s, &mut buf)?;
             Ok(Acc::new().push_all(&buf))
         })
         .try_reduce(Acc::new, |a, b| Ok(a.merge(b)))?;
     let mut st = acc.finish();
     st.scale_exponents = Some(histogram(scales.bytes.iter().copied()));
-    let six: u64 = blocks.bytes.iter().map(|&b| at_6(b)).sum();
+    let six = quant::count_codes_at_6(blocks.bytes);
     let total = blocks.bytes.len() as u64 * 2;
     st.share_at_6 = Some(if total > 0 {
         six as f64 / total as f64

@@ -164,7 +164,9 @@ fn run_inner(args: &QuantizeArgs) -> Result<()> {
         OutputFormat::Gguf => Kind::File,
         OutputFormat::Safetensors => Kind::Folder,
     };
-    super::check_output(&args.output, kind, args.force, &inputs)?;
+    // A split output is shards named after -o (checked when created, before any work), not -o itself.
+    let splits = args.keep_split || args.split.rule() != Default::default();
+    super::check_output(&args.output, kind, args.force || splits, &inputs)?;
     if let Some(path) = &args.imatrix_out {
         super::check_output(path, Kind::File, args.force, &inputs)?;
     }

@@ -48,7 +48,7 @@ pub struct GptOssConfig {
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// Defaults transformers' `GptOssConfig` fills in for fields a config.json leaves out (transformers
 /// models/gpt_oss/configuration_gpt_oss.py). llama.cpp's converter reads the config through transformers
@@ -198,6 +198,215 @@ pub fn check_layer_count(n: usize, path: &Path, source: ConfigSource) -> Result<
 /// OpenAI's reference RMSNorm epsilon (gpt_oss/torch/model.py); original/config.json does not carry it.
 const ORIGINAL_RMS_NORM_EPS: f64 = 1e-5;
 
+/// One number of the config, read and written through accessors, so that one table can map it to each format
+/// ([`HF_JSON_KEYS`] here, `metadata::GGUF_KEYS` for GGUF). A getter returns `None` when the config has no
+/// such value (the YaRN fields without YaRN scaling); a setter ignores a value it has no place for.
+#[derive(Clone, Copy)]
+pub enum Field {
+    Count {
+        get: fn(&GptOssConfig) -> Option<usize>,
+        set: fn(&mut GptOssConfig, usize),
+    },
+    Float {
+        get: fn(&GptOssConfig) -> Option<f64>,
+        set: fn(&mut GptOssConfig, f64),
+    },
+}
+
+macro_rules! count {
+    ($f:ident) => {
+        Field::Count {
+            get: |c| Some(c.$f),
+            set: |c, n| c.$f = n,
+        }
+    };
+}
+macro_rules! float {
+    ($f:ident) => {
+        Field::Float {
+            get: |c| Some(c.$f),
+            set: |c, x| c.$f = x,
+        }
+    };
+}
+macro_rules! yarn {
+    ($kind:ident, $f:ident) => {
+        Field::$kind {
+            get: |c| c.rope_scaling.as_ref().map(|r| r.$f),
+            set: |c, v| {
+                if let Some(r) = c.rope_scaling.as_mut() {
+                    r.$f = v;
+                }
+            },
+        }
+    };
+}
+
+impl Field {
+    pub const VOCAB_SIZE: Field = count!(vocab_size);
+    pub const HIDDEN_SIZE: Field = count!(hidden_size);
+    pub const INTERMEDIATE_SIZE: Field = count!(intermediate_size);
+    pub const NUM_HIDDEN_LAYERS: Field = count!(num_hidden_layers);
+    pub const NUM_ATTENTION_HEADS: Field = count!(num_attention_heads);
+    pub const NUM_KEY_VALUE_HEADS: Field = count!(num_key_value_heads);
+    pub const HEAD_DIM: Field = count!(head_dim);
+    pub const NUM_LOCAL_EXPERTS: Field = count!(num_local_experts);
+    pub const NUM_EXPERTS_PER_TOK: Field = count!(num_experts_per_tok);
+    pub const SLIDING_WINDOW: Field = count!(sliding_window);
+    pub const MAX_POSITION_EMBEDDINGS: Field = count!(max_position_embeddings);
+    pub const ROPE_THETA: Field = float!(rope_theta);
+    pub const RMS_NORM_EPS: Field = float!(rms_norm_eps);
+    pub const SWIGLU_LIMIT: Field = float!(swiglu_limit);
+    pub const YARN_FACTOR: Field = yarn!(Float, factor);
+    pub const YARN_BETA_FAST: Field = yarn!(Float, beta_fast);
+    pub const YARN_BETA_SLOW: Field = yarn!(Float, beta_slow);
+    pub const YARN_ORIGINAL_CONTEXT: Field = yarn!(Count, original_max_position_embeddings);
+}
+
+/// What a config.json without a field means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Absent {
+    /// An error; a count must also not be 0.
+    Required,
+    /// transformers' default (for floats and counts alike).
+    Default(f64),
+}
+
+/// One number of config.json: its names in HF's config.json (the first is written; the others are accepted),
+/// in OpenAI's original/config.json (with what a missing one means there), and what a missing one means in HF's.
+struct JsonKey {
+    hf: &'static [&'static str],
+    hf_absent: Absent,
+    original: Option<(&'static str, Absent)>,
+    field: Field,
+}
+
+use Absent::{Default as Or, Required as Req};
+
+/// The plain numbers of config.json, both layouts. Rope scaling, layer types and token ids are structured and
+/// read by [`GptOssConfig::from_hf_json`] / [`GptOssConfig::from_original_json`] themselves.
+const JSON_KEYS: &[JsonKey] = &[
+    JsonKey {
+        hf: &["vocab_size"],
+        hf_absent: Req,
+        original: Some(("vocab_size", Req)),
+        field: Field::VOCAB_SIZE,
+    },
+    JsonKey {
+        hf: &["hidden_size"],
+        hf_absent: Req,
+        original: Some(("hidden_size", Req)),
+        field: Field::HIDDEN_SIZE,
+    },
+    JsonKey {
+        hf: &["intermediate_size"],
+        hf_absent: Req,
+        original: Some(("intermediate_size", Req)),
+        field: Field::INTERMEDIATE_SIZE,
+    },
+    JsonKey {
+        hf: &["num_hidden_layers"],
+        hf_absent: Req,
+        original: Some(("num_hidden_layers", Req)),
+        field: Field::NUM_HIDDEN_LAYERS,
+    },
+    JsonKey {
+        hf: &["num_attention_heads"],
+        hf_absent: Req,
+        original: Some(("num_attention_heads", Req)),
+        field: Field::NUM_ATTENTION_HEADS,
+    },
+    JsonKey {
+        hf: &["num_key_value_heads"],
+        hf_absent: Req,
+        original: Some(("num_key_value_heads", Req)),
+        field: Field::NUM_KEY_VALUE_HEADS,
+    },
+    JsonKey {
+        hf: &["head_dim"],
+        hf_absent: Req,
+        original: Some(("head_dim", Req)),
+        field: Field::HEAD_DIM,
+    },
+    JsonKey {
+        hf: &["num_local_experts", "num_experts"],
+        hf_absent: Req,
+        original: Some(("num_experts", Req)),
+        field: Field::NUM_LOCAL_EXPERTS,
+    },
+    JsonKey {
+        hf: &["num_experts_per_tok", "experts_per_token"],
+        hf_absent: Req,
+        original: Some(("experts_per_token", Req)),
+        field: Field::NUM_EXPERTS_PER_TOK,
+    },
+    JsonKey {
+        hf: &["sliding_window"],
+        hf_absent: Or(hf_default::SLIDING_WINDOW as f64),
+        original: Some(("sliding_window", Req)),
+        field: Field::SLIDING_WINDOW,
+    },
+    // original: initial_context_length × rope_scaling_factor (from_original_json).
+    JsonKey {
+        hf: &["max_position_embeddings"],
+        hf_absent: Or(hf_default::MAX_POSITION_EMBEDDINGS as f64),
+        original: None,
+        field: Field::MAX_POSITION_EMBEDDINGS,
+    },
+    // HF: a rope_parameters block may carry it instead (from_hf_json).
+    JsonKey {
+        hf: &["rope_theta"],
+        hf_absent: Or(hf_default::ROPE_THETA),
+        original: Some(("rope_theta", Req)),
+        field: Field::ROPE_THETA,
+    },
+    // original: not in the file, OpenAI's constant.
+    JsonKey {
+        hf: &["rms_norm_eps"],
+        hf_absent: Or(hf_default::RMS_NORM_EPS),
+        original: None,
+        field: Field::RMS_NORM_EPS,
+    },
+    JsonKey {
+        hf: &["swiglu_limit"],
+        hf_absent: Or(hf_default::SWIGLU_LIMIT),
+        original: Some(("swiglu_limit", Or(hf_default::SWIGLU_LIMIT))),
+        field: Field::SWIGLU_LIMIT,
+    },
+];
+
+impl Fields<'_> {
+    /// Reads one table entry into `c`.
+    fn read(
+        &self,
+        names: &[&str],
+        absent: Absent,
+        field: Field,
+        c: &mut GptOssConfig,
+    ) -> Result<()> {
+        match (field, absent) {
+            (Field::Count { set, .. }, Req) => set(c, self.positive(names)?),
+            (Field::Count { set, .. }, Or(d)) => {
+                set(c, self.opt_usize(names)?.unwrap_or(d as usize))
+            }
+            (Field::Float { set, .. }, Req) => set(c, self.f64(names)?),
+            (Field::Float { set, .. }, Or(d)) => set(c, self.opt_f64(names)?.unwrap_or(d)),
+        }
+        Ok(())
+    }
+}
+
+/// A GGUF float is an f32: written as the shortest decimal that reads back to it (1e-5, not
+/// 9.999999747378752e-6), as the config.json it came from spelled it.
+fn f32_decimal(x: f64) -> f64 {
+    let f = x as f32;
+    if f64::from(f) == x {
+        f.to_string().parse().unwrap_or(x)
+    } else {
+        x
+    }
+}
+
 /// Reads fields of one JSON object, with errors that name the file and the field.
 struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -335,12 +544,13 @@ impl GptOssConfig {
                 archs
             );
         }
-        let num_hidden_layers = f.positive(&["num_hidden_layers"])?;
-        check_layer_count(num_hidden_layers, path, ConfigSource::HfJson)?;
-        let num_attention_heads = f.positive(&["num_attention_heads"])?;
-        let hidden_size = f.positive(&["hidden_size"])?;
+        let mut c = GptOssConfig::blank();
+        for k in JSON_KEYS {
+            f.read(k.hf, k.hf_absent, k.field, &mut c)?;
+        }
+        check_layer_count(c.num_hidden_layers, path, ConfigSource::HfJson)?;
         let rope = f.raw(&["rope_parameters", "rope_scaling"]);
-        let (rope_scaling, rope_theta_in_rope) = match rope {
+        (c.rope_scaling, c.rope_theta) = match rope {
             None => (
                 Some(RopeScaling {
                     factor: hf_default::YARN_FACTOR,
@@ -349,50 +559,21 @@ impl GptOssConfig {
                     original_max_position_embeddings: hf_default::YARN_ORIGINAL_CONTEXT,
                     truncate: false,
                 }),
-                None,
+                c.rope_theta,
             ),
-            Some(r) => parse_hf_rope(r, path)?,
+            Some(r) => {
+                let (scaling, theta) = parse_hf_rope(r, path)?;
+                (scaling, theta.unwrap_or(c.rope_theta))
+            }
         };
-        let rope_theta = match rope_theta_in_rope {
-            Some(t) => t,
-            None => f
-                .opt_f64(&["rope_theta"])?
-                .unwrap_or(hf_default::ROPE_THETA),
+        c.layer_types = match f.raw(&["layer_types"]) {
+            None => AttentionKind::alternating(c.num_hidden_layers),
+            Some(v) => parse_layer_types(v, path, c.num_hidden_layers)?,
         };
-        let layer_types = match f.raw(&["layer_types"]) {
-            None => AttentionKind::alternating(num_hidden_layers),
-            Some(v) => parse_layer_types(v, path, num_hidden_layers)?,
-        };
-        GptOssConfig {
-            vocab_size: f.positive(&["vocab_size"])?,
-            hidden_size,
-            intermediate_size: f.positive(&["intermediate_size"])?,
-            num_hidden_layers,
-            num_attention_heads,
-            num_key_value_heads: f.positive(&["num_key_value_heads"])?,
-            head_dim: f.positive(&["head_dim"])?,
-            num_local_experts: f.positive(&["num_local_experts", "num_experts"])?,
-            num_experts_per_tok: f.positive(&["num_experts_per_tok", "experts_per_token"])?,
-            sliding_window: f
-                .opt_usize(&["sliding_window"])?
-                .unwrap_or(hf_default::SLIDING_WINDOW),
-            max_position_embeddings: f
-                .opt_usize(&["max_position_embeddings"])?
-                .unwrap_or(hf_default::MAX_POSITION_EMBEDDINGS),
-            rope_theta,
-            rope_scaling,
-            rms_norm_eps: f
-                .opt_f64(&["rms_norm_eps"])?
-                .unwrap_or(hf_default::RMS_NORM_EPS),
-            swiglu_limit: f
-                .opt_f64(&["swiglu_limit"])?
-                .unwrap_or(hf_default::SWIGLU_LIMIT),
-            layer_types,
-            bos_token_id: f.opt_token("bos_token_id")?,
-            eos_token_id: f.opt_token("eos_token_id")?,
-            pad_token_id: f.opt_token("pad_token_id")?,
-        }
-        .validated(path, ConfigSource::HfJson)
+        c.bos_token_id = f.opt_token("bos_token_id")?;
+        c.eos_token_id = f.opt_token("eos_token_id")?;
+        c.pad_token_id = f.opt_token("pad_token_id")?;
+        c.validated(path, ConfigSource::HfJson)
     }
 
     /// Parses OpenAI's `original/config.json` (gpt_oss/torch/model.py `ModelConfig`). Its YaRN fields map as
@@ -401,11 +582,16 @@ impl GptOssConfig {
     /// transformers' conversion script writes as `max_position_embeddings`.
     pub fn from_original_json(json: &Value, path: &Path) -> Result<GptOssConfig> {
         let f = Fields::new(json, path)?;
-        let num_hidden_layers = f.positive(&["num_hidden_layers"])?;
-        check_layer_count(num_hidden_layers, path, ConfigSource::OriginalJson)?;
+        let mut c = GptOssConfig::blank();
+        for k in JSON_KEYS {
+            if let Some((name, absent)) = k.original {
+                f.read(&[name], absent, k.field, &mut c)?;
+            }
+        }
+        check_layer_count(c.num_hidden_layers, path, ConfigSource::OriginalJson)?;
         let initial = f.positive(&["initial_context_length"])?;
         let factor = f.f64(&["rope_scaling_factor"])?;
-        let max_pos = match f.opt_usize(&["max_position_embeddings"])? {
+        c.max_position_embeddings = match f.opt_usize(&["max_position_embeddings"])? {
             Some(m) => m,
             None => {
                 let m = initial as f64 * factor;
@@ -418,37 +604,99 @@ impl GptOssConfig {
                 m as usize
             }
         };
+        c.rope_scaling = Some(RopeScaling {
+            factor,
+            beta_fast: f.f64(&["rope_ntk_beta"])?,
+            beta_slow: f.f64(&["rope_ntk_alpha"])?,
+            original_max_position_embeddings: initial,
+            truncate: false,
+        });
+        c.rms_norm_eps = ORIGINAL_RMS_NORM_EPS;
+        // OpenAI's reference: `sliding_window if layer_idx % 2 == 0 else 0`.
+        c.layer_types = AttentionKind::alternating(c.num_hidden_layers);
+        c.validated(path, ConfigSource::OriginalJson)
+    }
+
+    /// A config with every number 0 and nothing optional, for readers to fill from a table.
+    pub(crate) fn blank() -> GptOssConfig {
         GptOssConfig {
-            vocab_size: f.positive(&["vocab_size"])?,
-            hidden_size: f.positive(&["hidden_size"])?,
-            intermediate_size: f.positive(&["intermediate_size"])?,
-            num_hidden_layers,
-            num_attention_heads: f.positive(&["num_attention_heads"])?,
-            num_key_value_heads: f.positive(&["num_key_value_heads"])?,
-            head_dim: f.positive(&["head_dim"])?,
-            num_local_experts: f.positive(&["num_experts"])?,
-            num_experts_per_tok: f.positive(&["experts_per_token"])?,
-            sliding_window: f.positive(&["sliding_window"])?,
-            max_position_embeddings: max_pos,
-            rope_theta: f.f64(&["rope_theta"])?,
-            rope_scaling: Some(RopeScaling {
-                factor,
-                beta_fast: f.f64(&["rope_ntk_beta"])?,
-                beta_slow: f.f64(&["rope_ntk_alpha"])?,
-                original_max_position_embeddings: initial,
-                truncate: false,
-            }),
-            rms_norm_eps: ORIGINAL_RMS_NORM_EPS,
-            swiglu_limit: f
-                .opt_f64(&["swiglu_limit"])?
-                .unwrap_or(hf_default::SWIGLU_LIMIT),
-            // OpenAI's reference: `sliding_window if layer_idx % 2 == 0 else 0`.
-            layer_types: AttentionKind::alternating(num_hidden_layers),
+            vocab_size: 0,
+            hidden_size: 0,
+            intermediate_size: 0,
+            num_hidden_layers: 0,
+            num_attention_heads: 0,
+            num_key_value_heads: 0,
+            head_dim: 0,
+            num_local_experts: 0,
+            num_experts_per_tok: 0,
+            sliding_window: 0,
+            max_position_embeddings: 0,
+            rope_theta: 0.0,
+            rope_scaling: None,
+            rms_norm_eps: 0.0,
+            swiglu_limit: 0.0,
+            layer_types: Vec::new(),
             bos_token_id: None,
             eos_token_id: None,
             pad_token_id: None,
         }
-        .validated(path, ConfigSource::OriginalJson)
+    }
+
+    /// config.json for a checkpoint that has none (GGUF): transformers' `GptOssConfig` fields, spelled as
+    /// openai/gpt-oss-20b's config.json spells them; the numbers through the same table [`from_hf_json`] reads.
+    ///
+    /// [`from_hf_json`]: GptOssConfig::from_hf_json
+    pub fn to_hf_json(&self) -> Value {
+        let mut o = Map::new();
+        for (k, v) in [
+            ("architectures", json!(["GptOssForCausalLM"])),
+            ("model_type", json!("gpt_oss")),
+            ("attention_bias", json!(true)),
+            ("hidden_act", json!("silu")),
+            ("tie_word_embeddings", json!(false)),
+        ] {
+            o.insert(k.into(), v);
+        }
+        for k in JSON_KEYS {
+            let v = match k.field {
+                Field::Count { get, .. } => get(self).map(|n| json!(n)),
+                Field::Float { get, .. } => get(self).map(|x| json!(f32_decimal(x))),
+            };
+            if let (Some(name), Some(v)) = (k.hf.first(), v) {
+                o.insert((*name).into(), v);
+            }
+        }
+        let rope_scaling = match &self.rope_scaling {
+            Some(r) => json!({
+                "rope_type": "yarn",
+                "factor": f32_decimal(r.factor),
+                "beta_fast": f32_decimal(r.beta_fast),
+                "beta_slow": f32_decimal(r.beta_slow),
+                "original_max_position_embeddings": r.original_max_position_embeddings,
+                "truncate": r.truncate,
+            }),
+            None => json!({ "rope_type": "default" }),
+        };
+        o.insert("rope_scaling".into(), rope_scaling);
+        let layer_types: Vec<&str> = self
+            .layer_types
+            .iter()
+            .map(|k| match k {
+                AttentionKind::Sliding => "sliding_attention",
+                AttentionKind::Full => "full_attention",
+            })
+            .collect();
+        o.insert("layer_types".into(), json!(layer_types));
+        for (key, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if let Some(id) = id {
+                o.insert(key.into(), json!(id));
+            }
+        }
+        Value::Object(o)
     }
 
     /// The one validation step every config goes through, whatever file it was read from: each number within

@@ -212,6 +212,31 @@ impl CudaModel {
         Ok((self.store.bytes, total - free))
     }
 
+    /// Bytes a decode step at position `pos` must read from device memory: every dense matrix once, the routed
+    /// experts' matrices (top-k of each layer), one embedding row, the KV cache positions attention sees, and the
+    /// unembedding; the denominator of the memory-bandwidth roofline.
+    pub fn decode_bytes(&self, pos: usize) -> u64 {
+        let c = &self.cfg;
+        let kv_row = (c.num_key_value_heads * c.head_dim * 4 * 2) as u64;
+        let k = c.num_experts_per_tok as u64;
+        let mut total =
+            self.output.read_bytes() + self.embed.read_bytes() / self.embed.rows().max(1) as u64;
+        for l in &self.layers {
+            total += [&l.q, &l.k, &l.v, &l.o, &l.router]
+                .iter()
+                .map(|m| m.read_bytes())
+                .sum::<u64>();
+            total += k * (l.gate.read_bytes() + l.up.read_bytes() + l.down.read_bytes());
+            let seen = if l.window > 0 {
+                (pos + 1).min(l.window)
+            } else {
+                pos + 1
+            };
+            total += seen as u64 * kv_row;
+        }
+        total
+    }
+
     fn new_session(&self) -> Result<CudaSession> {
         let kvd = self.cfg.num_key_value_heads * self.cfg.head_dim;
         let caches = self

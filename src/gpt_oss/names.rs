@@ -18,6 +18,7 @@
 //! `{hf}_scales` (original: `{original}.blocks` + `{original}.scales`), or as a plain 16/32-bit tensor named
 //! `{hf}` (a BF16 fine-tune; shape (E, in, out), the transpose of the MXFP4 layout's (E, out, in)).
 
+use ossify_formats::quant::{QK_MXFP4, QS_MXFP4};
 use ossify_formats::DType;
 
 use super::config::GptOssConfig;
@@ -473,6 +474,22 @@ pub fn all_tensors(n_layers: usize) -> Vec<(Option<usize>, &'static TensorName)>
     v
 }
 
+/// How many layers a checkpoint's tensor names hold: one more than the largest index N among names that
+/// start as `layer_template` (a per-layer name template of the name table, `blk.{bid}.attn_norm.weight`) does
+/// up to `{bid}`, followed by N and a dot. Used to refuse a layer count the tensors cannot back before
+/// anything is sized by it.
+pub fn layers_present<'a>(names: impl Iterator<Item = &'a str>, layer_template: &str) -> usize {
+    let prefix = layer_template.split("{bid}").next().unwrap_or_default();
+    names
+        .filter_map(|n| {
+            let rest = n.strip_prefix(prefix)?;
+            let (idx, _) = rest.split_once('.')?;
+            idx.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(0, |m| m.saturating_add(1))
+}
+
 /// The MXFP4 pair names `(blocks, scales)` of an expert matrix's base name in `layout` (HF `{base}_blocks`,
 /// original `{base}.blocks`; GGUF has no pairs and gets the HF spelling).
 pub fn mxfp4_pair(base: &str, layout: Layout) -> (String, String) {
@@ -604,8 +621,8 @@ pub fn resolve(
                 let (blocks, scales) = mxfp4_pair(&name, layout);
                 let u8 = ExpectedDType::Exact(DType::U8);
                 let stored = vec![
-                    exp(blocks.clone(), vec![e, rows, inp / 32, 16], u8),
-                    exp(scales.clone(), vec![e, rows, inp / 32], u8),
+                    exp(blocks.clone(), vec![e, rows, inp / QK_MXFP4, QS_MXFP4], u8),
+                    exp(scales.clone(), vec![e, rows, inp / QK_MXFP4], u8),
                 ];
                 let source = Source::Mxfp4 {
                     blocks,

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{bail, Context, Result};
-use ossify_formats::quant::{dequantize_row, dequantize_row_mxfp4_hf};
+use ossify_formats::quant::{dequantize_row, dequantize_row_mxfp4_hf, QK_MXFP4, QS_MXFP4};
 use ossify_formats::{DType, TensorView};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -150,7 +150,7 @@ impl<'a> Resolved<'a> {
                 scales,
                 parity,
             } => {
-                let nb = c / 32;
+                let nb = c / QK_MXFP4;
                 let rows_per_expert = self.shape.get(1).copied().unwrap_or(1);
                 let src_rows_per_expert = rows_per_expert * if parity.is_some() { 2 } else { 1 };
                 for (k, o) in out.chunks_exact_mut(c).take(n).enumerate() {
@@ -159,7 +159,7 @@ impl<'a> Resolved<'a> {
                     let sr = e * src_rows_per_expert + parity.map_or(rr, |p| 2 * rr + p);
                     let b = blocks
                         .bytes
-                        .get(sr * nb * 16..(sr + 1) * nb * 16)
+                        .get(sr * nb * QS_MXFP4..(sr + 1) * nb * QS_MXFP4)
                         .with_context(|| format!("tensor '{}': rows past its end", blocks.name))?;
                     let s = scales
                         .bytes

@@ -141,7 +141,7 @@ pub fn write_gguf(
     set_kv(
         &mut metadata,
         GENERAL_FILE_TYPE,
-        MetaValue::U32(opts.rules.preset.ftype),
+        MetaValue::U32(opts.rules.preset.ftype.id()),
     );
     let mut w = GgufWriter::new();
     for (k, v) in metadata {
@@ -309,7 +309,7 @@ pub fn quantize_to_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> 
     }
     let ckpt = Checkpoint::open(input, None)?;
     let plan = Plan::new(&ckpt, OutType::Auto)?;
-    let metadata = crate::cli::convert::metadata(&ckpt, &plan)?;
+    let metadata = plan.metadata(&ckpt)?;
     let sources: Vec<SourceTensor<'_>> = plan
         .tensors
         .iter()

@@ -28,6 +28,7 @@ use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile}
 use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
+use ossify_formats::quant::{BlockMxfp4, QK_MXFP4, QS_MXFP4};
 use ossify_formats::safetensors::{SafetensorsWriter, INDEX_FILE, SINGLE_FILE};
 use ossify_formats::sink::{assign_files, FileSet, Sink};
 use ossify_formats::{DType, TensorView};
@@ -37,9 +38,7 @@ use serde_json::json;
 use super::encode::Mxfp4Scale;
 use super::pipeline::{progress_bar, QuantizeOptions, PIECE_BYTES};
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
-use crate::gpt_oss::config::AttentionKind;
 use crate::gpt_oss::names::{self, Source};
-use crate::gpt_oss::GptOssConfig;
 use crate::stream::{drive, FnJob, Job as StreamJob};
 
 /// `save_pretrained`'s default `max_shard_size` ("5GB").
@@ -140,9 +139,9 @@ fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
                     t.shape
                 );
             };
-            if n_in % 32 != 0 {
+            if n_in % QK_MXFP4 != 0 {
                 bail!(
-                    "tensor '{name}' {:?}: MXFP4 cannot hold rows of {n_in} (not a multiple of 32)",
+                    "tensor '{name}' {:?}: MXFP4 cannot hold rows of {n_in} (not a multiple of {QK_MXFP4})",
                     t.shape
                 );
             }
@@ -153,8 +152,8 @@ fn plan(ckpt: &Checkpoint) -> Result<Vec<Planned>> {
                     importance,
                 },
                 outputs: vec![
-                    (blocks, DType::U8, vec![e, n_out, n_in / 32, 16]),
-                    (scales, DType::U8, vec![e, n_out, n_in / 32]),
+                    (blocks, DType::U8, vec![e, n_out, n_in / QK_MXFP4, QS_MXFP4]),
+                    (scales, DType::U8, vec![e, n_out, n_in / QK_MXFP4]),
                 ],
             });
         } else if t.dtype == DType::U8 {
@@ -242,9 +241,9 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
                         t.shape
                     );
                 };
-                if cols % 32 != 0 {
+                if cols % QK_MXFP4 != 0 {
                     bail!(
-                        "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of 32)",
+                        "tensor '{}' {:?}: MXFP4 cannot hold rows of {cols} (not a multiple of {QK_MXFP4})",
                         parts[0],
                         t.shape
                     );
@@ -252,8 +251,16 @@ fn plan_gguf(ckpt: &Checkpoint, opts: &QuantizeOptions) -> Result<(Vec<Planned>,
                 out.push(Planned {
                     job: Job::GgufExperts { parts },
                     outputs: vec![
-                        (blocks.clone(), DType::U8, vec![e, rows * np, cols / 32, 16]),
-                        (scales.clone(), DType::U8, vec![e, rows * np, cols / 32]),
+                        (
+                            blocks.clone(),
+                            DType::U8,
+                            vec![e, rows * np, cols / QK_MXFP4, QS_MXFP4],
+                        ),
+                        (
+                            scales.clone(),
+                            DType::U8,
+                            vec![e, rows * np, cols / QK_MXFP4],
+                        ),
                     ],
                 });
             }
@@ -353,7 +360,7 @@ fn gguf_experts_job<'c>(
             );
         }
     }
-    let (np, nb) = (views.len(), cols / 32);
+    let (np, nb) = (views.len(), cols / QK_MXFP4);
     let imp: Vec<Vec<Option<Vec<f32>>>> = (0..n_exp)
         .map(|e| {
             parts
@@ -364,13 +371,13 @@ fn gguf_experts_job<'c>(
         .collect();
     let per_expert = rows * np;
     let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
-    let outputs = vec![(ids[0], nb * 16), (ids[1], nb)];
+    let outputs = vec![(ids[0], nb * QS_MXFP4), (ids[1], nb)];
     let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
         let [blocks, scales] = out else {
             bail!("expected blocks and scales");
         };
         blocks
-            .par_chunks_mut(nb * 16)
+            .par_chunks_mut(nb * QS_MXFP4)
             .zip(scales.par_chunks_mut(nb))
             .enumerate()
             .try_for_each(|(i, (b, s))| -> Result<()> {
@@ -385,7 +392,7 @@ fn gguf_experts_job<'c>(
                 }
                 let mut x = vec![0f32; cols];
                 quant::dequantize_row(dtype, src, &mut x)?;
-                let mut ggml = vec![0u8; nb * 17];
+                let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
                 let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
                 encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
                     .with_context(|| format!("row {row}"))?;
@@ -475,7 +482,7 @@ fn experts_job<'c>(
             t.dtype
         );
     }
-    let nb = n_in / 32;
+    let nb = n_in / QK_MXFP4;
     let imp: Vec<[Option<Vec<f32>>; 2]> = (0..n_exp)
         .map(|e| {
             [
@@ -491,7 +498,7 @@ fn experts_job<'c>(
             bail!("expected blocks and scales");
         };
         blocks
-            .par_chunks_mut(nb * 16)
+            .par_chunks_mut(nb * QS_MXFP4)
             .zip(scales.par_chunks_mut(nb))
             .enumerate()
             .try_for_each(|(i, (b, s))| -> Result<()> {
@@ -506,7 +513,7 @@ fn experts_job<'c>(
                         std::slice::from_mut(v),
                     )?;
                 }
-                let mut ggml = vec![0u8; nb * 17];
+                let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
                 let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
                 encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
                     .with_context(|| format!("row {row}"))?;
@@ -519,7 +526,7 @@ fn experts_job<'c>(
     Ok(Box::new(FnJob::new(
         name,
         n_exp * n_out,
-        vec![(ids[0], nb * 16), (ids[1], nb)],
+        vec![(ids[0], nb * QS_MXFP4), (ids[1], nb)],
         n_out,
         make,
     )))
@@ -688,81 +695,13 @@ pub fn quantize_to_safetensors(
     })
 }
 
-/// A GGUF float is an f32: written as the shortest decimal that reads back to it (1e-5, not
-/// 9.999999747378752e-6), as the config.json it came from spelled it.
-fn f32_decimal(x: f64) -> f64 {
-    let f = x as f32;
-    if f64::from(f) == x {
-        f.to_string().parse().unwrap_or(x)
-    } else {
-        x
-    }
-}
-
-/// config.json for a checkpoint that has none (GGUF): transformers' `GptOssConfig` fields, spelled as
-/// openai/gpt-oss-20b's config.json spells them.
-fn hf_config_json(c: &GptOssConfig) -> serde_json::Value {
-    let layer_types: Vec<&str> = c
-        .layer_types
-        .iter()
-        .map(|k| match k {
-            AttentionKind::Sliding => "sliding_attention",
-            AttentionKind::Full => "full_attention",
-        })
-        .collect();
-    let rope_scaling = match &c.rope_scaling {
-        Some(r) => json!({
-            "rope_type": "yarn",
-            "factor": f32_decimal(r.factor),
-            "beta_fast": f32_decimal(r.beta_fast),
-            "beta_slow": f32_decimal(r.beta_slow),
-            "original_max_position_embeddings": r.original_max_position_embeddings,
-            "truncate": r.truncate,
-        }),
-        None => json!({ "rope_type": "default" }),
-    };
-    let mut v = json!({
-        "architectures": ["GptOssForCausalLM"],
-        "model_type": "gpt_oss",
-        "attention_bias": true,
-        "hidden_act": "silu",
-        "tie_word_embeddings": false,
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "intermediate_size": c.intermediate_size,
-        "num_hidden_layers": c.num_hidden_layers,
-        "num_attention_heads": c.num_attention_heads,
-        "num_key_value_heads": c.num_key_value_heads,
-        "head_dim": c.head_dim,
-        "num_local_experts": c.num_local_experts,
-        "num_experts_per_tok": c.num_experts_per_tok,
-        "sliding_window": c.sliding_window,
-        "max_position_embeddings": c.max_position_embeddings,
-        "rope_theta": f32_decimal(c.rope_theta),
-        "rope_scaling": rope_scaling,
-        "rms_norm_eps": f32_decimal(c.rms_norm_eps),
-        "swiglu_limit": f32_decimal(c.swiglu_limit),
-        "layer_types": layer_types,
-    });
-    for (key, id) in [
-        ("bos_token_id", c.bos_token_id),
-        ("eos_token_id", c.eos_token_id),
-        ("pad_token_id", c.pad_token_id),
-    ] {
-        if let (Some(id), Some(o)) = (id, v.as_object_mut()) {
-            o.insert(key.into(), json!(id));
-        }
-    }
-    v
-}
-
 fn write_config(ckpt: &Checkpoint, to: &Path) -> Result<()> {
     let mut cfg: serde_json::Value = match &ckpt.config_path {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?
         }
-        None => hf_config_json(&ckpt.config),
+        None => ckpt.config.to_hf_json(),
     };
     let path = ckpt.config_path.as_deref().unwrap_or(&ckpt.path);
     let obj = cfg

@@ -1,7 +1,7 @@
 //! GGUF, llama.cpp's model file: reader and writer.
 //!
 //! Our own rather than a published crate because the published ones are wrong exactly where gpt-oss lives
-//! (gguf-rs sizes BF16 and MXFP4 with a 256-element block; ggus has no MXFP4) — see DESIGN.md.
+//! (gguf-rs sizes BF16 and MXFP4 with a 256-element block; ggus has no MXFP4).
 //!
 //! Layout (little-endian): magic "GGUF", u32 version, u64 tensor count, u64 key/value count; the key/values
 //! (string key, u32 type, value); the tensor infos (string name, u32 n_dims, n_dims × u64 `ne` innermost first,

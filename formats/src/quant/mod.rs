@@ -10,6 +10,7 @@
 pub mod bf16;
 pub mod f16;
 pub mod mxfp4;
+mod nan;
 pub mod q4_0;
 pub mod q4_1;
 pub mod q5_0;
@@ -19,15 +20,17 @@ pub mod q8_0;
 pub use bf16::{bf16_to_fp32, fp32_to_bf16};
 pub use f16::{fp16_to_fp32, fp32_to_fp16};
 pub use mxfp4::{
-    dequantize_block_mxfp4, dequantize_row_mxfp4, dequantize_row_mxfp4_hf, e8m0_to_fp32_half,
-    quantize_row_mxfp4, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
-    repack_hf_to_ggml, BlockMxfp4, KVALUES_MXFP4, QK_MXFP4,
+    count_codes_at_6, dequantize_block_mxfp4, dequantize_row_mxfp4, dequantize_row_mxfp4_hf,
+    e8m0_exponent, e8m0_to_fp32_half, quantize_row_mxfp4, quantize_row_mxfp4_mse,
+    quantize_row_mxfp4_ref, repack_ggml_to_hf, repack_hf_to_ggml, split_blocks_mxfp4, BlockMxfp4,
+    KVALUES_MXFP4, QK_MXFP4, QS_MXFP4,
 };
-pub use q4_0::{dequantize_row_q4_0, quantize_row_q4_0_ref, BlockQ4_0};
-pub use q4_1::{dequantize_row_q4_1, quantize_row_q4_1_ref, BlockQ4_1};
-pub use q5_0::{dequantize_row_q5_0, quantize_row_q5_0_ref, BlockQ5_0};
-pub use q5_1::{dequantize_row_q5_1, quantize_row_q5_1_ref, BlockQ5_1};
-pub use q8_0::{dequantize_row_q8_0, quantize_row_q8_0, quantize_row_q8_0_ref, BlockQ8_0};
+pub use nan::has_nan;
+pub use q4_0::{dequantize_row_q4_0, quantize_row_q4_0_ref, BlockQ4_0, QK4_0};
+pub use q4_1::{dequantize_row_q4_1, quantize_row_q4_1_ref, BlockQ4_1, QK4_1};
+pub use q5_0::{dequantize_row_q5_0, quantize_row_q5_0_ref, BlockQ5_0, QK5_0};
+pub use q5_1::{dequantize_row_q5_1, quantize_row_q5_1_ref, BlockQ5_1, QK5_1};
+pub use q8_0::{dequantize_row_q8_0, quantize_row_q8_0, quantize_row_q8_0_ref, BlockQ8_0, QK8_0};
 
 use crate::DType;
 
@@ -51,19 +54,82 @@ pub enum QuantError {
     Unsupported { dtype: DType },
 }
 
-fn is_convertible(dtype: DType) -> bool {
-    matches!(
-        dtype,
-        DType::F32
-            | DType::F16
-            | DType::BF16
-            | DType::Q4_0
-            | DType::Q4_1
-            | DType::Q5_0
-            | DType::Q5_1
-            | DType::Q8_0
-            | DType::Mxfp4
-    )
+/// One number format ossify converts to and from f32, with its reference codec: the one list of those types
+/// (as gguf-py's quant classes register themselves). Decoding, writing, the kernels' decoders, quantize's type
+/// names and inspect-weights' statistics all read it.
+#[derive(Clone, Copy)]
+pub struct Codec {
+    pub dtype: DType,
+    /// Decodes whole blocks; `dst.len()` elements from exactly `dtype.nbytes(dst.len())` bytes.
+    pub dequantize: fn(&[u8], &mut [f32]),
+    /// Encodes whole blocks with ggml's reference rule (for MXFP4 the bit-exact ggml rule).
+    pub quantize: fn(&[f32], &mut [u8]),
+}
+
+fn dequantize_row_f32(src: &[u8], dst: &mut [f32]) {
+    for (o, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+}
+
+fn quantize_row_f32(src: &[f32], dst: &mut [u8]) {
+    for (x, o) in src.iter().zip(dst.chunks_exact_mut(4)) {
+        o.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Every type ossify converts to and from f32, in the order llama.cpp lists them to users.
+pub const CODECS: &[Codec] = &[
+    Codec {
+        dtype: DType::F32,
+        dequantize: dequantize_row_f32,
+        quantize: quantize_row_f32,
+    },
+    Codec {
+        dtype: DType::F16,
+        dequantize: f16::dequantize_row_f16,
+        quantize: f16::quantize_row_f16,
+    },
+    Codec {
+        dtype: DType::BF16,
+        dequantize: bf16::dequantize_row_bf16,
+        quantize: bf16::quantize_row_bf16,
+    },
+    Codec {
+        dtype: DType::Q8_0,
+        dequantize: dequantize_row_q8_0,
+        quantize: quantize_row_q8_0,
+    },
+    Codec {
+        dtype: DType::Q4_0,
+        dequantize: dequantize_row_q4_0,
+        quantize: quantize_row_q4_0_ref,
+    },
+    Codec {
+        dtype: DType::Q4_1,
+        dequantize: dequantize_row_q4_1,
+        quantize: quantize_row_q4_1_ref,
+    },
+    Codec {
+        dtype: DType::Q5_0,
+        dequantize: dequantize_row_q5_0,
+        quantize: quantize_row_q5_0_ref,
+    },
+    Codec {
+        dtype: DType::Q5_1,
+        dequantize: dequantize_row_q5_1,
+        quantize: quantize_row_q5_1_ref,
+    },
+    Codec {
+        dtype: DType::Mxfp4,
+        dequantize: dequantize_row_mxfp4,
+        quantize: quantize_row_mxfp4,
+    },
+];
+
+/// The codec of `dtype`, if ossify converts it.
+pub fn codec(dtype: DType) -> Option<&'static Codec> {
+    CODECS.iter().find(|c| c.dtype == dtype)
 }
 
 /// Checks that `n_bytes` of `dtype` hold exactly `n_elements` elements.
@@ -73,7 +139,7 @@ fn check_sizes(
     n_bytes: usize,
     what: &'static str,
 ) -> Result<(), QuantError> {
-    if !is_convertible(dtype) {
+    if codec(dtype).is_none() {
         return Err(QuantError::Unsupported { dtype });
     }
     let expected = dtype
@@ -98,22 +164,8 @@ fn check_sizes(
 /// scalars). `src.len()` must equal `dtype.nbytes(dst.len())`.
 pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     check_sizes(dtype, dst.len(), src.len(), "source bytes")?;
-    match dtype {
-        DType::F32 => {
-            for (o, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        DType::F16 => f16::dequantize_row_f16(src, dst),
-        DType::BF16 => bf16::dequantize_row_bf16(src, dst),
-        DType::Q4_0 => dequantize_row_q4_0(src, dst),
-        DType::Q4_1 => dequantize_row_q4_1(src, dst),
-        DType::Q5_0 => dequantize_row_q5_0(src, dst),
-        DType::Q5_1 => dequantize_row_q5_1(src, dst),
-        DType::Q8_0 => dequantize_row_q8_0(src, dst),
-        DType::Mxfp4 => dequantize_row_mxfp4(src, dst),
-        _ => return Err(QuantError::Unsupported { dtype }),
-    }
+    let c = codec(dtype).ok_or(QuantError::Unsupported { dtype })?;
+    (c.dequantize)(src, dst);
     Ok(())
 }
 
@@ -121,22 +173,8 @@ pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
 /// [`quantize_row_mxfp4_mse`] for the better one). `dst.len()` must equal `dtype.nbytes(src.len())`.
 pub fn quantize_row(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     check_sizes(dtype, src.len(), dst.len(), "destination bytes")?;
-    match dtype {
-        DType::F32 => {
-            for (x, o) in src.iter().zip(dst.chunks_exact_mut(4)) {
-                o.copy_from_slice(&x.to_le_bytes());
-            }
-        }
-        DType::F16 => f16::quantize_row_f16(src, dst),
-        DType::BF16 => bf16::quantize_row_bf16(src, dst),
-        DType::Q4_0 => quantize_row_q4_0_ref(src, dst),
-        DType::Q4_1 => quantize_row_q4_1_ref(src, dst),
-        DType::Q5_0 => quantize_row_q5_0_ref(src, dst),
-        DType::Q5_1 => quantize_row_q5_1_ref(src, dst),
-        DType::Q8_0 => quantize_row_q8_0(src, dst),
-        DType::Mxfp4 => quantize_row_mxfp4(src, dst),
-        _ => return Err(QuantError::Unsupported { dtype }),
-    }
+    let c = codec(dtype).ok_or(QuantError::Unsupported { dtype })?;
+    (c.quantize)(src, dst);
     Ok(())
 }
 

@@ -16,6 +16,10 @@ use crate::DType;
 /// Elements per block (ggml `QK_MXFP4`).
 pub const QK_MXFP4: usize = 32;
 
+/// Bytes of packed E2M1 codes per block, two codes a byte: ggml's `qs`, and the last dimension of the HF layout's
+/// `*_blocks` tensor.
+pub const QS_MXFP4: usize = QK_MXFP4 / 2;
+
 /// E2M1 values times two, indexed by the 4-bit code. Must agree with ggml-common.h `kvalues_mxfp4`
 /// (`kvalues_fp4`) and gguf-py `MXFP4.kvalues`.
 pub const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
@@ -26,7 +30,7 @@ pub const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4,
 pub struct BlockMxfp4 {
     /// Shared exponent, E8M0 (bias 127).
     pub e: u8,
-    pub qs: [u8; QK_MXFP4 / 2],
+    pub qs: [u8; QS_MXFP4],
 }
 
 const _: () = assert!(std::mem::size_of::<BlockMxfp4>() == 1 + QK_MXFP4 / 2);
@@ -46,6 +50,26 @@ impl BlockMxfp4 {
         b[1..].copy_from_slice(&self.qs);
         b
     }
+}
+
+/// The power of two an E8M0 scale byte stands for (bias 127; 255, NaN in OCP, is 128 here as ggml reads it).
+pub fn e8m0_exponent(e: u8) -> i32 {
+    i32::from(e) - 127
+}
+
+/// How many of the E2M1 codes packed two to a byte in `qs` are ±6, the largest magnitude (codes 7 and 15);
+/// the same in either nibble order, so it counts ggml blocks' `qs` and the HF layout's `*_blocks` alike.
+pub fn count_codes_at_6(qs: &[u8]) -> u64 {
+    qs.iter()
+        .map(|&b| u64::from(b & 0x7 == 0x7) + u64::from((b >> 4) & 0x7 == 0x7))
+        .sum()
+}
+
+/// The E8M0 scale byte and the packed codes of each whole ggml MXFP4 block in `bytes`.
+pub fn split_blocks_mxfp4(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> + Clone {
+    bytes
+        .chunks_exact(BlockMxfp4::SIZE)
+        .map(|b| (b[0], &b[1..]))
 }
 
 /// 2^(e - 127) / 2, bit-exact with ggml-impl.h `ggml_e8m0_to_fp32_half` (e = 0 and 1 give the subnormals

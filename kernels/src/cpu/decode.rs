@@ -9,42 +9,19 @@ use ossify_formats::DType;
 
 pub use ossify_formats::quant::{e8m0_to_fp32_half, KVALUES_MXFP4};
 
-/// Whether [`decode_row`] can decode this type.
+/// Whether [`decode_row`] can decode this type: the types of `ossify_formats::quant::CODECS`.
 pub fn is_decodable(dtype: DType) -> bool {
-    matches!(
-        dtype,
-        DType::F32
-            | DType::F16
-            | DType::BF16
-            | DType::Q8_0
-            | DType::Q4_0
-            | DType::Q4_1
-            | DType::Q5_0
-            | DType::Q5_1
-            | DType::Mxfp4
-    )
+    quant::codec(dtype).is_some()
 }
 
 /// Decodes `dst.len()` elements stored as `dtype` in `src` (ggml block layouts for block types).
 /// `src` must hold exactly `dtype.nbytes(dst.len())` bytes.
 #[inline]
 pub fn decode_row(dtype: DType, src: &[u8], dst: &mut [f32]) {
-    match dtype {
-        DType::F32 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            }
-        }
-        DType::F16 => quant::f16::dequantize_row_f16(src, dst),
-        DType::BF16 => quant::bf16::dequantize_row_bf16(src, dst),
-        DType::Q8_0 => quant::dequantize_row_q8_0(src, dst),
-        DType::Q4_0 => quant::dequantize_row_q4_0(src, dst),
-        DType::Q4_1 => quant::dequantize_row_q4_1(src, dst),
-        DType::Q5_0 => quant::dequantize_row_q5_0(src, dst),
-        DType::Q5_1 => quant::dequantize_row_q5_1(src, dst),
-        DType::Mxfp4 => quant::dequantize_row_mxfp4(src, dst),
+    match quant::codec(dtype) {
+        Some(c) => (c.dequantize)(src, dst),
         // Callers check `is_decodable` when they build a matrix; other types never reach here.
-        _ => dst.fill(f32::NAN),
+        None => dst.fill(f32::NAN),
     }
 }
 

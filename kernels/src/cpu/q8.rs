@@ -517,21 +517,33 @@ fn matmul_mxfp4_panels<'t>(
             },
             |(wq, wd, panel, ws), (pi, yts)| {
                 let nr = yts.len() / n_tokens;
-                for r in 0..PANEL_ROWS {
-                    let line = w.line(pi * PANEL_ROWS + r.min(nr - 1));
-                    let (q, e) = (
-                        &mut wq[r * cols..(r + 1) * cols],
-                        &mut wd[r * nb..(r + 1) * nb],
-                    );
-                    if decode_row_u12(Some(s), w, line, q, e).is_none() {
-                        yts.fill(f32::NAN);
-                        return;
-                    }
-                }
-                s.build_panel(wq, cols, panel);
-                for ib in 0..nb {
+                let line = |r: usize| w.line(pi * PANEL_ROWS + r.min(nr - 1));
+                if let Storage::Ggml {
+                    dtype: DType::Mxfp4,
+                    bytes,
+                    row_bytes,
+                } = w.storage()
+                {
+                    let rows = std::array::from_fn(|r| {
+                        &bytes[line(r) * row_bytes..(line(r) + 1) * row_bytes]
+                    });
+                    s.build_panel_ggml(rows, panel, ws);
+                } else {
                     for r in 0..PANEL_ROWS {
-                        ws[ib * PANEL_ROWS + r] = wd[r * nb + ib];
+                        let (q, e) = (
+                            &mut wq[r * cols..(r + 1) * cols],
+                            &mut wd[r * nb..(r + 1) * nb],
+                        );
+                        if decode_row_u12(Some(s), w, line(r), q, e).is_none() {
+                            yts.fill(f32::NAN);
+                            return;
+                        }
+                    }
+                    s.build_panel(wq, cols, panel);
+                    for ib in 0..nb {
+                        for r in 0..PANEL_ROWS {
+                            ws[ib * PANEL_ROWS + r] = wd[r * nb + ib];
+                        }
                     }
                 }
                 let mut put = |t: usize, v: &[f32; PANEL_ROWS]| {

@@ -80,6 +80,22 @@ impl MatDesc {
         self.cols as usize
     }
 
+    /// Bytes of stored weights one pass of a matmul over this matrix (one expert's) reads.
+    pub fn read_bytes(&self) -> u64 {
+        let (rows, cols) = (u64::from(self.rows), u64::from(self.cols));
+        let scales = if self.kind == K_MXFP4_PAIR {
+            rows * cols / 32
+        } else {
+            0
+        };
+        if self.transposed != 0 {
+            // Each stored line holds every output's element; the matmul reads `rows` of them per line.
+            cols * self.row_bytes / u64::from(self.step.max(1))
+        } else {
+            rows * self.row_bytes + scales
+        }
+    }
+
     /// Whether [`Precision::Q8Activations`] multiplies this matrix with Q8_1 activations.
     fn uses_q8(&self) -> bool {
         self.transposed == 0
@@ -188,6 +204,22 @@ kernels!(
     add_into,
 );
 
+/// The cubin of source `file` for `arch`, compiled once per process (NVRTC takes seconds per source; tests open
+/// many models).
+fn compiled(nv: &Nvrtc, file: &str, src: &str, arch: u32) -> Result<Vec<u8>, CudaError> {
+    static CACHE: std::sync::Mutex<Vec<(String, u32, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(c) = CACHE.lock() {
+        if let Some((_, _, bin)) = c.iter().find(|(f, a, _)| f == file && *a == arch) {
+            return Ok(bin.clone());
+        }
+    }
+    let bin = nv.compile(file, &full_source(file, src), arch, Output::Cubin)?;
+    if let Ok(mut c) = CACHE.lock() {
+        c.push((file.to_string(), arch, bin.clone()));
+    }
+    Ok(bin)
+}
+
 /// An opened GPU with the kernels compiled for it.
 pub struct Gpu {
     ctx: Arc<CudaContext>,
@@ -245,7 +277,7 @@ impl Gpu {
         let arch = u32_of((major * 10 + minor).max(0) as usize, "compute capability")?;
         let mut found = HashMap::new();
         for (file, src) in SOURCES {
-            let cubin = nv.compile(file, &full_source(file, src), arch, Output::Cubin)?;
+            let cubin = compiled(nv, file, src, arch)?;
             let module = ctx.load_module(Ptx::from_binary(cubin))?;
             for &k in KERNEL_NAMES {
                 if let Ok(f) = module.load_function(k) {
