@@ -122,7 +122,11 @@ struct PerplexityArgs {
     #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
     tokens: Option<PathBuf>,
     /// Context (chunk) length.
+<<<<<<< HEAD
     #[arg(short = 'c', long, default_value_t = 512)]
+=======
+    #[arg(long, default_value_t = 512, value_parser = cli::parse_ctx)]
+>>>>>>> main
     ctx: usize,
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
@@ -213,7 +217,11 @@ struct ConvertArgs {
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<SourceLayoutArg>,
     /// Worker threads (default: all cores). The output is the same at any count.
+<<<<<<< HEAD
     #[arg(short = 't', long, default_value_t = 0)]
+=======
+    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
+>>>>>>> main
     threads: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -239,7 +247,11 @@ struct InspectArgs {
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<LayoutArg>,
     /// Worker threads for --stats (default: all cores).
+<<<<<<< HEAD
     #[arg(short = 't', long, default_value_t = 0)]
+=======
+    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
+>>>>>>> main
     threads: usize,
     /// Machine-readable output.
     #[arg(long)]
@@ -247,7 +259,10 @@ struct InspectArgs {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return Ok(usage_error(e)),
+    };
     match cli.command {
         Command::Convert(a) => cli::convert::run(&cli::convert::ConvertOptions {
             src: a.src,
@@ -290,6 +305,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     max_kld: a.max_kld,
                     min_top1: a.min_top1,
                     max_ppl_ratio: a.max_ppl_ratio,
+                    default_for: None,
                 },
                 yarn_truncate: a.yarn_truncate,
                 precision: a.precision.into(),
@@ -301,18 +317,23 @@ fn run() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Perplexity(a) => cli::perplexity::run(&cli::perplexity::PerplexityOptions {
-            model: a.model,
-            text: a.text,
-            tokens: a.tokens,
-            ctx: a.ctx,
-            dump_logits: a.dump_logits,
-            yarn_truncate: a.yarn_truncate,
-            precision: a.precision.into(),
-            device: a.device,
-            json: a.json,
-            force: a.force,
-        })?,
+        Command::Perplexity(a) => {
+            let pass = cli::perplexity::run(&cli::perplexity::PerplexityOptions {
+                model: a.model,
+                text: a.text,
+                tokens: a.tokens,
+                ctx: a.ctx,
+                dump_logits: a.dump_logits,
+                yarn_truncate: a.yarn_truncate,
+                precision: a.precision.into(),
+                device: a.device,
+                json: a.json,
+                force: a.force,
+            })?;
+            if !pass {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Quantize(a) => cli::quantize::run(&a)?,
         Command::Tokenize(a) => cli::tokenize::run(&a)?,
         Command::Generate(a) => cli::generate::run_generate(&a)?,
@@ -346,6 +367,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Help and version go to stdout as clap prints them; a usage error is one line, as every other error, with
+/// exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    // The first paragraph (the message and, for missing arguments, the list of them), on one line.
+    let para: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = para.join(" ");
+    let msg = joined.strip_prefix("error: ").unwrap_or(&joined);
+    eprintln!("error: {} (see --help)", escape_controls(msg));
+    ExitCode::from(2)
+}
+
 /// The error and its causes on one line: "converting into x: tensor 'y': z".
 fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -357,5 +409,19 @@ fn one_line(err: &anyhow::Error) -> String {
         }
         parts.push(s);
     }
-    parts.join(": ").replace('\n', " ")
+    escape_controls(&parts.join(": "))
+}
+
+/// Control characters (from a file name, a tensor name or any other text a file supplies) written as escapes,
+/// so an error line is one line and cannot drive the terminal.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -25,6 +25,7 @@ fn options(preset: &str) -> QuantizeOptions {
     QuantizeOptions {
         rules,
         allow_requantize: false,
+        allow_nonfinite: false,
         mxfp4_scale: Mxfp4Scale::Ref,
         imatrix: None,
         progress: false,

@@ -28,6 +28,7 @@ fn options(scale: Mxfp4Scale) -> QuantizeOptions {
     QuantizeOptions {
         rules: TypeRules::new(Preset::by_name("mxfp4_moe").unwrap()),
         allow_requantize: false,
+        allow_nonfinite: false,
         mxfp4_scale: scale,
         imatrix: None,
         progress: false,

@@ -77,6 +77,28 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
+/// "a FIFO", "a socket", ... for a path that exists but is neither a regular file nor a folder.
+fn special_file_kind(path: &Path) -> Option<&'static str> {
+    let t = std::fs::metadata(path).ok()?.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_char_device() {
+            return Some("a character device");
+        }
+        if t.is_block_device() {
+            return Some("a block device");
+        }
+    }
+    (!t.is_file() && !t.is_dir()).then_some("a special file")
+}
+
 /// Guesses the layout of `path` (see the module docs).
 pub fn detect_layout(path: &Path) -> Result<Layout> {
     if path.is_file() {
@@ -93,6 +115,9 @@ pub fn detect_layout(path: &Path) -> Result<Layout> {
         );
     }
     if !path.is_dir() {
+        if let Some(kind) = special_file_kind(path) {
+            bail!("{}: is {kind}, not a model file or folder", path.display());
+        }
         bail!("{}: no such file or folder", path.display());
     }
     let cfg_path = path.join("config.json");

@@ -36,3 +36,34 @@ pub(crate) fn check_output(
     }
     Ok(())
 }
+
+/// Most worker threads a command may start: this many per core. More only adds scheduling; a hostile
+/// `--threads 100000` would spend a minute creating threads before failing.
+pub const MAX_THREADS_PER_CORE: usize = 8;
+
+/// clap parser for `--threads`: 0 (all cores) up to [`MAX_THREADS_PER_CORE`] × the cores.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a thread count"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let max = MAX_THREADS_PER_CORE * cores;
+    if n > max {
+        return Err(format!(
+            "{n} threads is more than {MAX_THREADS_PER_CORE} per core ({cores} cores): give at most {max}, or 0 for one per core"
+        ));
+    }
+    Ok(n)
+}
+
+/// clap parser for a context length (`perplexity --ctx`): a whole number of tokens up to the largest context
+/// a model may declare.
+pub fn parse_ctx(s: &str) -> Result<usize, String> {
+    let max = crate::gpt_oss::config::limits::MAX_CONTEXT;
+    match s.parse::<usize>() {
+        Ok(n) if (4..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a context length from 4 to {max} tokens"
+        )),
+    }
+}

@@ -13,7 +13,7 @@ use ossify_formats::atomic::{Existing, Kind, PartialFile};
 use crate::checkpoint::Checkpoint;
 use crate::npy::NpyF32Writer;
 use crate::parity::input::{open_model, read_tokens, tokenize};
-use crate::parity::logits::chunked_perplexity;
+use crate::parity::logits::{chunked_perplexity, first_nonfinite_stage};
 
 /// Options of `ossify perplexity`.
 #[derive(Clone, Debug)]
@@ -38,8 +38,9 @@ pub fn tokens_path(dump: &Path) -> PathBuf {
     dump.with_extension("tokens.json")
 }
 
-/// Computes and prints the perplexity.
-pub fn run(opts: &PerplexityOptions) -> Result<()> {
+/// Computes and prints the perplexity; false (exit 1) when it is no measurement: NaN / Inf logits, or no
+/// token scored.
+pub fn run(opts: &PerplexityOptions) -> Result<bool> {
     let existing = Existing::from_force(opts.force);
     if let Some(p) = &opts.dump_logits {
         let inputs: Vec<&Path> = [
@@ -102,6 +103,43 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // A perplexity over rows that hold NaN / Inf, or over no row at all, is no measurement: the verdict fails
+    // (exit 1) and says where the NaN came from; no dump is written.
+    let broken = match result.result.first_nonfinite {
+        Some(pos) => {
+            let (chunk, row) = (pos / opts.ctx, pos % opts.ctx);
+            let trace = model.trace(&tokens[chunk * opts.ctx..(chunk + 1) * opts.ctx])?;
+            let origin = match first_nonfinite_stage(&trace) {
+                Some((Some(l), sub)) => format!("first produced by layer {l} {sub}"),
+                Some((None, sub)) => format!("already in the {sub}"),
+                None => "in the final norm or the unembedding".to_string(),
+            };
+            Some(format!(
+                "{} of {} scored rows hold NaN or Inf logits, the first at position {pos} (chunk {chunk}, row {row}); \
+                 NaN/Inf {origin}",
+                result.result.n_nonfinite,
+                result.result.n_nonfinite + result.result.n_tokens
+            ))
+        }
+        None if result.result.n_tokens == 0 => Some("no token was scored".to_string()),
+        None => None,
+    };
+    if let Some(why) = broken {
+        drop(dump);
+        if opts.json {
+            let mut v = serde_json::to_value(&result)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("model".into(), opts.model.display().to_string().into());
+                o.insert("mode".into(), model.mode().into());
+                o.insert("pass".into(), false.into());
+                o.insert("failure".into(), why.clone().into());
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("{}: FAIL: {why}", opts.model.display());
+        }
+        return Ok(false);
+    }
     if let (Some(w), Some(p)) = (dump, &opts.dump_logits) {
         // Both files are written whole first, then both renamed into place: the pair appears together.
         let logits = w.finish_deferred()?;
@@ -119,6 +157,7 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.insert("model".into(), opts.model.display().to_string().into());
             o.insert("mode".into(), model.mode().into());
+            o.insert("pass".into(), true.into());
             o.insert("device".into(), model.device().into());
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -136,5 +175,5 @@ pub fn run(opts: &PerplexityOptions) -> Result<()> {
             result.result.ppl, result.result.ppl_uncertainty
         );
     }
-    Ok(())
+    Ok(true)
 }

@@ -58,6 +58,9 @@ pub struct QuantizeArgs {
     /// Allow re-quantizing tensors that are already quantized
     #[arg(long)]
     pub allow_requantize: bool,
+    /// Quantize NaN / Inf weights instead of refusing them (each breaks its whole block)
+    #[arg(long)]
+    pub allow_nonfinite: bool,
     /// How MXFP4 blocks choose their scale
     #[arg(long, value_enum, default_value_t = ScaleArg::Ref)]
     pub mxfp4_scale: ScaleArg,
@@ -75,7 +78,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FILE")]
     pub imatrix_out: Option<PathBuf>,
     /// Worker threads (default: all cores). The output is the same at any count.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_threads)]
     pub threads: usize,
     /// Where --calibration runs the forward pass (as verify-parity --device).
     #[arg(long, value_enum, default_value_t = crate::gpt_oss::Device::Cpu)]
@@ -125,6 +128,7 @@ impl QuantizeArgs {
         Ok(QuantizeOptions {
             rules,
             allow_requantize: self.allow_requantize,
+            allow_nonfinite: self.allow_nonfinite,
             mxfp4_scale,
             imatrix,
             progress: !self.quiet,

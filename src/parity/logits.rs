@@ -48,30 +48,46 @@ pub struct Thresholds {
     pub max_kld: Option<f64>,
     pub min_top1: Option<f64>,
     pub max_ppl_ratio: Option<f64>,
+    /// Set when these are the defaults for a conversion kind (`"q8_0"`), not limits the user gave; messages say
+    /// so.
+    pub default_for: Option<&'static str>,
 }
 
 impl Thresholds {
     /// Every limit `s` breaks, as one line each. Rows with NaN / Inf always break parity.
     pub fn violations(&self, s: &LogitSummary) -> Vec<String> {
         let mut v = Vec::new();
+        // "--max-kld 0.001" when the user set it; "the default --max-kld 0.05 for q8_0 conversions" otherwise.
+        let limit = |flag: &str, x: String| match self.default_for {
+            Some(kind) => {
+                format!("the default {flag} {x} for {kind} conversions (set {flag} to change it)")
+            }
+            None => format!("{flag} {x}"),
+        };
         if let Some(x) = self.max_kld {
             if above(s.kld_mean, x) {
-                v.push(format!("mean KLD {:.6e} > --max-kld {x:e}", s.kld_mean));
+                v.push(format!(
+                    "mean KLD {:.6e} > {}",
+                    s.kld_mean,
+                    limit("--max-kld", format!("{x:e}"))
+                ));
             }
         }
         if let Some(x) = self.min_top1 {
             if above(-s.top1_agreement, -x) {
                 v.push(format!(
-                    "same top-1 {:.4} < --min-top1 {x}",
-                    s.top1_agreement
+                    "same top-1 {:.4} < {}",
+                    s.top1_agreement,
+                    limit("--min-top1", x.to_string())
                 ));
             }
         }
         if let Some(x) = self.max_ppl_ratio {
             if above(s.ppl_ratio, x) {
                 v.push(format!(
-                    "PPL ratio {:.6} > --max-ppl-ratio {x}",
-                    s.ppl_ratio
+                    "PPL ratio {:.6} > {}",
+                    s.ppl_ratio,
+                    limit("--max-ppl-ratio", x.to_string())
                 ));
             }
         }
@@ -523,6 +539,7 @@ mod tests {
             max_kld: Some(0.0),
             min_top1: Some(1.0),
             max_ppl_ratio: Some(1.0),
+            default_for: None,
         };
         let v = verify_models(&Toy::new(), &Toy::new(), &seqs(), &t).unwrap();
         assert!(v.pass(), "{:?}", v.violations);

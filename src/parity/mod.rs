@@ -2,6 +2,7 @@
 //! ([`tensors`]) and logit metrics defined as llama.cpp's `llama-perplexity --kl-divergence` defines them
 //! ([`metrics`]).
 
+pub mod error_model;
 pub mod input;
 pub mod logits;
 pub mod metrics;

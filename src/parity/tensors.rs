@@ -311,12 +311,58 @@ pub struct TensorComparison {
     pub max_abs_err: f64,
     /// `10·log10(Σ ref² / Σ err²)`; `None` when there is no error (infinite SNR).
     pub snr_db: Option<f64>,
+    /// The RMSE rounding to the candidate's type explains ([`super::error_model`]); `None` for a type without a
+    /// rule.
+    pub expected_rmse: Option<f64>,
+    /// Largest RMSE a lossy conversion may show: [`super::error_model::EXPLAINED_SSE_FACTOR`]'s square root
+    /// times `expected_rmse`.
+    pub max_rmse: Option<f64>,
 }
 
 impl TensorComparison {
-    /// A lossless conversion that changed a value.
+    /// A lossless conversion that changed a value, or a lossy one whose error its target type cannot explain
+    /// (NaN / Inf errors included).
     pub fn failed(&self) -> bool {
-        self.lossless && self.n_different > 0
+        self.n_different > 0 && (self.lossless || !self.explained())
+    }
+
+    /// The error is within what rounding to the candidate's type explains.
+    pub fn explained(&self) -> bool {
+        self.max_rmse.is_some_and(|m| self.rmse <= m)
+    }
+
+    /// Why the tensor failed, for reports.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed() {
+            return None;
+        }
+        Some(if self.lossless {
+            format!(
+                "tensor {} ({} -> {}) should be lossless but {} of its values differ",
+                self.name, self.reference_dtype, self.candidate_dtype, self.n_different
+            )
+        } else {
+            match self.max_rmse {
+                Some(m) => format!(
+                    "tensor {} ({} -> {}): RMSE {:.3e} exceeds the {:.3e} rounding to {} explains (at most {:.3e})",
+                    self.name,
+                    self.reference_dtype,
+                    self.candidate_dtype,
+                    self.rmse,
+                    self.expected_rmse.unwrap_or(0.0),
+                    self.candidate_dtype,
+                    m
+                ),
+                None => format!(
+                    "tensor {} ({} -> {}): {} values differ and no error model explains {}",
+                    self.name,
+                    self.reference_dtype,
+                    self.candidate_dtype,
+                    self.n_different,
+                    self.candidate_dtype
+                ),
+            }
+        })
     }
 }
 
@@ -348,6 +394,8 @@ struct SlabStats {
     max_abs: f64,
     n_different: u64,
     first_difference: Option<u64>,
+    /// Squared error rounding to the candidate's type explains (None: no rule for the type).
+    expected_sse: Option<f64>,
 }
 
 impl SlabStats {
@@ -357,6 +405,10 @@ impl SlabStats {
         self.sum_ref2 += o.sum_ref2;
         self.max_abs = self.max_abs.max(o.max_abs);
         self.n_different += o.n_different;
+        self.expected_sse = match (self.expected_sse, o.expected_sse) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
         self.first_difference = match (self.first_difference, o.first_difference) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -376,6 +428,7 @@ fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabS
     let base = (r0 * c) as u64;
     let mut s = SlabStats {
         n: x.len() as u64,
+        expected_sse: super::error_model::expected_sse(b.dtype, &x, c),
         ..SlabStats::default()
     };
     for (i, (&p, &q)) in x.iter().zip(&y).enumerate() {
@@ -387,8 +440,14 @@ fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabS
         let (p, q) = (f64::from(p), f64::from(q));
         let d = q - p;
         if !same {
-            s.sse += d * d;
-            s.max_abs = s.max_abs.max(d.abs());
+            // NaN / Inf on one side only: an unbounded error (f64::max would drop a NaN).
+            let e = if d.is_finite() {
+                d.abs()
+            } else {
+                f64::INFINITY
+            };
+            s.sse += e * e;
+            s.max_abs = s.max_abs.max(e);
         }
         s.sum_ref2 += p * p;
     }
@@ -448,7 +507,13 @@ pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Re
             compare_slab(a, b, s).map(|st| (i, st))
         })
         .collect::<Result<_>>()?;
-    let mut per = vec![SlabStats::default(); pairs.len()];
+    let mut per = vec![
+        SlabStats {
+            expected_sse: Some(0.0),
+            ..SlabStats::default()
+        };
+        pairs.len()
+    ];
     for (i, s) in stats {
         per[i] = per[i].merge(s);
     }
@@ -472,6 +537,10 @@ pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Re
                 rmse: (s.sse / n).sqrt(),
                 max_abs_err: s.max_abs,
                 snr_db: (s.sse > 0.0).then(|| 10.0 * (s.sum_ref2 / s.sse).log10()),
+                expected_rmse: s.expected_sse.map(|e| (e / n).sqrt()),
+                max_rmse: s
+                    .expected_sse
+                    .map(|e| (super::error_model::EXPLAINED_SSE_FACTOR * e / n).sqrt()),
             }
         })
         .collect();

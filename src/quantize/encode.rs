@@ -74,6 +74,23 @@ pub struct TensorEncoder<'a> {
     rows_per_expert: usize,
     use_mse: bool,
     expert_importance: Vec<Option<Vec<f32>>>,
+    allow_nonfinite: bool,
+}
+
+/// Refuses to quantize a NaN or ±Inf: the block's scale becomes NaN / Inf and takes its 31 neighbours with it, so
+/// the output is a broken model that still loads. `allow` (`quantize --allow-nonfinite`) lets it through.
+pub fn check_finite(x: &[f32], allow: bool) -> Result<()> {
+    if allow {
+        return Ok(());
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "value {} at column {i} is not finite; quantizing it breaks its whole block (--allow-nonfinite \
+             quantizes it anyway)",
+            x[i]
+        );
+    }
+    Ok(())
 }
 
 impl<'a> TensorEncoder<'a> {
@@ -119,7 +136,14 @@ impl<'a> TensorEncoder<'a> {
             rows_per_expert,
             use_mse,
             expert_importance,
+            allow_nonfinite: false,
         })
+    }
+
+    /// Quantize NaN / Inf values instead of refusing them ([`check_finite`]).
+    pub fn allow_nonfinite(mut self, allow: bool) -> Self {
+        self.allow_nonfinite = allow;
+        self
     }
 
     /// Encodes the whole rows in `src` (rows `first_row..`) into `dst`, spread over all cores.
@@ -152,6 +176,8 @@ impl<'a> TensorEncoder<'a> {
                         .with_context(|| format!("tensor '{name}': row {row} out of range"))?;
                     dequantize_row(self.src_dtype, s, &mut f)
                         .with_context(|| format!("tensor '{name}': decoding row {row}"))?;
+                    check_finite(&f, self.allow_nonfinite)
+                        .with_context(|| format!("tensor '{name}': row {row}"))?;
                     if self.use_mse {
                         let w = self
                             .expert_importance

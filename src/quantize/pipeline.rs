@@ -52,6 +52,8 @@ pub struct SourceTensor<'a> {
 pub struct QuantizeOptions {
     pub rules: TypeRules,
     pub allow_requantize: bool,
+    /// Quantize NaN / Inf weights instead of refusing them (`--allow-nonfinite`).
+    pub allow_nonfinite: bool,
     pub mxfp4_scale: Mxfp4Scale,
     pub imatrix: Option<ImportanceMatrix>,
     pub progress: bool,
@@ -164,14 +166,17 @@ pub fn write_gguf(
         let enc = if s.dtype == c.dtype {
             None
         } else {
-            Some(TensorEncoder::new(
-                &s.name,
-                s.dtype,
-                &s.shape,
-                c.dtype,
-                opts.mxfp4_scale,
-                opts.imatrix.as_ref(),
-            )?)
+            Some(
+                TensorEncoder::new(
+                    &s.name,
+                    s.dtype,
+                    &s.shape,
+                    c.dtype,
+                    opts.mxfp4_scale,
+                    opts.imatrix.as_ref(),
+                )?
+                .allow_nonfinite(opts.allow_nonfinite),
+            )
         };
         let n: usize = s.shape.iter().product();
         summary.bytes_in += s.dtype.nbytes(n).unwrap_or(0);

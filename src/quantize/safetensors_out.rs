@@ -312,11 +312,19 @@ fn expert_importance(
 }
 
 /// Encodes one row as ggml MXFP4 blocks with the chosen rule.
-fn encode_mxfp4_row(x: &[f32], w: Option<&[f32]>, scale: Mxfp4Scale, ggml: &mut [u8]) {
+fn encode_mxfp4_row(
+    x: &[f32],
+    w: Option<&[f32]>,
+    scale: Mxfp4Scale,
+    allow_nonfinite: bool,
+    ggml: &mut [u8],
+) -> Result<()> {
+    super::encode::check_finite(x, allow_nonfinite)?;
     match scale {
         Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, ggml),
         Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, ggml),
     }
+    Ok(())
 }
 
 type JobBox<'c> = Box<dyn StreamJob<'c> + 'c>;
@@ -362,6 +370,7 @@ fn gguf_experts_job<'c>(
         })
         .collect();
     let per_expert = rows * np;
+    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
     let outputs = vec![(ids[0], nb * QS_MXFP4), (ids[1], nb)];
     let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
         let [blocks, scales] = out else {
@@ -385,7 +394,8 @@ fn gguf_experts_job<'c>(
                 quant::dequantize_row(dtype, src, &mut x)?;
                 let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
                 let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
-                encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
+                    .with_context(|| format!("row {row}"))?;
                 repack_ggml_to_hf(&ggml, b, s)?;
                 Ok(())
             })?;
@@ -482,6 +492,7 @@ fn experts_job<'c>(
         })
         .collect();
     let slab = n_in * n_out * esize;
+    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
     let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
         let [blocks, scales] = out else {
             bail!("expected blocks and scales");
@@ -504,7 +515,8 @@ fn experts_job<'c>(
                 }
                 let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
                 let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
-                encode_mxfp4_row(&x, w, opts.mxfp4_scale, &mut ggml);
+                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
+                    .with_context(|| format!("row {row}"))?;
                 repack_ggml_to_hf(&ggml, b, s)?;
                 Ok(())
             })?;

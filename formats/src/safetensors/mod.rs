@@ -40,6 +40,12 @@ pub enum SafetensorsError {
         tensor: String,
         dtype: String,
     },
+    #[error("{path}: tensor '{tensor}': {message}")]
+    BadTensor {
+        path: PathBuf,
+        tensor: String,
+        message: String,
+    },
     #[error("{path}: truncated: {message}")]
     Truncated { path: PathBuf, message: String },
     #[error("{path}: {message}")]

@@ -153,15 +153,24 @@ impl SafetensorsModel {
             let file = MappedFile::open(path)?;
             let file_idx = model.files.len();
             let (header_len, meta) = ::safetensors::SafeTensors::read_metadata(file.bytes())
-                .map_err(|source| match truncation(file.bytes()) {
-                    Some(message) => SafetensorsError::Truncated {
-                        path: path.clone(),
-                        message,
-                    },
-                    None => SafetensorsError::Header {
-                        path: path.clone(),
-                        source,
-                    },
+                .map_err(|source| {
+                    if let Some(message) = truncation(file.bytes()) {
+                        return SafetensorsError::Truncated {
+                            path: path.clone(),
+                            message,
+                        };
+                    }
+                    match inconsistent_tensor(file.bytes()) {
+                        Some((tensor, message)) => SafetensorsError::BadTensor {
+                            path: path.clone(),
+                            tensor,
+                            message,
+                        },
+                        None => SafetensorsError::Header {
+                            path: path.clone(),
+                            source,
+                        },
+                    }
                 })?;
             // read_metadata checked that the header fits and that the data section is exactly the rest of the
             // file, and that every tensor's offsets are contiguous and match its dtype and shape.
@@ -283,6 +292,64 @@ fn truncation(bytes: &[u8]) -> Option<String> {
     ))
 }
 
+/// When the safetensors crate refuses a header for a shape, dtype or offset that does not add up (its error
+/// names no tensor), names the first tensor, in data order, that is at fault and says why.
+fn inconsistent_tensor(bytes: &[u8]) -> Option<(String, String)> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let map: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut tensors: Vec<(u64, u64, &str, &serde_json::Value)> = map
+        .iter()
+        .filter(|(name, _)| name.as_str() != "__metadata__")
+        .filter_map(|(name, v)| {
+            let o = v.get("data_offsets")?;
+            Some((o.get(0)?.as_u64()?, o.get(1)?.as_u64()?, name.as_str(), v))
+        })
+        .collect();
+    tensors.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let mut expected_start = 0u64;
+    for (start, end, name, v) in tensors {
+        let bad = |m: String| Some((name.to_string(), m));
+        if start != expected_start {
+            return bad(format!(
+                "data_offsets start at {start}, but the previous tensor ends at {expected_start} (tensors must follow each other without gaps or overlaps)"
+            ));
+        }
+        if end < start {
+            return bad(format!(
+                "data_offsets [{start}, {end}] end before they start"
+            ));
+        }
+        let shape: Vec<u64> = v
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_u64)
+            .collect::<Option<_>>()?;
+        let dtype: ::safetensors::Dtype = serde_json::from_value(v.get("dtype")?.clone()).ok()?;
+        let bits = shape
+            .iter()
+            .try_fold(dtype.bitsize() as u64, |acc, &d| acc.checked_mul(d));
+        match bits {
+            None => {
+                return bad(format!(
+                    "shape {shape:?} of {dtype:?} overflows a 64-bit size"
+                ))
+            }
+            Some(b) if b.div_ceil(8) != end - start => {
+                return bad(format!(
+                    "shape {shape:?} of {dtype:?} needs {} bytes, but its data_offsets [{start}, {end}] hold {}",
+                    b.div_ceil(8),
+                    end - start
+                ))
+            }
+            Some(_) => {}
+        }
+        expected_start = end;
+    }
+    None
+}
+
 /// True for a relative path made only of normal components (`a.safetensors`, `sub/a.safetensors`).
 fn is_plain_relative(name: &str) -> bool {
     let p = Path::new(name);
@@ -305,5 +372,54 @@ mod tests {
         assert!(!is_plain_relative("..\\x"));
         assert!(!is_plain_relative(""));
         assert!(!is_plain_relative("./"));
+    }
+
+    fn file(header: &str, data: usize) -> Vec<u8> {
+        let mut v = (header.len() as u64).to_le_bytes().to_vec();
+        v.extend_from_slice(header.as_bytes());
+        v.resize(v.len() + data, 0);
+        v
+    }
+
+    /// The safetensors crate refuses these headers without naming a tensor (issue 8: "safetensors shape errors
+    /// do not name the tensor"); each is named here, and the crate agrees each file is invalid.
+    #[test]
+    fn inconsistent_tensors_are_named() {
+        let cases = [
+            (
+                r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#,
+                20,
+                "a",
+                "needs 24 bytes",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}"#,
+                16,
+                "w",
+                "overflows",
+            ),
+            (
+                r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}}"#,
+                24,
+                "v",
+                "start at 16",
+            ),
+        ];
+        for (header, data, tensor, why) in cases {
+            let bytes = file(header, data);
+            assert!(
+                ::safetensors::SafeTensors::read_metadata(&bytes).is_err(),
+                "{header}"
+            );
+            let (t, m) = inconsistent_tensor(&bytes).expect(header);
+            assert_eq!(t, tensor);
+            assert!(m.contains(why), "{m}");
+        }
+        let ok = file(
+            r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#,
+            24,
+        );
+        assert!(::safetensors::SafeTensors::read_metadata(&ok).is_ok());
+        assert_eq!(inconsistent_tensor(&ok), None);
     }
 }
