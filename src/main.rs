@@ -122,11 +122,7 @@ struct PerplexityArgs {
     #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
     tokens: Option<PathBuf>,
     /// Context (chunk) length.
-<<<<<<< HEAD
-    #[arg(short = 'c', long, default_value_t = 512)]
-=======
-    #[arg(long, default_value_t = 512, value_parser = cli::parse_ctx)]
->>>>>>> main
+    #[arg(short = 'c', long, default_value_t = 512, value_parser = cli::parse_ctx)]
     ctx: usize,
     /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
     #[arg(long, value_name = "FILE.npy")]
@@ -217,11 +213,7 @@ struct ConvertArgs {
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<SourceLayoutArg>,
     /// Worker threads (default: all cores). The output is the same at any count.
-<<<<<<< HEAD
-    #[arg(short = 't', long, default_value_t = 0)]
-=======
-    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
->>>>>>> main
+    #[arg(short = 't', long, default_value_t = 0, value_parser = cli::parse_threads)]
     threads: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -247,11 +239,7 @@ struct InspectArgs {
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<LayoutArg>,
     /// Worker threads for --stats (default: all cores).
-<<<<<<< HEAD
-    #[arg(short = 't', long, default_value_t = 0)]
-=======
-    #[arg(long, default_value_t = 0, value_parser = cli::parse_threads)]
->>>>>>> main
+    #[arg(short = 't', long, default_value_t = 0, value_parser = cli::parse_threads)]
     threads: usize,
     /// Machine-readable output.
     #[arg(long)]
