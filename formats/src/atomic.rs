@@ -83,6 +83,8 @@ pub enum OutputError {
     NotOurs { path: PathBuf },
     #[error("{path}: not a valid output name")]
     BadName { path: PathBuf },
+    #[error("{path}: ends in '/', which names a folder; this output is a file")]
+    TrailingSlash { path: PathBuf },
     #[error("{path}: the output folder {folder} does not exist")]
     NoFolder { path: PathBuf, folder: PathBuf },
     #[error("{path}: interrupted")]
@@ -199,10 +201,25 @@ static LIVE: Mutex<Vec<(u64, PathBuf, bool)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
-fn register_live(path: &Path, dir: bool) -> u64 {
+/// Creates a partial output through `open` and registers it as live in one step under the `LIVE` lock, so a
+/// signal arriving in between cannot find the file on disk but not in the list (and leave it behind); refuses
+/// once the process is shutting down.
+fn create_live<T>(
+    target: &Path,
+    partial: &Path,
+    dir: bool,
+    open: impl FnOnce() -> Result<T, OutputError>,
+) -> Result<(T, u64), OutputError> {
+    let mut live = lock(&LIVE);
+    if SHUTTING_DOWN.load(Ordering::SeqCst) {
+        return Err(OutputError::Interrupted {
+            path: target.to_owned(),
+        });
+    }
+    let made = open()?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    lock(&LIVE).push((id, path.to_owned(), dir));
-    id
+    live.push((id, partial.to_owned(), dir));
+    Ok((made, id))
 }
 
 fn unregister_live(live: &mut Vec<(u64, PathBuf, bool)>, id: u64) {
@@ -252,6 +269,12 @@ pub enum Kind {
 /// existing output (unless replacing), its folder present, no other process writing it. Reports a stale
 /// partial. Creating the output checks again (the answer may change meanwhile); this only fails early.
 pub fn preflight(target: &Path, kind: Kind, existing: Existing) -> Result<Preflight, OutputError> {
+    use std::os::unix::ffi::OsStrExt;
+    if kind == Kind::File && target.as_os_str().as_bytes().ends_with(b"/") {
+        return Err(OutputError::TrailingSlash {
+            path: target.to_owned(),
+        });
+    }
     let target = normalize(target);
     if target.file_name().is_none() {
         return Err(OutputError::BadName { path: target });
@@ -485,8 +508,9 @@ impl PartialFile {
         }
         check_target(&target, Kind::File, existing)?;
         let partial = partial_path(&target);
-        let (file, stale) = open_partial_file(&target, &partial)?;
-        let live = register_live(&partial, false);
+        let ((file, stale), live) = create_live(&target, &partial, false, || {
+            open_partial_file(&target, &partial)
+        })?;
         Ok(PartialFile {
             file,
             partial,
@@ -586,8 +610,9 @@ impl PartialDir {
         check_target(&target, Kind::Folder, existing)?;
         let partial = partial_path(&target);
         refuse_input(&partial)?;
-        let (dir, stale) = open_partial_dir(&target, &partial)?;
-        let live = register_live(&partial, true);
+        let ((dir, stale), live) = create_live(&target, &partial, true, || {
+            open_partial_dir(&target, &partial)
+        })?;
         Ok(PartialDir {
             dir,
             partial,
