@@ -67,13 +67,13 @@ struct VerifyParityArgs {
     #[arg(long)]
     sequence: Option<usize>,
     /// Fail when the mean KL divergence exceeds this (default 1e-3 when no threshold is given).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::parse_max_kld)]
     max_kld: Option<f64>,
     /// Fail when the same-top-1 rate is below this fraction (default 0.99 when no threshold is given).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::parse_min_top1)]
     min_top1: Option<f64>,
     /// Fail when PPL(candidate) / PPL(reference) exceeds this.
-    #[arg(long)]
+    #[arg(long, value_parser = cli::parse_max_ppl_ratio)]
     max_ppl_ratio: Option<f64>,
     /// Round the YaRN correction range as llama.cpp does (to match its F32 path).
     #[arg(long)]

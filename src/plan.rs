@@ -428,6 +428,16 @@ impl PlannedTensor {
                                 }
                             }
                         }
+                        // A NaN / Inf takes its whole Q8_0 block with it (its scale): refused, as quantize does.
+                        if dtype == DType::Q8_0 {
+                            if let Some(i) = row.iter().position(|v| !v.is_finite()) {
+                                bail!(
+                                    "row {r}: value {} at column {i} is not finite; quantizing it to Q8_0 breaks \
+                                     its whole block (--outtype bf16 keeps it)",
+                                    row[i]
+                                );
+                            }
+                        }
                         quant::quantize_row(dtype, &row, dst).map_err(anyhow::Error::new)
                     },
                 )?;

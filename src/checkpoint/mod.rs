@@ -77,6 +77,50 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
+/// Reads a whole input file (a text, a token list, a JSON file), refusing anything that is not a regular file
+/// before reading a byte: a FIFO or a device would block or never end, a folder is not a file. Opened
+/// non-blocking and checked on the open descriptor, so the answer holds for what is read.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = |m: &std::fs::Metadata| -> Option<String> {
+        if m.is_dir() {
+            Some(format!("{}: is a folder, not a file", path.display()))
+        } else if !m.is_file() {
+            let kind = special_file_kind(path).unwrap_or("a special file");
+            Some(format!("{}: is {kind}, not a regular file", path.display()))
+        } else {
+            None
+        }
+    };
+    if let Ok(m) = std::fs::metadata(path) {
+        if let Some(e) = not_regular(&m) {
+            bail!(e);
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let m = f
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if let Some(e) = not_regular(&m) {
+        bail!(e);
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// [`read_input`] as UTF-8 text.
+pub fn read_input_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_input(path)?)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", path.display()))
+}
+
 /// "a FIFO", "a socket", ... for a path that exists but is neither a regular file nor a folder.
 fn special_file_kind(path: &Path) -> Option<&'static str> {
     let t = std::fs::metadata(path).ok()?.file_type();
@@ -121,6 +165,9 @@ pub fn detect_layout(path: &Path) -> Result<Layout> {
         bail!("{}: no such file or folder", path.display());
     }
     let cfg_path = path.join("config.json");
+    if let Some(kind) = special_file_kind(&cfg_path) {
+        bail!("{}: is {kind}, not a regular file", cfg_path.display());
+    }
     if !cfg_path.is_file() {
         if path.join("original").join("config.json").is_file() {
             bail!(
@@ -201,7 +248,8 @@ impl Checkpoint {
         let tokenizer_dir = [Some(dir), dir.parent()]
             .into_iter()
             .flatten()
-            .find(|d| d.join("tokenizer.json").is_file())
+            // present at all: a tokenizer.json that is not a regular file is refused by name when read
+            .find(|d| std::fs::metadata(d.join("tokenizer.json")).is_ok())
             .map(Path::to_path_buf);
         // Every file of the checkpoint is an input: no output may be written over one of them.
         ossify_formats::atomic::protect_input(dir);

@@ -80,10 +80,10 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub yarn_truncate: bool,
     /// Context length (prompt and answers together).
-    #[arg(short = 'c', long, default_value_t = 4096)]
+    #[arg(short = 'c', long, default_value_t = 4096, value_parser = super::parse_ctx)]
     pub ctx: usize,
     /// Worker threads (default: all cores).
-    #[arg(short = 't', long, default_value_t = 0)]
+    #[arg(short = 't', long, default_value_t = 0, value_parser = super::parse_threads)]
     pub threads: usize,
     /// One JSON object (per answer for chat): tokens, text per channel, timings.
     #[arg(long)]
@@ -323,10 +323,13 @@ where
         bail!("--ctx must be at least 1");
     }
     if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
-        bail!("--temperature must be a finite number >= 0");
+        bail!(
+            "--temperature {}: must be a finite number >= 0",
+            a.temperature
+        );
     }
     if !(0.0..=1.0).contains(&a.top_p) {
-        bail!("--top-p must be in [0, 1]");
+        bail!("--top-p {}: must be in [0, 1]", a.top_p);
     }
     let ck = Checkpoint::open(&a.model, None)?;
     let tok = text_tokenizer(&ck)?;
@@ -397,8 +400,7 @@ fn decode_options(a: &DecodeArgs, seed: u64) -> GenerateOptions {
 pub fn run_generate(g: &GenerateArgs) -> Result<()> {
     let user = match (&g.prompt, &g.file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {} (the prompt must be UTF-8 text)", f.display()))?,
+        (None, Some(f)) => crate::checkpoint::read_input_text(f)?,
         (None, None) => bail!("give the prompt with -p TEXT or -f FILE"),
     };
     let a = &g.decode;

@@ -67,3 +67,34 @@ pub fn parse_ctx(s: &str) -> Result<usize, String> {
         )),
     }
 }
+
+/// A verdict threshold: a finite number in `range` (a NaN or infinite limit would pass what it never checked).
+fn parse_threshold(
+    s: &str,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && range.contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not {what}")),
+    }
+}
+
+/// clap parser for `--max-kld`: a finite KL divergence >= 0.
+pub fn parse_max_kld(s: &str) -> Result<f64, String> {
+    parse_threshold(s, 0.0..=f64::MAX, "a finite KL divergence >= 0")
+}
+
+/// clap parser for `--min-top1`: a fraction from 0 to 1.
+pub fn parse_min_top1(s: &str) -> Result<f64, String> {
+    parse_threshold(s, 0.0..=1.0, "a fraction from 0 to 1")
+}
+
+/// clap parser for `--max-ppl-ratio`: a finite ratio > 0.
+pub fn parse_max_ppl_ratio(s: &str) -> Result<f64, String> {
+    parse_threshold(
+        s,
+        f64::MIN_POSITIVE..=f64::MAX,
+        "a finite perplexity ratio > 0",
+    )
+}

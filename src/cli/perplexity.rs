@@ -57,13 +57,36 @@ pub fn run(opts: &PerplexityOptions) -> Result<bool> {
     let ck = Checkpoint::open(&opts.model, None)?;
     let tokens: Vec<u32> = match (&opts.text, &opts.tokens) {
         (Some(t), None) => {
-            let text =
-                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+            let text = crate::checkpoint::read_input_text(t)?;
             tokenize(&ck, &text)?
         }
         (None, Some(p)) => read_tokens(p, None)?.into_iter().flatten().collect(),
         _ => bail!("give --text FILE (or --tokens FILE.json)"),
     };
+    // The input's own faults name the input file (the scorer below only knows token ids).
+    if let Some(input) = opts.text.as_ref().or(opts.tokens.as_ref()) {
+        let vocab = ck.config.vocab_size;
+        if let Some((i, t)) = tokens
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize >= vocab)
+        {
+            bail!(
+                "{}: position {i}: token id {t} is outside the model's vocabulary of {vocab}",
+                input.display()
+            );
+        }
+        if tokens.len() < opts.ctx {
+            bail!(
+                "{}: {} tokens; a context of {} needs at least {} (one chunk; llama-perplexity itself asks for {})",
+                input.display(),
+                tokens.len(),
+                opts.ctx,
+                opts.ctx,
+                2 * opts.ctx
+            );
+        }
+    }
     let model = open_model(
         &ck,
         opts.yarn_truncate,

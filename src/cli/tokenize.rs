@@ -43,8 +43,7 @@ pub struct TokenizeArgs {
 pub fn run(a: &TokenizeArgs) -> Result<()> {
     let text = match (&a.text, &a.prompt) {
         (_, Some(p)) => p.clone(),
-        (Some(f), None) if f.as_os_str() != "-" => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {} (tokenize needs UTF-8 text)", f.display()))?,
+        (Some(f), None) if f.as_os_str() != "-" => crate::checkpoint::read_input_text(f)?,
         _ => {
             let mut s = String::new();
             std::io::stdin()

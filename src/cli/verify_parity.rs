@@ -11,7 +11,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use ossify_formats::DType;
@@ -181,8 +181,7 @@ fn sequences(opts: &VerifyOptions, ck: &Checkpoint) -> Result<Sequences> {
     match (&opts.text, &opts.tokens) {
         (Some(_), Some(_)) => bail!("give --text or --tokens, not both"),
         (Some(t), None) => {
-            let text =
-                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+            let text = crate::checkpoint::read_input_text(t)?;
             // Long texts are split into independent sequences so that both models' logits stay small
             // ([T, vocab] f32 each).
             let ids = tokenize(ck, &text)?;

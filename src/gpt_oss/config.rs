@@ -505,7 +505,7 @@ impl<'a> Fields<'a> {
 
 /// Reads a JSON file, naming it in errors.
 pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = crate::checkpoint::read_input_text(path)?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 
@@ -562,6 +562,12 @@ impl GptOssConfig {
                 c.rope_theta,
             ),
             Some(r) => {
+                if !r.is_object() {
+                    bail!(
+                        "{}: rope_scaling (or rope_parameters) is not a JSON object",
+                        path.display()
+                    );
+                }
                 let (scaling, theta) = parse_hf_rope(r, path)?;
                 (scaling, theta.unwrap_or(c.rope_theta))
             }

@@ -329,7 +329,7 @@ pub fn config_from_gguf(file: &GgufModel, path: &Path) -> Result<GptOssConfig> {
         .ok_or_else(|| anyhow!("{}: no general.architecture", path.display()))?;
     if arch != ARCH_GPT_OSS {
         bail!(
-            "{}: unknown architecture '{arch}'; ossify reads gpt-oss only",
+            "{}: general.architecture: unknown architecture '{arch}'; ossify reads gpt-oss only",
             path.display()
         );
     }

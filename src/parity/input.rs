@@ -13,8 +13,7 @@ use crate::tokenizer::{GgufVocab, TextTokenizer};
 /// Reads token ids from JSON: `[1, 2, 3]`, `{"tokens": [..]}`, or `{"sequences": [[..], [..]]}` (the format of
 /// golden/reference/tokens.json). `sequence` picks one sequence of several.
 pub fn read_tokens(path: &Path, sequence: Option<usize>) -> Result<Sequences> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::checkpoint::read_input_text(path)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     let ids = |v: &serde_json::Value, what: &str| -> Result<Vec<u32>> {

@@ -26,8 +26,7 @@ pub fn collect_importance(
     chunk: usize,
     device: Device,
 ) -> Result<ImportanceMatrix> {
-    let text = std::fs::read_to_string(text_file)
-        .with_context(|| format!("--calibration {}", text_file.display()))?;
+    let text = crate::checkpoint::read_input_text(text_file).context("--calibration")?;
     let ckpt = Checkpoint::open(input, None)?;
     let tok = match ckpt.layout {
         Layout::Gguf => TextTokenizer::from_gguf_vocab(&GgufVocab::from_gguf_path(input)?)?,

@@ -264,6 +264,11 @@ impl<'c> Job<'c> for EncodeJob<'c> {
 /// `split.*` keys, which describe the input's files.
 pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<Summary> {
     let f = GgufModel::open(input)?;
+    // Any architecture is re-typed as it is; a gpt-oss file's numbers are checked first, so a model whose
+    // metadata could not load (block_count 1e9, a NaN rope factor) is refused rather than passed on.
+    if f.architecture() == Some(ossify_formats::gguf::constants::ARCH_GPT_OSS) {
+        crate::gpt_oss::metadata::config_from_gguf(&f, input)?;
+    }
     let sources: Vec<SourceTensor<'_>> = f
         .tensor_infos()
         .map(|ti| {

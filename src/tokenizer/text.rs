@@ -24,7 +24,7 @@ pub enum TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_tokenizer_json(path: &Path) -> Result<TextTokenizer> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::checkpoint::read_input(path)?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
             anyhow!(
                 "{}: the tokenizers library cannot load it: {e}",

@@ -158,7 +158,7 @@ impl GgufVocab {
     pub fn from_dir(dir: &Path, vocab_size: usize) -> Result<GgufVocab> {
         let tj_path = dir.join("tokenizer.json");
         let origin = tj_path.display().to_string();
-        let bytes = fs::read(&tj_path).with_context(|| format!("reading {origin}"))?;
+        let bytes = crate::checkpoint::read_input(&tj_path)?;
         let tj: Value =
             serde_json::from_slice(&bytes).with_context(|| format!("parsing {origin}"))?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)

@@ -108,6 +108,25 @@ impl SafetensorsModel {
                 });
             }
             let p = dir.join(shard);
+            if let Ok(m) = std::fs::metadata(&p) {
+                if !m.is_file() {
+                    use std::os::unix::fs::FileTypeExt;
+                    let t = m.file_type();
+                    let kind = if t.is_dir() {
+                        "a folder"
+                    } else if t.is_fifo() {
+                        "a FIFO (named pipe)"
+                    } else if t.is_socket() {
+                        "a socket"
+                    } else {
+                        "a device or other special file"
+                    };
+                    return Err(SafetensorsError::Index {
+                        path: p,
+                        message: format!("is {kind}, not a regular file"),
+                    });
+                }
+            }
             if !p.is_file() {
                 let tensor = parsed
                     .weight_map
