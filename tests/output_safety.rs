@@ -4,7 +4,9 @@
 //! over a partial left by SIGKILL, and reports an input that shrinks under its memory map by name.
 //!
 //! Each test asserts the exit code, the one error line, that no output or `.partial` is left, and that the
-//! inputs are unchanged (SHA-256 of every file before and after).
+//! inputs are unchanged (SHA-256 of every file before and after). The refusals alone (an output over an input,
+//! a partial that is a link, with and without `--force`) are cases of the bad-input corpus
+//! (tests/python/bad_input_corpus.py); here are the runs that must succeed, and the ones that need timing.
 
 mod common;
 
@@ -114,82 +116,6 @@ impl Scratch {
     fn p(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-#[test]
-fn no_command_writes_over_its_inputs() {
-    let sc = Scratch::new();
-    let before = checksums(sc.dir.path());
-    let (src, gguf, text, tokens) = (
-        sc.p("src"),
-        sc.p("model.gguf"),
-        sc.p("text.txt"),
-        sc.p("ids.tokens.json"),
-    );
-    let shard = src.join("model-00000-of-00002.safetensors");
-    std::os::unix::fs::symlink(src.join("config.json"), sc.p("link.json")).unwrap();
-    fs::hard_link(&gguf, sc.p("hard.gguf")).unwrap();
-    let before_links = checksums(sc.dir.path());
-    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|a| a.to_string()).collect() };
-    let cases: Vec<Vec<String>> = vec![
-        strings(&["convert", s(&src), "-o", s(&src.join("config.json"))]),
-        strings(&["convert", s(&src), "-o", s(&shard)]),
-        strings(&["convert", s(&src), "-o", s(&sc.p("link.json"))]),
-        strings(&["quantize", s(&gguf), "-o", s(&gguf)]),
-        strings(&["quantize", s(&gguf), "-o", s(&sc.p("hard.gguf"))]),
-        strings(&[
-            "quantize",
-            s(&src),
-            "-o",
-            s(&src),
-            "--format",
-            "safetensors",
-        ]),
-        strings(&[
-            "perplexity",
-            s(&gguf),
-            "--text",
-            s(&text),
-            "--ctx",
-            "8",
-            "--dump-logits",
-            s(&text),
-        ]),
-        // The tokens file written beside the logits (ids.tokens.json) is the input here.
-        strings(&[
-            "perplexity",
-            s(&gguf),
-            "--tokens",
-            s(&tokens),
-            "--ctx",
-            "8",
-            "--dump-logits",
-            s(&sc.p("ids.npy")),
-        ]),
-        strings(&[
-            "quantize",
-            s(&src),
-            "-o",
-            s(&sc.p("q.gguf")),
-            "--calibration",
-            s(&text),
-            "--imatrix-out",
-            s(&text),
-        ]),
-    ];
-    for force in [false, true] {
-        for args in &cases {
-            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-            if force {
-                a.push("--force");
-            }
-            refused(&a, "is one of this command's inputs");
-        }
-    }
-    assert_eq!(checksums(sc.dir.path()), before_links);
-    assert!(before.keys().all(|k| before_links.contains_key(k)));
-    assert!(partials(sc.dir.path()).is_empty());
-    assert!(!sc.p("q.gguf").exists() && !sc.p("ids.npy").exists());
 }
 
 #[test]
@@ -343,50 +269,6 @@ fn folder_outputs_trailing_slash_and_user_folders() {
     assert_eq!(checksums(&src), inputs);
 }
 
-#[test]
-fn a_partial_that_is_a_symlink_is_never_followed() {
-    let sc = Scratch::new();
-    let src = sc.p("src");
-    let victim = sc.p("victim.bin");
-    fs::write(&victim, b"precious").unwrap();
-    std::os::unix::fs::symlink(&victim, sc.p("out.gguf.partial")).unwrap();
-    std::os::unix::fs::symlink(&victim, sc.p("q.gguf.partial")).unwrap();
-    std::os::unix::fs::symlink(&victim, sc.p("l.npy.partial")).unwrap();
-    let before = checksums(sc.dir.path());
-    let (out, q) = (sc.p("out.gguf"), sc.p("q.gguf"));
-    for force in [false, true] {
-        let mut cases: Vec<Vec<&str>> = vec![
-            vec!["convert", s(&src), "-o", s(&out)],
-            vec!["quantize", s(&src), "-o", s(&q)],
-        ];
-        let gguf = sc.p("model.gguf");
-        let text = sc.p("text.txt");
-        let l = sc.p("l.npy");
-        cases.push(vec![
-            "perplexity",
-            s(&gguf),
-            "--text",
-            s(&text),
-            "--ctx",
-            "8",
-            "--dump-logits",
-            s(&l),
-        ]);
-        for mut c in cases {
-            if force {
-                c.push("--force");
-            }
-            refused(
-                &c,
-                "is a symbolic link; ossify does not write through links",
-            );
-        }
-    }
-    assert_eq!(fs::read(&victim).unwrap(), b"precious");
-    assert_eq!(checksums(sc.dir.path()), before);
-    assert!(!out.exists() && !q.exists());
-}
-
 // ---- runs long enough to be interrupted ----
 
 /// An HF checkpoint with tiny's vocabulary and wider experts (about 60 MB), which `convert --piece-bytes 1
@@ -450,16 +332,18 @@ fn slow_convert(src: &Path, out: &Path) -> Child {
         .unwrap()
 }
 
-/// Waits until `path` exists (the run has created its partial output).
+/// Waits until `path` exists (the run has created its partial output), polling fast so that a signal sent next
+/// lands within a fraction of a millisecond of the creation. A generous limit: under heavy load (a full
+/// workspace test run on a shared machine) reading the source can take many seconds.
 fn wait_for(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(180),
             "{} never appeared",
             path.display()
         );
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
@@ -475,10 +359,14 @@ fn interrupts_remove_the_partial_and_exit_130_143_and_sigkill_leaves_a_stale_one
     let inputs = checksums(&src);
     let out = dir.path().join("out.gguf");
     let partial = dir.path().join("out.gguf.partial");
+    // Each signal three times, sent as soon as the partial appears: the moment a partial once could exist on
+    // disk before the process had registered it for removal (the cause of this test's old flakiness under load).
     for (sig, code, name) in [
         (libc::SIGINT, 130, "SIGINT"),
         (libc::SIGTERM, 143, "SIGTERM"),
-    ] {
+    ]
+    .repeat(3)
+    {
         let child = slow_convert(&src, &out);
         wait_for(&partial);
         signal(&child, sig);
