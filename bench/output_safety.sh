@@ -69,8 +69,9 @@ for sig in INT TERM KILL; do
     n=$((n + 1))
     cmd=convert; [ $((k % 2)) -eq 0 ] && cmd=quantize
     out="$work/out-$cmd.gguf"; partial="$out.partial"
-    # A random moment within the first 80 % of a run.
-    delay=$(awk -v d="${dur[$cmd]}" -v r="$RANDOM" 'BEGIN{printf "%.3f", d * 0.8 * r / 32768}')
+    # A random moment within the first 40 % of a run's length after its partial appears (the partial appears
+    # after the inputs are read and checked, so later moments often find the run finished).
+    delay=$(awk -v d="${dur[$cmd]}" -v r="$RANDOM" 'BEGIN{printf "%.3f", d * 0.4 * r / 32768}')
     stale=no; [ -e "$partial" ] && stale=yes
     run "$cmd" "$out" > "$work/run.out" 2> "$work/run.err" &
     pid=$!
