@@ -30,11 +30,12 @@ mkdir -p "$work"
 base="$work/ref-auto.gguf" # SRC converted: the input of every quantize run
 
 sha() { sha256sum "$1" | cut -c1-16; }
-# run CMD OUT [TYPE]: one command writing OUT (convert SRC, or quantize the converted SRC)
+# run CMD OUT [TYPE]: one command writing OUT (convert SRC, or quantize the converted SRC). It execs ossify, so
+# call it in a subshell, `( run ... )` or `run ... &`: then $! is ossify itself, which the signals must reach.
 run() {
   case $1 in
-    convert) "$bin" convert "$src" -o "$2" ${3:+--outtype "$3"} ;;
-    quantize) "$bin" quantize "$base" -o "$2" --type "${3:-q8_0}" --allow-requantize -q ;;
+    convert) exec "$bin" convert "$src" -o "$2" ${3:+--outtype "$3"} ;;
+    quantize) exec "$bin" quantize "$base" -o "$2" --type "${3:-q8_0}" --allow-requantize -q ;;
   esac
 }
 # wait_partial PID PARTIAL STALE: until the run has its partial (when a stale one was there: until it named it
@@ -45,15 +46,15 @@ wait_partial() {
   fi
   while [ ! -e "$2" ] && kill -0 "$1" 2>/dev/null; do sleep 0.005; done
 }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "reference run failed: $*"; exit 1; }; t1=$(date +%s.%N); awk "BEGIN{print $t1 - $t0}"; }
+secs() { local t0 t1; t0=$(date +%s.%N); ( "$@" ) >/dev/null 2>&1 || { echo "reference run failed: $*"; exit 1; }; t1=$(date +%s.%N); awk "BEGIN{print $t1 - $t0}"; }
 
 echo "source: $src ($(du -sh "$src" | cut -f1)); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$work"/ref-*.gguf
 declare -A dur ref
 dur[convert]=$(secs run convert "$base")
 dur[quantize]=$(secs run quantize "$work/ref-qq8.gguf")
-run convert "$work/ref-q8.gguf" q8_0 >/dev/null 2>&1
-run quantize "$work/ref-qq4.gguf" q4_0 >/dev/null 2>&1
+( run convert "$work/ref-q8.gguf" q8_0 ) >/dev/null 2>&1
+( run quantize "$work/ref-qq4.gguf" q4_0 ) >/dev/null 2>&1
 ref[convert]=$(sha "$base"); ref[quantize]=$(sha "$work/ref-qq8.gguf")
 ref_cq8=$(sha "$work/ref-q8.gguf"); ref_qq4=$(sha "$work/ref-qq4.gguf")
 echo "reference runs: convert ${dur[convert]} s, quantize q8_0 ${dur[quantize]} s"
@@ -101,7 +102,7 @@ done
 for cmd in convert quantize; do
   out="$work/out-$cmd.gguf"; partial="$out.partial"
   had=no; [ -e "$partial" ] && had=yes
-  run "$cmd" "$out" > /dev/null 2> "$work/run.err"; code=$?
+  ( run "$cmd" "$out" ) > /dev/null 2> "$work/run.err"; code=$?
   named=$(grep -c 'left by an interrupted run' "$work/run.err")
   echo "$cmd after its last SIGKILL: stale partial there: $had, exit $code, named: $([ "$named" -gt 0 ] && echo yes || echo no)," \
        "output $( [ "$(sha "$out")" = "${ref[$cmd]}" ] && echo 'identical to a clean run' || echo DIFFERS), partial left: $([ -e "$partial" ] && echo yes || echo no)"
