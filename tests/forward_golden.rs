@@ -1,7 +1,7 @@
 //! Acceptance of the reference forward pass: on every golden checkpoint and layout, ossify's logits agree with
-//! transformers' float32 logits (golden/reference/, made by golden/generate.py): max |Δlogit| ≤ 1e-3, mean KL
-//! divergence ≤ 1e-6, and the same top-1 wherever transformers' top-2 margin exceeds 1e-3. The measured values
-//! are printed (`cargo test --test forward_golden -- --nocapture`).
+//! transformers' float32 logits (golden/reference/, made by golden/generate.py) within what README claims, and
+//! have the same top-1 wherever transformers' top-2 margin exceeds 1e-3. The measured values are printed
+//! (`cargo test --release --test forward_golden -- --nocapture`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +10,70 @@ use ossify::gpt_oss::rope::Rope;
 use ossify::gpt_oss::{Device, ForwardOptions, Layout, Model, Precision, SubBlock};
 use ossify_formats::DType;
 
-const MAX_DLOGIT: f64 = 1e-3;
-const MAX_MEAN_KL: f64 = 1e-6;
+/// What README claims for the exact forward pass against transformers' float32 logits: the largest max |Δlogit|
+/// and mean KL this suite measured on the CPU (rounded up), on every golden checkpoint and layout, llama.cpp's
+/// lossless GGUFs of them, the quantized GGUFs (against transformers on their decoded weights) and with YaRN
+/// truncation. Checked with [`MARGIN`].
+const CLAIM: Bound = Bound {
+    max_dlogit: 2.6e-5,
+    mean_kl: 6.1e-12,
+};
+/// README's claim past 8192 positions (the 8200-token sequence of [`long_context_matches_transformers`]).
+const LONG_CLAIM: Bound = Bound {
+    max_dlogit: 5.3e-5,
+    mean_kl: 4.1e-11,
+};
+/// Room for a different CPU's summation (FMA, SIMD width) around what was measured.
+const MARGIN: f64 = 1.5;
+/// README: CUDA exact agrees with CPU exact within this ([`cuda_exact_matches_cpu_exact`]). A CUDA run against
+/// transformers is held to the CPU claim plus this.
+const CUDA_VS_CPU: Bound = Bound {
+    max_dlogit: 1e-4,
+    mean_kl: 1e-9,
+};
 const TOP2_MARGIN: f32 = 1e-3;
+
+/// Largest max |Δlogit| and mean KL allowed.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    max_dlogit: f64,
+    mean_kl: f64,
+}
+
+impl Bound {
+    /// The bound a run on `device` is checked against for a claim.
+    fn on(self, device: Device) -> Bound {
+        let b = Bound {
+            max_dlogit: self.max_dlogit * MARGIN,
+            mean_kl: self.mean_kl * MARGIN,
+        };
+        match device {
+            Device::Cuda => Bound {
+                max_dlogit: b.max_dlogit + CUDA_VS_CPU.max_dlogit,
+                mean_kl: b.mean_kl + CUDA_VS_CPU.mean_kl,
+            },
+            _ => b,
+        }
+    }
+
+    fn check(self, m: &Metrics, device: Device, what: &str) {
+        let b = self.on(device);
+        assert!(
+            m.max_dlogit <= b.max_dlogit,
+            "{what}: max |Δlogit| {:.3e} exceeds {:.3e} (README claims {:.1e})",
+            m.max_dlogit,
+            b.max_dlogit,
+            self.max_dlogit
+        );
+        assert!(
+            m.mean_kl <= b.mean_kl,
+            "{what}: mean KL {:.3e} exceeds {:.3e} (README claims {:.1e})",
+            m.mean_kl,
+            b.mean_kl,
+            self.mean_kl
+        );
+    }
+}
 
 /// One test body, two devices (as candle's `test_device!`): `NAME::cpu` always runs, `NAME::cuda` runs where a
 /// CUDA GPU is there and otherwise says once "skipped: no CUDA device".
@@ -181,6 +242,7 @@ fn check_in(
 ) {
     let ckpt = Checkpoint::open(ckpt_path, None)
         .unwrap_or_else(|e| panic!("{}: {e:#}", ckpt_path.display()));
+    let device = options.device;
     let model = Model::new(&ckpt, options).unwrap_or_else(|e| panic!("{e:#}"));
     let vocab = model.config().vocab_size;
     for (k, toks) in sequences().iter().enumerate() {
@@ -202,8 +264,7 @@ fn check_in(
             m.top1_checked - m.top1_mismatch,
             m.top1_checked
         );
-        assert!(m.max_dlogit <= MAX_DLOGIT, "max |Δlogit| {}", m.max_dlogit);
-        assert!(m.mean_kl <= MAX_MEAN_KL, "mean KL {}", m.mean_kl);
+        CLAIM.check(&m, device, &refp.display().to_string());
         assert_eq!(m.top1_mismatch, 0, "top-1 disagreements");
         assert!(m.top1_checked > 0);
     }
@@ -510,8 +571,7 @@ fn long_context_matches_transformers(device: Device) {
         m.top1_checked - m.top1_mismatch,
         m.top1_checked
     );
-    assert!(m.max_dlogit <= MAX_DLOGIT, "max |Δlogit| {}", m.max_dlogit);
-    assert!(m.mean_kl <= MAX_MEAN_KL, "mean KL {}", m.mean_kl);
+    LONG_CLAIM.check(&m, device, "long.tail.logits.npy");
     assert_eq!(m.top1_mismatch, 0);
 }
 
@@ -604,13 +664,13 @@ fn cuda_exact_matches_cpu_exact() {
                 m.mean_kl
             );
             assert!(
-                m.max_dlogit <= 1e-4,
+                m.max_dlogit <= CUDA_VS_CPU.max_dlogit,
                 "{}: max |Δlogit| {}",
                 path.display(),
                 m.max_dlogit
             );
             assert!(
-                m.mean_kl <= 1e-9,
+                m.mean_kl <= CUDA_VS_CPU.mean_kl,
                 "{}: mean KL {}",
                 path.display(),
                 m.mean_kl
