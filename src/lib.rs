@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod cli;
+pub mod fuzz;
 pub mod gpt_oss;
 pub mod interrupt;
 pub mod npy;

@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod cpu;
 pub mod dtype;
+pub mod fuzz;
 pub mod gguf;
 pub mod mmap;
 pub mod npy;

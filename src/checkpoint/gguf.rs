@@ -28,7 +28,7 @@ pub(super) fn open(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Every tensor llama.cpp's gpt-oss loader requires, with the shape the metadata implies.
-fn validate(file: &GgufModel, path: &Path, c: &GptOssConfig) -> Result<()> {
+pub fn validate(file: &GgufModel, path: &Path, c: &GptOssConfig) -> Result<()> {
     for r in names::resolve_all(Layout::Gguf, ExpertStorage::Gguf, c) {
         let name = &r.gguf;
         let t = file

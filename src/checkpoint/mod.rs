@@ -36,6 +36,7 @@ pub use crate::gpt_oss::metadata::config_from_gguf;
 
 pub use crate::gpt_oss::names::{ExpectedDType, ExpectedTensor, ExpertStorage, Layout};
 pub use expect::expected_tensors;
+pub use gguf::validate as validate_gguf_tensors;
 
 use std::path::{Path, PathBuf};
 

@@ -25,14 +25,8 @@ pub enum TextTokenizer {
 impl TextTokenizer {
     pub fn from_tokenizer_json(path: &Path) -> Result<TextTokenizer> {
         let bytes = crate::checkpoint::read_input(path)?;
-        let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
-            anyhow!(
-                "{}: the tokenizers library cannot load it: {e}",
-                path.display()
-            )
-        })?;
-        let tj: serde_json::Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not valid JSON", path.display()))?;
+        let (tokenizer, tj) =
+            super::validate::load_tokenizer_json(&bytes, &path.display().to_string())?;
         super::validate::validate_tokenizer_json(
             &tj,
             &tokenizer,

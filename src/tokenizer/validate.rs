@@ -100,6 +100,36 @@ pub fn validate_tokenizer_json(
     Ok(())
 }
 
+/// Loads tokenizer.json `bytes` with the `tokenizers` library, which panics on some malformed files instead of
+/// returning an error (0.22: a JSON syntax error inside `decoder` hits `expect("Helper")`, a `Precompiled`
+/// normalizer without a valid charsmap `expect("Precompiled")`; found by `fuzz/` tokenizer_json). The JSON
+/// syntax is checked first, and a panic left is caught, with the panic message kept out of the terminal, and
+/// reported as the one error line it should have been. Returns the library's tokenizer and the parsed file.
+pub fn load_tokenizer_json(bytes: &[u8], origin: &str) -> Result<(tokenizers::Tokenizer, Value)> {
+    let tj: Value = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("{origin}: not valid JSON: {e}"))?;
+    let cannot =
+        |why: String| anyhow::anyhow!("{origin}: the tokenizers library cannot load it: {why}");
+    // The hook is process-wide: swapped for a silent one only around this call (loading a tokenizer happens
+    // before any worker thread starts), then put back.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let loaded = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes));
+    std::panic::set_hook(hook);
+    match loaded {
+        Ok(Ok(t)) => Ok((t, tj)),
+        Ok(Err(e)) => Err(cannot(e.to_string())),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "it panicked".into());
+            Err(cannot(format!("malformed ({})", msg.escape_debug())))
+        }
+    }
+}
+
 /// A token for an error line: quoted, with control characters escaped so a file cannot write to the terminal.
 fn quoted(s: &str) -> String {
     format!("{s:?}")

@@ -159,10 +159,7 @@ impl GgufVocab {
         let tj_path = dir.join("tokenizer.json");
         let origin = tj_path.display().to_string();
         let bytes = crate::checkpoint::read_input(&tj_path)?;
-        let tj: Value =
-            serde_json::from_slice(&bytes).with_context(|| format!("parsing {origin}"))?;
-        let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| anyhow!("{origin}: the tokenizers library cannot load it: {e}"))?;
+        let (tokenizer, tj) = super::validate::load_tokenizer_json(&bytes, &origin)?;
         super::validate::validate_tokenizer_json(&tj, &tokenizer, Some(vocab_size), &origin)?;
 
         let mut v = GgufVocab {

@@ -213,6 +213,32 @@ impl GgufModel {
         Ok(model)
     }
 
+    /// A one-file model from a file already parsed (from memory: tests, the fuzz targets), named `path` in
+    /// errors. Its split keys are checked as [`GgufModel::open`] checks them; a shard of a larger set is refused,
+    /// since without a path on disk its other shards cannot be found.
+    pub fn from_file(file: GgufFile, path: PathBuf) -> Result<GgufModel, GgufError> {
+        if let Some(keys) = split_keys(&file)
+            .map_err(|e| e.in_file(&path))?
+            .filter(|k| k.count > 0)
+        {
+            if keys.no >= keys.count {
+                return Err(GgufError::SplitKey {
+                    key: SPLIT_NO,
+                    why: format!("is {} but {SPLIT_COUNT} is {}", keys.no, keys.count),
+                }
+                .in_file(&path));
+            }
+            if keys.count > 1 {
+                return Err(GgufError::SplitKey {
+                    key: SPLIT_COUNT,
+                    why: format!("is {}: this file alone is not the whole model", keys.count),
+                }
+                .in_file(&path));
+            }
+        }
+        GgufModel::from_shards(vec![file], vec![path])
+    }
+
     fn from_shards(shards: Vec<GgufFile>, paths: Vec<PathBuf>) -> Result<GgufModel, GgufError> {
         let n: usize = shards.iter().map(|s| s.tensors.len()).sum();
         let mut order = Vec::with_capacity(n);
