@@ -100,6 +100,12 @@ def main():
             print(f"  decode roofline: {nbytes / 1e6:.0f} MB per step at {bw} GB/s = {roof:.2f} tok/s; "
                   + ", ".join(f"{mode} {m['decode_tps'] / roof:.0%}" for (f, mode), m in sorted(best.items())
                               if f == file and "decode_tps" in m))
+            # How busy the threads were in decode: CPU time per token over wall time per token and threads
+            # (llama.cpp's threads spin while they wait, so its figure counts waiting as busy).
+            print("  decode thread use (CPU ms per token / (wall ms per token x threads)): "
+                  + ", ".join(f"{mode} {m['decode_cpu_ms'] * m['decode_tps'] / 1e3 / m.get('threads', 1):.0%}"
+                              for (f, mode), m in sorted(best.items())
+                              if f == file and "decode_tps" in m and "decode_cpu_ms" in m))
     print("\n(tok/s: best wall time over the rounds; ms: lowest CPU time per token, user + sys of all threads;"
           " ratios: ossify / llama.cpp wall tok/s in the same rounds)")
 

@@ -8,6 +8,8 @@
 //! The kernel decodes each weight row once per call into a small per-task scratch and dots it with every
 //! token's activation, so prefill costs one decode per weight, and a matrix is never dequantized whole.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use ossify_formats::DType;
@@ -219,8 +221,8 @@ impl<'a> WeightMatrix<'a> {
         }
     }
 
-    /// Stored row `line` · x for one token: decode fused with the dot for MXFP4 (both layouts) and BF16 when AVX2
-    /// is there, otherwise decode into `scratch` and dot.
+    /// Stored row `line` · x for one token: decode fused with the dot for MXFP4 (both layouts), BF16 and Q8_0 when
+    /// AVX2 is there, otherwise decode into `scratch` and dot.
     #[inline]
     fn row_dot(&self, simd: Option<Avx2>, line: usize, x: &[f32], scratch: &mut [f32]) -> f32 {
         if let Some(s) = simd {
@@ -238,6 +240,11 @@ impl<'a> WeightMatrix<'a> {
                     bytes,
                     ..
                 } => return s.dot_bf16(bytes, x),
+                Storage::Ggml {
+                    dtype: DType::Q8_0,
+                    bytes,
+                    ..
+                } if self.cols % 32 == 0 => return s.dot_q8_0(bytes, x),
                 Storage::Ggml { .. } => {}
             }
         }
@@ -376,15 +383,16 @@ pub fn matmul_with(
     let cols = w.cols;
     let simd = isa.avx2();
     if n_tokens == 1 {
-        y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
-            || vec![0f32; cols],
-            |scratch, (ci, ys)| {
-                for (k, yr) in ys.iter_mut().enumerate() {
-                    let r = ci * ROWS_PER_TASK + k;
-                    *yr = w.row_dot(simd, w.first + r * w.step, x, scratch);
-                }
-            },
-        );
+        y.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(ci, ys)| {
+                with_scratch(cols, |scratch| {
+                    for (k, yr) in ys.iter_mut().enumerate() {
+                        let r = ci * ROWS_PER_TASK + k;
+                        *yr = w.row_dot(simd, w.first + r * w.step, x, scratch);
+                    }
+                })
+            });
         return Ok(());
     }
     // Several tokens, in tiles of TOKENS_PER_TILE (bounds the temporary and keeps the tile's activations in
@@ -397,9 +405,8 @@ pub fn matmul_with(
         let yt = &mut yt[..w.rows * nt];
         yt.par_chunks_mut(ROWS_PER_TASK * nt)
             .enumerate()
-            .for_each_init(
-                || vec![0f32; ROWS_PER_TASK * cols],
-                |scratch, (ci, yts)| {
+            .for_each(|(ci, yts)| {
+                with_scratch(ROWS_PER_TASK * cols, |scratch| {
                     let nr = yts.len() / nt;
                     for k in 0..nr {
                         let r = ci * ROWS_PER_TASK + k;
@@ -437,12 +444,31 @@ pub fn matmul_with(
                             yts[k * nt + t] = dot_with(simd, row(k), xrow(t));
                         }
                     }
-                },
-            );
+                })
+            });
         let t0 = tile * TOKENS_PER_TILE;
         transpose_into(yt, w.rows, nt, &mut y[t0 * w.rows..(t0 + nt) * w.rows]);
     }
     Ok(())
+}
+
+thread_local! {
+    /// One worker's f32 row scratch, kept between calls: allocating a zeroed one per rayon split
+    /// (`for_each_init`) cost a one-token matvec memory traffic of the order of its weights.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `n` floats of this thread's scratch (fresh ones if the scratch is already in use here).
+fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+            f(&mut v[..n])
+        }
+        Err(_) => f(&mut vec![0f32; n]),
+    })
 }
 
 /// `src` is `[a, b]`, `dst` becomes `[b, a]`.

@@ -491,6 +491,92 @@ fn matmul_q8(isa: Isa, w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut
     }
 }
 
+/// One worker's panel buffers, kept between calls: a fresh zeroed set per rayon split (`for_each_init`) cost a
+/// one-token matvec about as much memory traffic as its weights.
+#[derive(Default)]
+struct PanelBuffers {
+    wq: Vec<u8>,
+    wd: Vec<f32>,
+    panel: Vec<u8>,
+    ws: Vec<f32>,
+}
+
+thread_local! {
+    static PANEL_SCRATCH: RefCell<PanelBuffers> = RefCell::new(PanelBuffers::default());
+}
+
+/// `v[..n]`, growing `v` (zero-filled) only when it is shorter.
+fn at_least<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
+/// Panel `pi` of [`matmul_mxfp4_panels`]: rows `8 pi ..` of `w` against every token, into `yts` (`[rows, n]`).
+fn panel_task<'t>(
+    s: Avx2,
+    w: &WeightMatrix,
+    tok: &(dyn Fn(usize) -> (&'t [f32], &'t [i32], &'t [i8]) + Sync),
+    n_tokens: usize,
+    pi: usize,
+    yts: &mut [f32],
+    buf: &mut PanelBuffers,
+) {
+    let cols = w.cols();
+    let nb = cols / QK8_0;
+    let wq = at_least(&mut buf.wq, PANEL_ROWS * cols);
+    let wd = at_least(&mut buf.wd, PANEL_ROWS * nb);
+    let panel = at_least(&mut buf.panel, nb * PANEL_BLOCK);
+    let ws = at_least(&mut buf.ws, nb * PANEL_ROWS);
+    let nr = yts.len() / n_tokens;
+    let line = |r: usize| w.line(pi * PANEL_ROWS + r.min(nr - 1));
+    if let Storage::Ggml {
+        dtype: DType::Mxfp4,
+        bytes,
+        row_bytes,
+    } = w.storage()
+    {
+        let rows = std::array::from_fn(|r| &bytes[line(r) * row_bytes..(line(r) + 1) * row_bytes]);
+        s.build_panel_ggml(rows, panel, ws);
+    } else {
+        for r in 0..PANEL_ROWS {
+            let (q, e) = (
+                &mut wq[r * cols..(r + 1) * cols],
+                &mut wd[r * nb..(r + 1) * nb],
+            );
+            if decode_row_u12(Some(s), w, line(r), q, e).is_none() {
+                yts.fill(f32::NAN);
+                return;
+            }
+        }
+        s.build_panel(wq, cols, panel);
+        for ib in 0..nb {
+            for r in 0..PANEL_ROWS {
+                ws[ib * PANEL_ROWS + r] = wd[r * nb + ib];
+            }
+        }
+    }
+    let mut put = |t: usize, v: &[f32; PANEL_ROWS]| {
+        for (r, &vr) in v.iter().enumerate().take(nr) {
+            yts[r * n_tokens + t] = vr;
+        }
+    };
+    let mut t0 = 0;
+    while t0 + 4 <= n_tokens {
+        let ts = [0, 1, 2, 3].map(|j| tok(t0 + j));
+        let o = s.panel_q8_x4(panel, ws, ts.map(|t| t.0), ts.map(|t| t.1), ts.map(|t| t.2));
+        for (j, oj) in o.iter().enumerate() {
+            put(t0 + j, oj);
+        }
+        t0 += 4;
+    }
+    for t in t0..n_tokens {
+        let (d, sx, qs) = tok(t);
+        put(t, &s.panel_q8_x1(panel, ws, d, sx, qs));
+    }
+}
+
 /// MXFP4 weights · Q8_0 activations as llama.cpp's repacked MXFP4 kernels compute them: each task decodes 8 rows
 /// into a panel (codes + 12, transposed so that a register holds 8 rows) once, then runs every token over it, four
 /// at a time; a short last panel repeats its last row and drops the extra results.
@@ -501,72 +587,17 @@ fn matmul_mxfp4_panels<'t>(
     n_tokens: usize,
     y: &mut [f32],
 ) {
-    let (rows, cols) = (w.rows(), w.cols());
-    let nb = cols / QK8_0;
+    let rows = w.rows();
     let mut yt = vec![0f32; rows * n_tokens];
     yt.par_chunks_mut(PANEL_ROWS * n_tokens)
         .enumerate()
-        .for_each_init(
-            || {
-                (
-                    vec![0u8; PANEL_ROWS * cols],
-                    vec![0f32; PANEL_ROWS * nb],
-                    vec![0u8; nb * PANEL_BLOCK],
-                    vec![0f32; nb * PANEL_ROWS],
-                )
-            },
-            |(wq, wd, panel, ws), (pi, yts)| {
-                let nr = yts.len() / n_tokens;
-                let line = |r: usize| w.line(pi * PANEL_ROWS + r.min(nr - 1));
-                if let Storage::Ggml {
-                    dtype: DType::Mxfp4,
-                    bytes,
-                    row_bytes,
-                } = w.storage()
-                {
-                    let rows = std::array::from_fn(|r| {
-                        &bytes[line(r) * row_bytes..(line(r) + 1) * row_bytes]
-                    });
-                    s.build_panel_ggml(rows, panel, ws);
-                } else {
-                    for r in 0..PANEL_ROWS {
-                        let (q, e) = (
-                            &mut wq[r * cols..(r + 1) * cols],
-                            &mut wd[r * nb..(r + 1) * nb],
-                        );
-                        if decode_row_u12(Some(s), w, line(r), q, e).is_none() {
-                            yts.fill(f32::NAN);
-                            return;
-                        }
-                    }
-                    s.build_panel(wq, cols, panel);
-                    for ib in 0..nb {
-                        for r in 0..PANEL_ROWS {
-                            ws[ib * PANEL_ROWS + r] = wd[r * nb + ib];
-                        }
-                    }
-                }
-                let mut put = |t: usize, v: &[f32; PANEL_ROWS]| {
-                    for (r, &vr) in v.iter().enumerate().take(nr) {
-                        yts[r * n_tokens + t] = vr;
-                    }
-                };
-                let mut t0 = 0;
-                while t0 + 4 <= n_tokens {
-                    let ts = [0, 1, 2, 3].map(|j| tok(t0 + j));
-                    let o =
-                        s.panel_q8_x4(panel, ws, ts.map(|t| t.0), ts.map(|t| t.1), ts.map(|t| t.2));
-                    for (j, oj) in o.iter().enumerate() {
-                        put(t0 + j, oj);
-                    }
-                    t0 += 4;
-                }
-                for t in t0..n_tokens {
-                    let (d, sx, qs) = tok(t);
-                    put(t, &s.panel_q8_x1(panel, ws, d, sx, qs));
-                }
-            },
-        );
+        .for_each(|(pi, yts)| {
+            PANEL_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut b) => panel_task(s, w, tok, n_tokens, pi, yts, &mut b),
+                // Re-entered on the same thread: fresh buffers.
+                Err(_) => panel_task(s, w, tok, n_tokens, pi, yts, &mut PanelBuffers::default()),
+            })
+        });
     for r in 0..rows {
         for t in 0..n_tokens {
             y[t * rows + r] = yt[r * n_tokens + t];

@@ -490,3 +490,34 @@ fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
         }
     }
 }
+
+/// The fused Q8_0 dot of exact mode (decode in registers) is decode + the AVX2 dot bit for bit, on every path,
+/// and a one-token Q8_0 matmul equals the scalar twin to rounding.
+#[test]
+fn q8_0_fused_dot_is_decode_then_dot_bit_for_bit() {
+    let mut rng = Rng(0x0808_2880);
+    for s in Isa::available().into_iter().filter_map(|i| i.avx2()) {
+        for cols in [32usize, 96, 2880] {
+            let row = random_matrix(&mut rng, DType::Q8_0, 1, cols);
+            let x: Vec<f32> = (0..cols).map(|_| rng.f32() * 4.0).collect();
+            let mut dec = vec![0f32; cols];
+            decode_row(DType::Q8_0, &row, &mut dec);
+            assert_eq!(
+                s.dot_q8_0(&row, &x).to_bits(),
+                s.dot(&dec, &x).to_bits(),
+                "cols={cols}"
+            );
+        }
+    }
+    let (rows, cols) = (11, 2880);
+    let w = random_matrix(&mut rng, DType::Q8_0, rows, cols);
+    let m = WeightMatrix::new(DType::Q8_0, &w, rows, cols).unwrap();
+    let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+    let mut want = vec![0f32; rows];
+    matmul_ref(&m, &x, 1, &mut want).unwrap();
+    for isa in Isa::available() {
+        let mut got = vec![0f32; rows];
+        matmul_with(isa, &m, &x, 1, &mut got).unwrap();
+        assert_close(&got, &want, 1e-5, &format!("q8_0 one token {isa:?}"));
+    }
+}
