@@ -36,6 +36,8 @@ use std::sync::{Mutex, MutexGuard};
 use rustix::fs::{FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
+use crate::direct::SeqWriter;
+
 /// What to do when the output already exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Existing {
@@ -459,11 +461,19 @@ fn sync_folder(dir: &Path) {
 
 // ---- one file ----
 
+/// Whether large outputs may be written with direct I/O (`OSSIFY_DIRECT_IO=0` says no: everything through the
+/// page cache, as before).
+fn direct_io_allowed() -> bool {
+    std::env::var_os("OSSIFY_DIRECT_IO").is_none_or(|v| v != "0")
+}
+
 /// A file being written at `X.partial`. [`PartialFile::commit`] syncs it and renames it to `X`; dropping it
 /// uncommitted removes it.
 #[derive(Debug)]
 pub struct PartialFile {
     file: File,
+    /// Writes through [`PartialFile::write_at`]: direct I/O for in-order pieces of a large planned file.
+    seq: SeqWriter,
     partial: PathBuf,
     target: PathBuf,
     existing: Existing,
@@ -489,6 +499,7 @@ impl PartialFile {
         let live = register_live(&partial, false);
         Ok(PartialFile {
             file,
+            seq: SeqWriter::buffered(),
             partial,
             target,
             existing,
@@ -517,10 +528,35 @@ impl PartialFile {
         self.stale
     }
 
+    /// Sizes the file to its planned length (zeros until written) for a writer that then fills it through
+    /// [`PartialFile::write_at`]. A large file written front to back is then written with direct I/O, not
+    /// through the page cache ([`crate::direct`]; `OSSIFY_DIRECT_IO=0` turns that off).
+    pub fn set_planned_len(&mut self, len: u64) -> io::Result<()> {
+        self.seq.flush()?;
+        self.file.set_len(len)?;
+        if direct_io_allowed() {
+            self.seq = SeqWriter::new(&self.file, &self.partial, len);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at `offset`; safe from several threads at once for disjoint ranges. Pieces in file order
+    /// are gathered for direct writes (see [`PartialFile::set_planned_len`]); [`PartialFile::sync`] writes
+    /// what is gathered.
+    pub fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.seq.write_at(&self.file, bytes, offset)
+    }
+
+    /// Writes everything gathered by [`PartialFile::write_at`] and flushes the file to disk.
+    pub fn sync(&self) -> io::Result<()> {
+        self.seq.flush()?;
+        self.file.sync_all()
+    }
+
     /// Flushes the data to disk and renames `X.partial` to `X` (see [`Existing`]), then syncs the folder so
     /// the rename itself survives a crash.
     pub fn commit(mut self) -> Result<(), OutputError> {
-        self.file.sync_all().map_err(io_err(&self.partial))?;
+        self.sync().map_err(io_err(&self.partial))?;
         refuse_input(&self.target)?;
         {
             let mut live = lock(&LIVE);
