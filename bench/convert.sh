@@ -4,7 +4,7 @@
 # synthetic checkpoint with gpt-oss-20b's real widths (bench/make_synthetic.py).
 #
 #   bench/convert.sh [--layers N | --src DIR] [--workdir DIR] [--runs N] [--threads N] [--baseline BIN]
-#                    [--settle S] [--profile] [--llama-cpp DIR] [--python PY]
+#                    [--settle S] [--profile] [--bin BIN] [--llama-cpp DIR] [--python PY]
 #
 # The two shapes of issue 10 (run on a quiet machine; each prints a table and the ratios):
 #   bench/convert.sh --layers 4 --runs 3                                          # 4.2 GB, made if missing
@@ -23,6 +23,8 @@
 # --baseline: another ossify binary (e.g. a build of an older commit) timed beside this one; its output is
 #   compared with this one's (sha256, outside the timing) and the result printed.
 # --threads: ossify's --threads (default 0: all cores).
+# --bin: the ossify binary to time (default: target/release/ossify, built first). OSSIFY_DIRECT_IO=0 in the
+#   environment of a --baseline wrapper script times the page-cache writer of the same build.
 # --profile: after the rounds, one more ossify run each under `perf stat` (software events), `strace -f -c`
 #   (system calls: count and time) and `perf record` (where CPU time goes, kernel included), written to
 #   $workdir/profile-*.txt and summarised.
@@ -31,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layers=4; src=""; work=${TMPDIR:-/tmp}/ossify-bench; llama=""; py=python3; runs=3; threads=0; baseline=""
-settle=5; profile=0
+settle=5; profile=0; bin=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers=$2; shift 2 ;;
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
     --profile) profile=1; shift ;;
+    --bin) bin=$(realpath "$2"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -54,8 +57,11 @@ if [ -z "$src" ]; then
   [ -f "$src/config.json" ] || "$py" bench/make_synthetic.py "$src" --layers "$layers"
 fi
 [ -f "$src/config.json" ] || { echo "$src: no config.json: not a checkpoint folder" >&2; exit 2; }
-cargo build --release --locked -q
-bin=$PWD/target/release/ossify
+if [ -z "$bin" ]; then
+  cargo build --release --locked -q
+  bin=$PWD/target/release/ossify
+fi
+[ -z "$baseline" ] || baseline=$(realpath "$baseline")
 out="$work/out"
 trap 'rm -rf "$out"' EXIT
 
