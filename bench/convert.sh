@@ -4,11 +4,12 @@
 # synthetic checkpoint with gpt-oss-20b's real widths (bench/make_synthetic.py).
 #
 #   bench/convert.sh [--layers N | --src DIR] [--workdir DIR] [--runs N] [--threads N] [--baseline BIN]
-#                    [--settle S] [--profile] [--bin BIN] [--llama-cpp DIR] [--python PY]
+#                    [--settle S] [--pagecache] [--profile] [--bin BIN] [--llama-cpp DIR] [--python PY]
 #
 # The two shapes of issue 10 (run on a quiet machine; each prints a table and the ratios):
-#   bench/convert.sh --layers 4 --runs 3                                          # 4.2 GB, made if missing
-#   bench/convert.sh --src /work/scratch/models/gpt-oss-20b-width-24L --runs 3    # 13.8 GB, read only
+#   bench/convert.sh --layers 4 --runs 3 --pagecache                    # 4.2 GB, made if missing
+#   bench/convert.sh --src DIR --runs 3 --pagecache                     # DIR: make_synthetic.py DIR --layers 24
+# (13.8 GB; the output needs as much free disk, one output at a time.)
 #
 # Method. Before every timed run the previous output is removed, the source is read once more (so as much of
 # it is in the page cache as fits, whatever the previous run evicted), and the disk is settled (`sync; sleep
@@ -22,9 +23,10 @@
 #   with --python, which needs numpy). Outputs go to --workdir (default $TMPDIR/ossify-bench): one at a time.
 # --baseline: another ossify binary (e.g. a build of an older commit) timed beside this one; its output is
 #   compared with this one's (sha256, outside the timing) and the result printed.
+# --pagecache: also time the same binary with OSSIFY_DIRECT_IO=0 (output written through the page cache, as
+#   before direct I/O), compared like --baseline.
 # --threads: ossify's --threads (default 0: all cores).
-# --bin: the ossify binary to time (default: target/release/ossify, built first). OSSIFY_DIRECT_IO=0 in the
-#   environment of a --baseline wrapper script times the page-cache writer of the same build.
+# --bin: the ossify binary to time (default: target/release/ossify, built first).
 # --profile: after the rounds, one more ossify run each under `perf stat` (software events), `strace -f -c`
 #   (system calls: count and time) and `perf record` (where CPU time goes, kernel included), written to
 #   $workdir/profile-*.txt and summarised.
@@ -33,7 +35,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 layers=4; src=""; work=${TMPDIR:-/tmp}/ossify-bench; llama=""; py=python3; runs=3; threads=0; baseline=""
-settle=5; profile=0; bin=""
+settle=5; profile=0; bin=""; pagecache=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers=$2; shift 2 ;;
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
     --profile) profile=1; shift ;;
+    --pagecache) pagecache=1; shift ;;
     --bin) bin=$(realpath "$2"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -68,11 +71,13 @@ trap 'rm -rf "$out"' EXIT
 # Each contestant: a name and a command writing into $out.
 names=(cp+sync ossify)
 [ -z "$baseline" ] || names+=(baseline)
+[ "$pagecache" = 0 ] || names+=(pagecache)
 contestant() {
   case "$1" in
     cp+sync) cp -r "$src" "$out/copy" && sync "$out"/copy/* ;;
     ossify) "$bin" convert "$src" -o "$out/ossify.gguf" --threads "$threads" > /dev/null ;;
     baseline) "$baseline" convert "$src" -o "$out/baseline.gguf" --threads "$threads" > /dev/null ;;
+    pagecache) OSSIFY_DIRECT_IO=0 "$bin" convert "$src" -o "$out/pagecache.gguf" --threads "$threads" > /dev/null ;;
   esac
 }
 export -f contestant
@@ -103,12 +108,14 @@ for r in $(seq "$runs"); do
   order=("${names[@]}")
   if [ $((r % 2)) = 0 ]; then order=(); for ((i=${#names[@]}-1; i>=0; i--)); do order+=("${names[i]}"); done; fi
   for n in "${order[@]}"; do run "$n" "$r"; done
-  if [ "$r" = 1 ] && [ -n "$baseline" ]; then
-    # Same bytes as the baseline? Both outputs once, hashed outside the timing.
-    prepare; contestant ossify; a=$(sha256sum < "$out/ossify.gguf"); rm -f "$out/ossify.gguf"
-    contestant baseline; b=$(sha256sum < "$out/baseline.gguf"); rm -f "$out/baseline.gguf"
-    if [ "$a" = "$b" ]; then echo "  output identical to the baseline's (sha256 ${a%% *})"
-    else echo "  OUTPUT DIFFERS from the baseline's: ${a%% *} vs ${b%% *}"; fi
+  if [ "$r" = 1 ]; then
+    # Same bytes as the other builds / writers? Each output once, hashed outside the timing.
+    for other in "${names[@]:2}"; do
+      prepare; contestant ossify; a=$(sha256sum < "$out/ossify.gguf"); rm -f "$out/ossify.gguf"
+      contestant "$other"; b=$(sha256sum < "$out/$other.gguf"); rm -f "$out/$other.gguf"
+      if [ "$a" = "$b" ]; then echo "  output identical to $other's (sha256 ${a%% *})"
+      else echo "  OUTPUT DIFFERS from $other's: ${a%% *} vs ${b%% *}"; fi
+    done
   fi
 done
 
@@ -130,8 +137,7 @@ ratios() {
             line = line sprintf(" %.2f", rw[k]) }
           printf "%s / cp+sync: wall %.2fx (rounds:%s), sys %.2fx\n", n, med(rw), line, med(rs) }' "$work/runs.txt"
 }
-ratios ossify
-[ -z "$baseline" ] || ratios baseline
+for n in "${names[@]:1}"; do ratios "$n"; done
 
 if [ -n "$llama" ]; then
   prepare
