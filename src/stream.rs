@@ -7,8 +7,12 @@
 //! piece spread over the thread pool) and a writer thread, joined by a channel of capacity two:
 //!
 //! - Rows the job leaves exactly as in the source ([`Job::unchanged`]) go to the sink straight from the memory
-//!   map: no copy in user space.
+//!   map: no copy of their own.
 //! - Other pieces are made into one of a few reused buffers, which the writer hands back.
+//!
+//! Pieces reach the sink in file order (jobs in plan order, rows in order), which lets a large output file be
+//! written with direct I/O from a few aligned buffers instead of through the page cache
+//! (`ossify_formats::direct`).
 //!
 //! Every source range is released from the resident set once consumed, so memory stays at a few pieces
 //! whatever the model size. Rows are independent and land at planned offsets, so the bytes are the same at any

@@ -37,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::direct::SeqWriter;
+
 use rustix::fs::{FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
@@ -605,6 +607,14 @@ impl Drop for Claim {
 #[derive(Debug)]
 pub struct PartialFile {
     claim: Claim,
+    /// Writes through [`PartialFile::write_at`]: direct I/O for in-order pieces of a large planned file.
+    seq: SeqWriter,
+}
+
+/// Whether large outputs may be written with direct I/O (`OSSIFY_DIRECT_IO=0` says no: everything through the
+/// page cache, as before).
+fn direct_io_allowed() -> bool {
+    std::env::var_os("OSSIFY_DIRECT_IO").is_none_or(|v| v != "0")
 }
 
 impl PartialFile {
@@ -616,7 +626,10 @@ impl PartialFile {
             // Left by a run that died: ours now, emptied.
             claim.handle.set_len(0).map_err(io_err(&claim.partial))?;
         }
-        Ok(PartialFile { claim })
+        Ok(PartialFile {
+            claim,
+            seq: SeqWriter::buffered(),
+        })
     }
 
     /// The open file. `&File` implements `Write` and `Seek`, and `FileExt::write_all_at`, so several threads may
@@ -638,6 +651,31 @@ impl PartialFile {
         self.claim.stale
     }
 
+    /// Sizes the file to its planned length (zeros until written) for a writer that then fills it through
+    /// [`PartialFile::write_at`]. A large file written front to back is then written with direct I/O, not
+    /// through the page cache ([`crate::direct`]; `OSSIFY_DIRECT_IO=0` turns that off).
+    pub fn set_planned_len(&mut self, len: u64) -> io::Result<()> {
+        self.seq.flush()?;
+        self.claim.handle.set_len(len)?;
+        if direct_io_allowed() {
+            self.seq = SeqWriter::new(&self.claim.handle, &self.claim.partial, len);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at `offset`; safe from several threads at once for disjoint ranges. Pieces in file order
+    /// are gathered for direct writes (see [`PartialFile::set_planned_len`]); [`PartialFile::sync`] writes
+    /// what is gathered.
+    pub fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.seq.write_at(&self.claim.handle, bytes, offset)
+    }
+
+    /// Writes everything gathered by [`PartialFile::write_at`] and flushes the file to disk.
+    pub fn sync(&self) -> io::Result<()> {
+        self.seq.flush()?;
+        self.claim.handle.sync_all()
+    }
+
     /// Flushes the data to disk and renames `X.partial` to `X` (see [`Existing`]), then syncs the folder so
     /// the rename itself survives a crash.
     pub fn commit(mut self) -> Result<(), OutputError> {
@@ -647,10 +685,7 @@ impl PartialFile {
 
     /// The data on disk, and the target still not an input.
     fn before_rename(&self) -> Result<(), OutputError> {
-        self.claim
-            .handle
-            .sync_all()
-            .map_err(io_err(&self.claim.partial))?;
+        self.sync().map_err(io_err(&self.claim.partial))?;
         refuse_input(&self.claim.target)
     }
 }

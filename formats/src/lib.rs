@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod cpu;
+pub mod direct;
 pub mod dtype;
 pub mod fuzz;
 pub mod gguf;

@@ -4,14 +4,17 @@
 //! Streaming: the source is memory-mapped and every tensor goes out in pieces of a few MiB, each written at its
 //! planned offset by a writer thread while the next piece is made, through a channel of capacity two:
 //!
-//! - A tensor the conversion leaves unchanged (BF16 embeddings, attention and `lm_head` into a BF16 GGUF: most
-//!   of the bytes) is written straight from the map, with no copy in user space, after a scan for NaNs (the
-//!   one value the encoders would change; a piece holding one takes the full path, so the bytes stay exact).
+//! - A tensor the conversion leaves unchanged (BF16 embeddings, attention and `lm_head` into a BF16 GGUF) is
+//!   written straight from the map after a scan for NaNs (the one value the encoders would change; a piece
+//!   holding one takes the full path, so the bytes stay exact).
 //! - Any other piece (MXFP4 repacks, type changes, gate/up splits, transposes) is made with its rows spread over
 //!   the thread pool into one of a few reused buffers.
 //!
 //! Each source range is released from the resident set once consumed ([`Checkpoint::release`]), so memory
-//! stays at a few pieces whatever the model size. Rows are independent and land at planned offsets, so the
+//! stays at a few pieces whatever the model size. The output file is written front to back with direct I/O
+//! from a few aligned buffers (`ossify_formats::direct`): its bytes are not copied into the page cache (the
+//! largest cost of writing through it), and a model as large as the memory does not evict everything cached.
+//! It is fsynced before the rename, as always. Rows are independent and land at planned offsets, so the
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
 use std::io::{IsTerminal, Write};

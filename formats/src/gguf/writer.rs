@@ -12,7 +12,6 @@
 //! tensor infos, zero padding to the alignment, then each tensor padded with zeros to the alignment.
 
 use std::collections::HashSet;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -332,11 +331,11 @@ impl GgufWriter {
         let (header, offsets, data_len) = self.plan();
         let data_offset = header.len() as u64;
         let run = || -> Result<PartialFile, GgufError> {
-            let file = PartialFile::create(path, existing)?;
-            file.file().write_all_at(&header, 0)?;
+            let mut file = PartialFile::create(path, existing)?;
             // Extending the file fills it with zeros: that is the padding between tensors (and sparse until
             // the tensors are written).
-            file.file().set_len(data_offset + data_len)?;
+            file.set_planned_len(data_offset + data_len)?;
+            file.write_at(&header, 0)?;
             Ok(file)
         };
         let file = run().map_err(|e| e.in_file(path))?;
@@ -550,7 +549,7 @@ impl GgufOutput {
             }
             .in_file(path));
         }
-        if let Err(e) = f.file.file().write_all_at(bytes, start + offset as u64) {
+        if let Err(e) = f.file.write_at(bytes, start + offset as u64) {
             filled.fetch_sub(n, Ordering::AcqRel);
             return Err(GgufError::Io(e).in_file(path));
         }
@@ -615,8 +614,7 @@ impl FileSink for GgufOutput {
         }
         for f in &self.files {
             f.file
-                .file()
-                .sync_all()
+                .sync()
                 .map_err(|e| GgufError::Io(e).in_file(f.file.target()))?;
         }
         Ok(())

@@ -1,7 +1,6 @@
 //! A streaming safetensors writer: plan every tensor first (the header fixes all offsets), then write tensor
 //! bytes at their offsets in any order, from any thread, and finally rename `<out>.partial` to `<out>`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{partial_path, Existing, PartialFile};
@@ -105,14 +104,14 @@ impl SafetensorsWriter {
     /// [`crate::atomic`]).
     pub fn create_with(self, path: &Path, existing: Existing) -> Result<SafetensorsOutput> {
         let Header { bytes, offsets } = self.header()?;
-        let file = PartialFile::create(path, existing)?;
+        let mut file = PartialFile::create(path, existing)?;
         let io = |source| SafetensorsError::Io {
             path: partial_path(path),
             source,
         };
         let total = bytes.len() as u64 + offsets.last().map_or(0, |o| o.1);
-        write_all_at(file.file(), &bytes, 0).map_err(io)?;
-        file.file().set_len(total).map_err(io)?;
+        file.set_planned_len(total).map_err(io)?;
+        file.write_at(&bytes, 0).map_err(io)?;
         Ok(SafetensorsOutput {
             file,
             data_start: bytes.len() as u64,
@@ -180,15 +179,15 @@ impl SafetensorsOutput {
             filled.fetch_sub(n, Ordering::AcqRel);
             return Err(self.err(format!("tensor '{name}' written twice")));
         }
-        write_all_at(self.file.file(), bytes, self.data_start + s + offset as u64).map_err(
-            |source| {
+        self.file
+            .write_at(bytes, self.data_start + s + offset as u64)
+            .map_err(|source| {
                 filled.fetch_sub(n, Ordering::AcqRel);
                 SafetensorsError::Io {
                     path: self.file.partial_path().to_path_buf(),
                     source,
                 }
-            },
-        )
+            })
     }
 
     fn err(&self, message: String) -> SafetensorsError {
@@ -235,13 +234,10 @@ impl FileSink for SafetensorsOutput {
             let name = self.names.get(i).cloned().unwrap_or_default();
             return Err(self.err(format!("tensor '{name}' was never written")));
         }
-        self.file
-            .file()
-            .sync_all()
-            .map_err(|source| SafetensorsError::Io {
-                path: self.file.partial_path().to_path_buf(),
-                source,
-            })
+        self.file.sync().map_err(|source| SafetensorsError::Io {
+            path: self.file.partial_path().to_path_buf(),
+            source,
+        })
     }
 
     fn commit(self) -> Result<()> {
@@ -251,25 +247,6 @@ impl FileSink for SafetensorsOutput {
     fn into_files(self) -> Vec<PartialFile> {
         vec![self.file]
     }
-}
-
-#[cfg(unix)]
-fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-#[cfg(windows)]
-fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !bytes.is_empty() {
-        let n = file.seek_write(bytes, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        bytes = &bytes[n..];
-        offset += n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
