@@ -24,8 +24,13 @@ fn main() {
     if let Some(d) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={d}/HEAD");
     }
-    if let Some(d) = git(&["rev-parse", "--git-common-dir"]) {
-        println!("cargo:rerun-if-changed={d}/refs/heads");
+    // and when the branch HEAD names moves: only that ref, so a commit on another branch (or another worktree)
+    // does not rebuild this crate
+    if let (Some(d), Some(r)) = (
+        git(&["rev-parse", "--git-common-dir"]),
+        git(&["symbolic-ref", "-q", "HEAD"]),
+    ) {
+        println!("cargo:rerun-if-changed={d}/{r}");
         println!("cargo:rerun-if-changed={d}/packed-refs");
     }
 }
