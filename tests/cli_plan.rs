@@ -95,7 +95,7 @@ fn convert_dry_run_writes_nothing_and_plans_what_convert_writes() {
 fn quantize_dry_run_writes_nothing_and_plans_what_quantize_writes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q.gguf");
-    let src = golden("llamacpp/tiny.bf16.gguf");
+    let src = golden("llamacpp/tiny-bf16.bf16.gguf");
     let args = ["quantize", s(&src), "-o", s(&out), "--type", "q8_0"];
     let o = ossify(&[&args[..], &["--dry-run", "--json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -157,7 +157,7 @@ fn quantize_json_on_stdout_summary_on_stderr() {
     let out = dir.path().join("q.gguf");
     let o = ossify(&[
         "quantize",
-        s(&golden("llamacpp/tiny.bf16.gguf")),
+        s(&golden("llamacpp/tiny-bf16.bf16.gguf")),
         "-o",
         s(&out),
         "--type",
@@ -188,7 +188,7 @@ fn quantize_json_on_stdout_summary_on_stderr() {
     // -q: the same JSON, nothing on stderr.
     let o = ossify(&[
         "quantize",
-        s(&golden("llamacpp/tiny.bf16.gguf")),
+        s(&golden("llamacpp/tiny-bf16.bf16.gguf")),
         "-o",
         s(&out),
         "--type",
@@ -244,7 +244,7 @@ fn name_sets_general_name_and_the_default_is_the_folder() {
 
     // quantize: keeps the input's name by default; --model-name (llama.cpp's spelling) replaces it.
     let q = dir.path().join("q.gguf");
-    let o = ossify(&["quantize", s(&named), "-o", s(&q), "--type", "q8_0"]);
+    let o = ossify(&["quantize", s(&named), "-o", s(&q)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(general_name(&q), "Tiny gpt-oss — test ✓");
     let q2 = dir.path().join("q2.gguf");
@@ -253,8 +253,6 @@ fn name_sets_general_name_and_the_default_is_the_folder() {
         s(&named),
         "-o",
         s(&q2),
-        "--type",
-        "q8_0",
         "--model-name",
         "renamed",
     ]);
@@ -268,7 +266,7 @@ fn name_with_control_bytes_is_refused_before_anything_is_written() {
     let out = dir.path().join("x.gguf");
     for (cmd, input) in [
         ("convert", golden("tiny")),
-        ("quantize", golden("llamacpp/tiny.bf16.gguf")),
+        ("quantize", golden("llamacpp/tiny-bf16.bf16.gguf")),
     ] {
         for bad in ["a\nb", "\x1b[31mred", "", "x\u{7f}"] {
             let o = ossify(&[cmd, s(&input), "-o", s(&out), "--name", bad]);
