@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{golden, ossify, s};
+use common::{golden, ossify, ossify_exit, s};
 use ossify::checkpoint::{expected_tensors, ExpectedDType, ExpertStorage, Layout};
 use ossify::gpt_oss::GptOssConfig;
 use ossify_formats::safetensors::SafetensorsWriter;
@@ -75,13 +75,7 @@ fn refused(args: &[&str], needle: &str) -> String {
 }
 
 fn ok(args: &[&str]) -> Output {
-    let o = ossify(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    ossify_exit(args, 0)
 }
 
 /// A scratch folder holding a copy of golden/tiny (HF layout), its GGUF, a text and a tokens file.
@@ -208,31 +202,19 @@ fn an_existing_output_is_refused_unless_force() {
         fs::write(sc.p(o), &old).unwrap();
     }
     let inputs = checksums(&src);
+    let perplexity = |logits: PathBuf| -> Vec<String> {
+        let args = [s(&gguf), "--text", s(&text), "--ctx", "8", "--dump-logits"];
+        let mut v: Vec<String> = std::iter::once("perplexity")
+            .chain(args)
+            .map(str::to_string)
+            .collect();
+        v.push(logits.to_string_lossy().into_owned());
+        v
+    };
     let run = |extra: &[&str], needle: Option<&str>| {
         let cmds: Vec<Vec<String>> = vec![
             vec!["convert", s(&src), "-o", s(&sc.p("out.gguf"))],
             vec!["quantize", s(&gguf), "-o", s(&sc.p("q.gguf")), "-q"],
-            vec![
-                "perplexity",
-                s(&gguf),
-                "--text",
-                s(&text),
-                "--ctx",
-                "8",
-                "--dump-logits",
-                s(&sc.p("logits.npy")),
-            ],
-            // Only the side file exists.
-            vec![
-                "perplexity",
-                s(&gguf),
-                "--text",
-                s(&text),
-                "--ctx",
-                "8",
-                "--dump-logits",
-                s(&sc.p("logits2.npy")),
-            ],
             vec![
                 "quantize",
                 s(&src),
@@ -247,6 +229,11 @@ fn an_existing_output_is_refused_unless_force() {
         ]
         .into_iter()
         .map(|v| v.into_iter().map(str::to_string).collect())
+        .chain([
+            perplexity(sc.p("logits.npy")),
+            // Only the side file exists.
+            perplexity(sc.p("logits2.npy")),
+        ])
         .collect();
         for c in cmds {
             let mut a: Vec<&str> = c.iter().map(String::as_str).collect();

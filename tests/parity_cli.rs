@@ -3,22 +3,19 @@
 
 mod common;
 
-use common::{golden, json, ossify, s};
+use common::{golden, json, ossify, ossify_exit, s};
 
 #[test]
 fn lossless_layouts_pass_with_exit_0() {
-    let o = ossify(&[
-        "verify-parity",
-        s(&golden("tiny")),
-        s(&golden("llamacpp/tiny.f32.gguf")),
-        "--tensors-only",
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "verify-parity",
+            s(&golden("tiny")),
+            s(&golden("llamacpp/tiny.f32.gguf")),
+            "--tensors-only",
+            "--json",
+        ],
+        0,
     );
     let v = json(&o);
     assert_eq!(v["pass"], true);
@@ -48,18 +45,15 @@ fn corrupted_candidate_exits_1_and_names_the_layer() {
     bytes[at] ^= 0x08;
     std::fs::write(&path, bytes).unwrap();
 
-    let o = ossify(&[
-        "verify-parity",
-        s(&src),
-        s(dir.path()),
-        "--tensors-only",
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "verify-parity",
+            s(&src),
+            s(dir.path()),
+            "--tensors-only",
+            "--json",
+        ],
+        1,
     );
     let v = json(&o);
     assert_eq!(v["pass"], false);
@@ -100,18 +94,15 @@ fn errors_exit_2_with_one_line() {
 
 #[test]
 fn lossy_conversion_reports_tensor_statistics() {
-    let o = ossify(&[
-        "verify-parity",
-        s(&golden("tiny")),
-        s(&golden("llamacpp/tiny.q8_0.gguf")),
-        "--tensors-only",
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "verify-parity",
+            s(&golden("tiny")),
+            s(&golden("llamacpp/tiny.q8_0.gguf")),
+            "--tensors-only",
+            "--json",
+        ],
+        0,
     );
     let v = json(&o);
     let lossy = v["tensors"]["lossy"].as_array().unwrap();
@@ -147,19 +138,16 @@ const LOGIT_KEYS: &[&str] = &[
 fn hf_vs_llama_cpp_gguf_logits() {
     let toks = golden("reference/tokens.json");
     // F32 GGUF: every tensor identical, so the logits are too.
-    let o = ossify(&[
-        "verify-parity",
-        s(&golden("tiny")),
-        s(&golden("llamacpp/tiny.f32.gguf")),
-        "--tokens",
-        s(&toks),
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "verify-parity",
+            s(&golden("tiny")),
+            s(&golden("llamacpp/tiny.f32.gguf")),
+            "--tokens",
+            s(&toks),
+            "--json",
+        ],
+        0,
     );
     let v = json(&o);
     for k in LOGIT_KEYS {
@@ -408,19 +396,16 @@ fn text_is_tokenized_with_the_source_tokenizer() {
          what it computes.",
     )
     .unwrap();
-    let o = ossify(&[
-        "verify-parity",
-        s(&golden("tiny")),
-        s(&golden("llamacpp/tiny.bf16.gguf")),
-        "--text",
-        s(&text),
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "verify-parity",
+            s(&golden("tiny")),
+            s(&golden("llamacpp/tiny.bf16.gguf")),
+            "--text",
+            s(&text),
+            "--json",
+        ],
+        0,
     );
     let v = json(&o);
     assert_eq!(v["logits"]["n_tokens"], 51);

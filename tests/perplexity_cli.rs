@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{golden, ossify, s};
+use common::{golden, ossify, ossify_exit, s};
 use std::path::{Path, PathBuf};
 
 /// golden/reference/tokens.json's first sequence (32 ids), alone in a file.
@@ -24,22 +24,19 @@ fn matches_transformers_logits_on_one_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let toks = seq0(dir.path());
     let dump = dir.path().join("dump.npy");
-    let o = ossify(&[
-        "perplexity",
-        s(&golden("tiny")),
-        "--tokens",
-        s(&toks),
-        "--ctx",
-        "32",
-        "--dump-logits",
-        s(&dump),
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ossify_exit(
+        &[
+            "perplexity",
+            s(&golden("tiny")),
+            "--tokens",
+            s(&toks),
+            "--ctx",
+            "32",
+            "--dump-logits",
+            s(&dump),
+            "--json",
+        ],
+        0,
     );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["n_tokens"], 15);
@@ -117,20 +114,17 @@ fn text_is_tokenized_with_the_checkpoint_tokenizer() {
     let ids = dir.path().join("ids.json");
     std::fs::write(&ids, serde_json::to_string(&IDS[..]).unwrap()).unwrap();
     let ppl = |model: &str, how: &str, file: &Path| {
-        let o = ossify(&[
-            "perplexity",
-            s(&golden(model)),
-            how,
-            s(file),
-            "--ctx",
-            "16",
-            "--json",
-        ]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
+        let o = ossify_exit(
+            &[
+                "perplexity",
+                s(&golden(model)),
+                how,
+                s(file),
+                "--ctx",
+                "16",
+                "--json",
+            ],
+            0,
         );
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["n_text_tokens"], 52, "{v}");

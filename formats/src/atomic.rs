@@ -1,5 +1,6 @@
-//! All-or-nothing outputs that never destroy what exists: the one atomic file primitive ([`PartialFile`]) and
-//! the one atomic folder primitive ([`PartialDir`]) every writer in ossify goes through.
+//! All-or-nothing outputs that never destroy what exists: the one atomic file primitive ([`PartialFile`]), the one
+//! atomic folder primitive ([`PartialDir`]) and the one atomic set of files ([`PartialSet`]) every writer in ossify
+//! goes through.
 //!
 //! An output `X` is built at `X.partial` beside it (same folder, so the final rename is atomic) and renamed to
 //! `X` only when complete; a reader never sees a half-written model under the target's name. The rules:
@@ -21,14 +22,17 @@
 //! - **Nothing left behind.** Dropping an uncommitted output removes its partial; [`remove_live_partials`]
 //!   removes every partial of the process (the binary calls it on SIGINT / SIGTERM before exiting).
 //!
-//! A set of files that must appear together (a split GGUF, safetensors shards) is several [`PartialFile`]s
-//! committed one after another once all are written (see [`crate::sink`]); a folder output is a
-//! [`PartialDir`] whose files are plain [`PartialFile`]s inside it.
+//! A set of files that must appear together (a split GGUF, safetensors shards) is a [`PartialSet`]: its
+//! [`PartialFile`]s are renamed together through a journal, so a crash between two renames leaves a half-set the
+//! next run recognises and removes (see [`crate::sink`]); a folder output is a [`PartialDir`] whose files are
+//! plain [`PartialFile`]s (or a [`PartialSet`]) inside it. Files, folders and sets share one claim: the locked
+//! partial, its rename, and its removal when dropped uncommitted.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -85,6 +89,8 @@ pub enum OutputError {
     BadName { path: PathBuf },
     #[error("{path}: the output folder {folder} does not exist")]
     NoFolder { path: PathBuf, folder: PathBuf },
+    #[error("{path}: not one of the files this set was created for")]
+    NotInSet { path: PathBuf },
     #[error("{path}: interrupted")]
     Interrupted { path: PathBuf },
     #[error("{path}: {source}")]
@@ -195,7 +201,10 @@ fn refuse_input(path: &Path) -> Result<(), OutputError> {
 
 // ---- live partials (for signals) ----
 
-static LIVE: Mutex<Vec<(u64, PathBuf, bool)>> = Mutex::new(Vec::new());
+/// A partial output being written: (id, path, whether it is a folder).
+type Live = (u64, PathBuf, bool);
+
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
@@ -205,7 +214,7 @@ fn register_live(path: &Path, dir: bool) -> u64 {
     id
 }
 
-fn unregister_live(live: &mut Vec<(u64, PathBuf, bool)>, id: u64) {
+fn unregister_live(live: &mut Vec<Live>, id: u64) {
     live.retain(|(i, _, _)| *i != id);
 }
 
@@ -295,6 +304,16 @@ pub fn preflight(target: &Path, kind: Kind, existing: Existing) -> Result<Prefli
             Some(partial)
         }
     };
+    // The journal of a set of files named after the target (a split GGUF) left by a run that died mid-commit.
+    let journal = set_journal_path(&target);
+    let stale_partial = match stale_partial {
+        None if fs::symlink_metadata(&journal).is_ok_and(|m| m.is_file()) => {
+            let f = File::open(&journal).map_err(io_err(&journal))?;
+            try_lock(&f, &target, &journal)?;
+            Some(journal)
+        }
+        other => other,
+    };
     Ok(Preflight { stale_partial })
 }
 
@@ -363,7 +382,8 @@ fn still_at(f: &File, path: &Path) -> bool {
 /// How many times to retry when the partial changes under us (another run took it over or removed it).
 const RACE_RETRIES: usize = 8;
 
-/// Opens `partial` exclusively and locked; returns the file and whether a stale partial was taken over.
+/// Opens `partial` exclusively and locked; returns the file and whether it is a stale partial taken over (not yet
+/// emptied).
 fn open_partial_file(target: &Path, partial: &Path) -> Result<(File, bool), OutputError> {
     let mode = Mode::from_raw_mode(0o644);
     for _ in 0..RACE_RETRIES {
@@ -407,8 +427,7 @@ fn open_partial_file(target: &Path, partial: &Path) -> Result<(File, bool), Outp
                 }
                 try_lock(&f, target, partial)?;
                 if still_at(&f, partial) {
-                    // Left by a run that died: ours now, emptied.
-                    f.set_len(0).map_err(io_err(partial))?;
+                    // Left by a run that died: ours now (the caller empties it).
                     return Ok((f, true));
                 }
             }
@@ -457,25 +476,27 @@ fn sync_folder(dir: &Path) {
     }
 }
 
-// ---- one file ----
+// ---- what a file and a folder output share ----
 
-/// A file being written at `X.partial`. [`PartialFile::commit`] syncs it and renames it to `X`; dropping it
-/// uncommitted removes it.
+/// A claimed output: `X.partial` created exclusively and held locked, registered as live, renamed to `X` by a
+/// commit. Dropping an uncommitted claim removes its partial (a file, or a folder with what is inside).
 #[derive(Debug)]
-pub struct PartialFile {
-    file: File,
+struct Claim {
+    /// The open partial (file or folder): holds the lock, and proves the path still names what we made.
+    handle: File,
     partial: PathBuf,
     target: PathBuf,
+    kind: Kind,
     existing: Existing,
     live: u64,
     stale: bool,
     committed: bool,
 }
 
-impl PartialFile {
-    /// Creates `X.partial` exclusively and locked, after checking `X` may be written under `existing` (see the
-    /// module docs). `X` itself is untouched until [`PartialFile::commit`].
-    pub fn create(target: &Path, existing: Existing) -> Result<PartialFile, OutputError> {
+impl Claim {
+    /// Claims `X.partial` for `target` after checking `target` may be written under `existing`. A stale partial
+    /// (left by a run that died) is taken over as it is: the caller empties it.
+    fn create(target: &Path, kind: Kind, existing: Existing) -> Result<Claim, OutputError> {
         let target = normalize(target);
         if SHUTTING_DOWN.load(Ordering::SeqCst) {
             return Err(OutputError::Interrupted { path: target });
@@ -483,14 +504,19 @@ impl PartialFile {
         if target.file_name().is_none() {
             return Err(OutputError::BadName { path: target });
         }
-        check_target(&target, Kind::File, existing)?;
+        check_target(&target, kind, existing)?;
         let partial = partial_path(&target);
-        let (file, stale) = open_partial_file(&target, &partial)?;
-        let live = register_live(&partial, false);
-        Ok(PartialFile {
-            file,
+        refuse_input(&partial)?;
+        let (handle, stale) = match kind {
+            Kind::File => open_partial_file(&target, &partial)?,
+            Kind::Folder => open_partial_dir(&target, &partial)?,
+        };
+        let live = register_live(&partial, kind == Kind::Folder);
+        Ok(Claim {
+            handle,
             partial,
             target,
+            kind,
             existing,
             live,
             stale,
@@ -498,58 +524,111 @@ impl PartialFile {
         })
     }
 
-    /// The open file. `&File` implements `Write` and `Seek`, and `FileExt::write_all_at`, so several threads may
-    /// write disjoint ranges through it at once.
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
-    pub fn partial_path(&self) -> &Path {
-        &self.partial
-    }
-
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
-    /// Whether creating this output took over a partial left by a run that died.
-    pub fn replaced_stale(&self) -> bool {
-        self.stale
-    }
-
-    /// Flushes the data to disk and renames `X.partial` to `X` (see [`Existing`]), then syncs the folder so
-    /// the rename itself survives a crash.
-    pub fn commit(mut self) -> Result<(), OutputError> {
-        self.file.sync_all().map_err(io_err(&self.partial))?;
-        refuse_input(&self.target)?;
-        {
-            let mut live = lock(&LIVE);
-            if SHUTTING_DOWN.load(Ordering::SeqCst) {
-                return Err(OutputError::Interrupted {
-                    path: self.target.clone(),
-                });
-            }
-            rename_into_place(&self.partial, &self.target, self.existing)?;
-            self.committed = true;
-            unregister_live(&mut live, self.live);
+    /// Renames `X.partial` to `X` under `existing`, with the live list held (`live`), so a signal handler sees
+    /// the output either before (and removes it) or after (and leaves it).
+    fn rename_locked(
+        &mut self,
+        live: &mut Vec<Live>,
+        existing: Existing,
+    ) -> Result<(), OutputError> {
+        if SHUTTING_DOWN.load(Ordering::SeqCst) {
+            return Err(OutputError::Interrupted {
+                path: self.target.clone(),
+            });
         }
+        rename_into_place(&self.partial, &self.target, existing)?;
+        self.committed = true;
+        unregister_live(live, self.live);
+        Ok(())
+    }
+
+    /// Commits one output: with the live list held, `policy` checks the target again and says how to rename;
+    /// then the rename, then the folder synced so the rename itself survives a crash.
+    fn commit(
+        &mut self,
+        policy: impl FnOnce(&Claim) -> Result<Existing, OutputError>,
+    ) -> Result<(), OutputError> {
+        let mut live = lock(&LIVE);
+        let existing = policy(self)?;
+        self.rename_locked(&mut live, existing)?;
+        drop(live);
         sync_folder(&parent_of(&self.target));
         Ok(())
     }
 }
 
-impl Drop for PartialFile {
+impl Drop for Claim {
     fn drop(&mut self) {
         if self.committed {
             return;
         }
         // Still locked by us, so nobody else can have taken the name over; best effort: the error that made us
-        // drop the file is the one worth reporting.
+        // drop the output is the one worth reporting.
         let mut live = lock(&LIVE);
-        if still_at(&self.file, &self.partial) {
-            let _ = fs::remove_file(&self.partial);
+        if still_at(&self.handle, &self.partial) {
+            let _ = match self.kind {
+                Kind::File => fs::remove_file(&self.partial),
+                Kind::Folder => fs::remove_dir_all(&self.partial),
+            };
         }
         unregister_live(&mut live, self.live);
+    }
+}
+
+// ---- one file ----
+
+/// A file being written at `X.partial`. [`PartialFile::commit`] syncs it and renames it to `X`; dropping it
+/// uncommitted removes it.
+#[derive(Debug)]
+pub struct PartialFile {
+    claim: Claim,
+}
+
+impl PartialFile {
+    /// Creates `X.partial` exclusively and locked, after checking `X` may be written under `existing` (see the
+    /// module docs). `X` itself is untouched until [`PartialFile::commit`].
+    pub fn create(target: &Path, existing: Existing) -> Result<PartialFile, OutputError> {
+        let claim = Claim::create(target, Kind::File, existing)?;
+        if claim.stale {
+            // Left by a run that died: ours now, emptied.
+            claim.handle.set_len(0).map_err(io_err(&claim.partial))?;
+        }
+        Ok(PartialFile { claim })
+    }
+
+    /// The open file. `&File` implements `Write` and `Seek`, and `FileExt::write_all_at`, so several threads may
+    /// write disjoint ranges through it at once.
+    pub fn file(&self) -> &File {
+        &self.claim.handle
+    }
+
+    pub fn partial_path(&self) -> &Path {
+        &self.claim.partial
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.claim.target
+    }
+
+    /// Whether creating this output took over a partial left by a run that died.
+    pub fn replaced_stale(&self) -> bool {
+        self.claim.stale
+    }
+
+    /// Flushes the data to disk and renames `X.partial` to `X` (see [`Existing`]), then syncs the folder so
+    /// the rename itself survives a crash.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        self.before_rename()?;
+        self.claim.commit(|c| Ok(c.existing))
+    }
+
+    /// The data on disk, and the target still not an input.
+    fn before_rename(&self) -> Result<(), OutputError> {
+        self.claim
+            .handle
+            .sync_all()
+            .map_err(io_err(&self.claim.partial))?;
+        refuse_input(&self.claim.target)
     }
 }
 
@@ -563,93 +642,44 @@ const MARKER: &str = ".ossify-partial";
 /// removes it. Files inside are written with [`PartialFile`] (so each appears whole even inside the folder).
 #[derive(Debug)]
 pub struct PartialDir {
-    dir: File,
-    partial: PathBuf,
-    target: PathBuf,
-    existing: Existing,
-    live: u64,
-    stale: bool,
-    committed: bool,
+    claim: Claim,
 }
 
 impl PartialDir {
     /// Creates `X.partial/` exclusively and locked (a stale one of ours is emptied and taken over; a folder of
     /// that name not made by ossify is refused, never removed). `X` must not exist, or be an empty folder.
     pub fn create(target: &Path, existing: Existing) -> Result<PartialDir, OutputError> {
-        let target = normalize(target);
-        if SHUTTING_DOWN.load(Ordering::SeqCst) {
-            return Err(OutputError::Interrupted { path: target });
-        }
-        if target.file_name().is_none() {
-            return Err(OutputError::BadName { path: target });
-        }
-        check_target(&target, Kind::Folder, existing)?;
-        let partial = partial_path(&target);
-        refuse_input(&partial)?;
-        let (dir, stale) = open_partial_dir(&target, &partial)?;
-        let live = register_live(&partial, true);
-        Ok(PartialDir {
-            dir,
-            partial,
-            target,
-            existing,
-            live,
-            stale,
-            committed: false,
-        })
+        let claim = Claim::create(target, Kind::Folder, existing)?;
+        Ok(PartialDir { claim })
     }
 
     /// The folder files are written into (`X.partial/`).
     pub fn path(&self) -> &Path {
-        &self.partial
+        &self.claim.partial
     }
 
     pub fn target(&self) -> &Path {
-        &self.target
+        &self.claim.target
     }
 
     pub fn replaced_stale(&self) -> bool {
-        self.stale
+        self.claim.stale
     }
 
     /// Renames `X.partial/` to `X` (replacing an empty folder `X`). Files inside must be committed first.
     pub fn commit(mut self) -> Result<(), OutputError> {
-        let marker = self.partial.join(MARKER);
+        let marker = self.claim.partial.join(MARKER);
         fs::remove_file(&marker).map_err(io_err(&marker))?;
-        let _ = self.dir.sync_all();
-        {
-            let mut live = lock(&LIVE);
-            if SHUTTING_DOWN.load(Ordering::SeqCst) {
-                return Err(OutputError::Interrupted {
-                    path: self.target.clone(),
-                });
-            }
+        let _ = self.claim.handle.sync_all();
+        self.claim.commit(|c| {
             // An empty folder at X is replaced by the rename itself; anything else is refused again here.
-            check_target(&self.target, Kind::Folder, self.existing)?;
-            let existing = if self.target.is_dir() {
+            check_target(&c.target, Kind::Folder, c.existing)?;
+            Ok(if c.target.is_dir() {
                 Existing::Replace
             } else {
                 Existing::Refuse
-            };
-            rename_into_place(&self.partial, &self.target, existing)?;
-            self.committed = true;
-            unregister_live(&mut live, self.live);
-        }
-        sync_folder(&parent_of(&self.target));
-        Ok(())
-    }
-}
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        let mut live = lock(&LIVE);
-        if still_at(&self.dir, &self.partial) {
-            let _ = fs::remove_dir_all(&self.partial);
-        }
-        unregister_live(&mut live, self.live);
+            })
+        })
     }
 }
 
@@ -711,6 +741,208 @@ fn open_partial_dir(target: &Path, partial: &Path) -> Result<(File, bool), Outpu
         target: target.to_owned(),
         partial: partial.to_owned(),
     })
+}
+
+// ---- a set of files ----
+
+/// `NAME.set`, whose partial is the journal of the set named `NAME`. Never created itself.
+fn set_name(name: &Path) -> PathBuf {
+    let mut s = normalize(name).into_os_string();
+    s.push(".set");
+    PathBuf::from(s)
+}
+
+/// The journal of the set of files named `name` (the output the user named): `NAME.set.partial`.
+pub fn set_journal_path(name: &Path) -> PathBuf {
+    partial_path(&set_name(name))
+}
+
+/// Several files in one folder that appear together or not at all: a split GGUF's shards, safetensors shards.
+///
+/// A rename is atomic for one name only, so a set is committed through a journal, `NAME.set.partial` beside the
+/// files. [`PartialSet::create`] claims it before any file of the set is created (exclusive and locked like any
+/// partial: a second writer of the same set is [`OutputError::Busy`]). [`PartialSet::commit`] writes into it the
+/// files it is about to rename (name and inode) and syncs it, renames every file, the first (the one readers
+/// open) last, and removes it. A crash between two renames leaves the journal, unlocked: the next
+/// [`PartialSet::create`] of the set finds it ([`preflight`] reports it) and removes the files it lists that are
+/// still the ones renamed (same inode), a set that never completed, as a stale partial is replaced. Had every
+/// rename happened, the set is complete and stays; only the journal goes. A rename that fails (a target that
+/// appeared meanwhile) removes the files of the set already renamed.
+#[derive(Debug)]
+pub struct PartialSet {
+    journal: Claim,
+    folder: PathBuf,
+    targets: Vec<PathBuf>,
+}
+
+impl PartialSet {
+    /// Claims the journal of the set `name` whose files will be `targets` (all in `name`'s folder; the first is
+    /// the one readers open), recovering from a run that died while committing it. Create the files after this,
+    /// each a [`PartialFile`] with its own [`Existing`] rule.
+    pub fn create(name: &Path, targets: &[PathBuf]) -> Result<PartialSet, OutputError> {
+        let name = normalize(name);
+        let folder = parent_of(&name);
+        let targets: Vec<PathBuf> = targets.iter().map(|t| normalize(t)).collect();
+        if let Some(t) = targets
+            .iter()
+            .find(|t| t.file_name().is_none() || parent_of(t) != folder)
+        {
+            return Err(OutputError::BadName { path: t.clone() });
+        }
+        // The journal is never renamed to NAME.set, so whatever is there is left alone.
+        let journal = Claim::create(&set_name(&name), Kind::File, Existing::Replace)?;
+        if journal.stale {
+            remove_half_set(&journal.partial, &folder)?;
+            journal
+                .handle
+                .set_len(0)
+                .map_err(io_err(&journal.partial))?;
+        }
+        Ok(PartialSet {
+            journal,
+            folder,
+            targets,
+        })
+    }
+
+    /// The files, in order, as [`PartialSet::create`] was given them.
+    pub fn targets(&self) -> &[PathBuf] {
+        &self.targets
+    }
+
+    /// Whether creating the set found the journal of a run that died (and removed what it had renamed).
+    pub fn replaced_stale(&self) -> bool {
+        self.journal.stale
+    }
+
+    /// Syncs every file, then renames them all into place (the first last) as one step for any reader and for
+    /// a crash (see [`PartialSet`]); returns the final names. `files` are the set's targets, in order.
+    pub fn commit(self, files: Vec<PartialFile>) -> Result<Vec<PathBuf>, OutputError> {
+        self.commit_until(files, None)
+    }
+
+    /// [`PartialSet::commit`]; with `crash_after: Some(n)`, stops after `n` renames leaving everything on disk
+    /// as a SIGKILL would (tests only).
+    fn commit_until(
+        mut self,
+        mut files: Vec<PartialFile>,
+        crash_after: Option<usize>,
+    ) -> Result<Vec<PathBuf>, OutputError> {
+        if let Some((f, _)) = files
+            .iter()
+            .zip(&self.targets)
+            .find(|(f, t)| f.target() != t.as_path())
+        {
+            return Err(OutputError::NotInSet {
+                path: f.target().to_owned(),
+            });
+        }
+        if let Some(t) = self.targets.get(files.len()) {
+            return Err(OutputError::NotInSet { path: t.clone() });
+        }
+        for f in &files {
+            f.before_rename()?;
+        }
+        let mut journal = Vec::new();
+        for f in &files {
+            let m = f.file().metadata().map_err(io_err(f.partial_path()))?;
+            let name = f.target().file_name().unwrap_or_default().as_bytes();
+            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            journal.extend_from_slice(format!("{} {} {hex}\n", m.dev(), m.ino()).as_bytes());
+        }
+        let j = &self.journal;
+        let write = || -> io::Result<()> {
+            j.handle.set_len(0)?;
+            j.handle.write_all_at(&journal, 0)?;
+            j.handle.sync_all()
+        };
+        write().map_err(io_err(&j.partial))?;
+        // The journal's name must be on disk before any rename is.
+        sync_folder(&self.folder);
+
+        let mut live = lock(&LIVE);
+        let order: Vec<usize> = (1..files.len()).chain(0..files.len().min(1)).collect();
+        for n in 0..=order.len() {
+            if crash_after == Some(n) {
+                for c in files
+                    .iter_mut()
+                    .map(|f| &mut f.claim)
+                    .chain([&mut self.journal])
+                {
+                    c.committed = true;
+                    unregister_live(&mut live, c.live);
+                }
+                return Ok(Vec::new());
+            }
+            let Some(&i) = order.get(n) else { break };
+            let renamed = match files.get_mut(i) {
+                Some(f) => {
+                    let existing = f.claim.existing;
+                    f.claim.rename_locked(&mut live, existing)
+                }
+                None => Ok(()),
+            };
+            if let Err(e) = renamed {
+                for f in order[..n].iter().filter_map(|&d| files.get(d)) {
+                    if still_at(&f.claim.handle, &f.claim.target) {
+                        let _ = fs::remove_file(&f.claim.target);
+                    }
+                }
+                // Unlock before the uncommitted files and the journal remove themselves.
+                drop(live);
+                return Err(e);
+            }
+        }
+        let _ = fs::remove_file(&self.journal.partial);
+        self.journal.committed = true;
+        unregister_live(&mut live, self.journal.live);
+        drop(live);
+        sync_folder(&self.folder);
+        Ok(self.targets.clone())
+    }
+}
+
+/// After a crash mid-commit: the files a stale `journal` lists that are still the ones it renamed. All of them:
+/// the set completed and stays. Some: the set never completed, and they are removed (never an input).
+fn remove_half_set(journal: &Path, folder: &Path) -> Result<(), OutputError> {
+    let text = fs::read(journal).map_err(io_err(journal))?;
+    let mut listed = 0usize;
+    let mut renamed = Vec::new();
+    // A line cut short by the crash names nothing: no rename starts before the journal is synced.
+    for line in text.split(|&b| b == b'\n') {
+        let mut parts = line.split(|&b| b == b' ');
+        let (Some(dev), Some(ino), Some(hex), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+        let (Some(dev), Some(ino), Some(name)) = (number(dev), number(ino), unhex(hex)) else {
+            continue;
+        };
+        listed += 1;
+        let path = folder.join(std::ffi::OsStr::from_bytes(&name));
+        let ours = fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == (dev, ino));
+        if ours && input_at(&path).is_none() {
+            renamed.push(path);
+        }
+    }
+    if renamed.len() < listed {
+        for p in &renamed {
+            fs::remove_file(p).map_err(io_err(p))?;
+        }
+    }
+    Ok(())
+}
+
+fn unhex(hex: &[u8]) -> Option<Vec<u8>> {
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -874,5 +1106,114 @@ mod tests {
             .commit()
             .unwrap();
         assert!(empty.is_dir());
+    }
+
+    fn set_files(targets: &[PathBuf], existing: Existing) -> Vec<PartialFile> {
+        targets
+            .iter()
+            .map(|t| {
+                let f = PartialFile::create(t, existing).unwrap();
+                f.file().write_all(t.to_string_lossy().as_bytes()).unwrap();
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_set_appears_whole_and_a_crash_between_renames_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("m.gguf");
+        let targets: Vec<PathBuf> = ["m-1.gguf", "m-2.gguf", "m-3.gguf"]
+            .iter()
+            .map(|n| dir.path().join(n))
+            .collect();
+        let journal = set_journal_path(&name);
+        assert_eq!(journal, dir.path().join("m.gguf.set.partial"));
+
+        // A second writer of the same set is busy while the first holds it.
+        let set = PartialSet::create(&name, &targets).unwrap();
+        assert!(matches!(
+            PartialSet::create(&name, &targets).unwrap_err(),
+            OutputError::Busy { .. }
+        ));
+        // Killed after the first rename (m-2; the first file, the one readers open, goes last).
+        set.commit_until(set_files(&targets, Existing::Refuse), Some(1))
+            .unwrap();
+        assert!(targets[1].is_file() && !targets[0].exists() && !targets[2].exists());
+        assert!(journal.is_file());
+        let pf = preflight(&name, Kind::File, Existing::Refuse).unwrap();
+        assert_eq!(pf.stale_partial.as_deref(), Some(journal.as_path()));
+
+        // The next run finds the half-set and removes what the dead run renamed, then completes.
+        let set = PartialSet::create(&name, &targets).unwrap();
+        assert!(set.replaced_stale());
+        assert!(!targets[1].exists());
+        let files = set_files(&targets, Existing::Refuse);
+        // The two partials never renamed were left too, and are taken over as any stale partial.
+        let stale: Vec<bool> = files.iter().map(PartialFile::replaced_stale).collect();
+        assert_eq!(stale, [true, false, true]);
+        assert_eq!(set.commit(files).unwrap(), targets);
+        for t in &targets {
+            assert_eq!(fs::read(t).unwrap(), t.to_string_lossy().as_bytes());
+            assert!(!partial_path(t).exists());
+        }
+        assert!(!journal.exists());
+
+        // Killed after every rename, before the journal went: the set is complete and stays.
+        let more: Vec<PathBuf> = ["n-1", "n-2"].iter().map(|n| dir.path().join(n)).collect();
+        let nname = dir.path().join("n");
+        PartialSet::create(&nname, &more)
+            .unwrap()
+            .commit_until(set_files(&more, Existing::Refuse), Some(2))
+            .unwrap();
+        assert!(set_journal_path(&nname).is_file());
+        let set = PartialSet::create(&nname, &more).unwrap();
+        assert!(more.iter().all(|t| t.is_file()));
+        assert!(matches!(
+            PartialFile::create(&more[0], Existing::Refuse).unwrap_err(),
+            OutputError::Exists { .. }
+        ));
+        drop(set);
+        assert!(!set_journal_path(&nname).exists());
+
+        // A half-set whose renamed file was since replaced by someone else's: theirs is not removed.
+        let set = PartialSet::create(&nname, &more).unwrap();
+        set.commit_until(set_files(&more, Existing::Replace), Some(1))
+            .unwrap();
+        fs::remove_file(&more[1]).unwrap();
+        fs::write(&more[1], b"theirs").unwrap();
+        let set = PartialSet::create(&nname, &more).unwrap();
+        assert!(set.replaced_stale());
+        assert_eq!(fs::read(&more[1]).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn a_set_whose_rename_fails_leaves_nothing_of_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| dir.path().join(n)).collect();
+        let set = PartialSet::create(&dir.path().join("s"), &targets).unwrap();
+        let files = set_files(&targets, Existing::Refuse);
+        // c appears meanwhile: b is renamed first, then c is refused; b goes again, theirs stays.
+        fs::write(&targets[2], b"theirs").unwrap();
+        let e = set.commit(files).unwrap_err();
+        assert!(matches!(e, OutputError::Exists { .. }), "{e}");
+        assert!(!targets[0].exists() && !targets[1].exists());
+        assert_eq!(fs::read(&targets[2]).unwrap(), b"theirs");
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("c")]);
+
+        // Files that are not the set's are refused before anything is renamed; a set spans one folder.
+        let set = PartialSet::create(&dir.path().join("s"), &targets[..2]).unwrap();
+        let files = set_files(&[targets[1].clone(), targets[0].clone()], Existing::Refuse);
+        assert!(matches!(
+            set.commit(files).unwrap_err(),
+            OutputError::NotInSet { .. }
+        ));
+        assert!(!targets[0].exists() && !targets[1].exists());
+        let e = PartialSet::create(&dir.path().join("s"), &[PathBuf::from("elsewhere")]);
+        assert!(matches!(e.unwrap_err(), OutputError::BadName { .. }));
     }
 }

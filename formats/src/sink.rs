@@ -12,16 +12,16 @@
 //! 3. **Finish**: check every byte arrived, flush, rename into place ([`FileSink::finish`]).
 //!
 //! An output of several files is one sink over all of them, addressed by the tensors' indices in plan order;
-//! its files are planned up front, each written at its own `X.partial`, and renamed only once every file is
-//! complete and flushed, so the set appears together or not at all:
+//! its files are planned up front, each written at its own `X.partial`, and committed together as one
+//! [`PartialSet`] once every file is complete and flushed: the set appears together or not at all (the first
+//! file, the one readers open, renamed last), and a half-set left by a crash between two renames is found and
+//! removed by the next run (see [`crate::atomic::PartialSet`]). Both kinds of set go through it:
 //!
-//! - Split GGUF (`--split-max-size` / `--split-max-tensors`): [`GgufOutput`] holds every shard itself
-//!   ([`crate::gguf::GgufWriter::create_split`] plans them, each with its own `split.*` keys) and renames the
-//!   first shard, the one readers open, last.
-//! - Sharded safetensors: a [`FileSet`] of [`SafetensorsOutput`]s inside a [`crate::atomic::PartialDir`]; its
-//!   [`FileSet::finish`] removes files already renamed should a later rename fail. [`assign_files`] cuts the
-//!   plan into files (a new file whenever the next tensor would pass a size or count limit, as
-//!   `save_pretrained` shards).
+//! - Split GGUF (`--split-max-size` / `--split-max-tensors`): [`GgufOutput`] holds every shard and the set
+//!   ([`crate::gguf::GgufWriter::create_split`] plans them, each with its own `split.*` keys).
+//! - Sharded safetensors: a [`FileSet`] of [`SafetensorsOutput`]s (inside a [`crate::atomic::PartialDir`],
+//!   which makes the whole folder appear at once). [`assign_files`] cuts the plan into files (a new file
+//!   whenever the next tensor would pass a size or count limit, as `save_pretrained` shards).
 //!
 //! The streaming driver that feeds a sink (`ossify::stream`) does not know how many files there are.
 //!
@@ -30,6 +30,8 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use crate::atomic::{OutputError, PartialFile, PartialSet};
 
 /// A planned output that takes each tensor's bytes, whole or in pieces, at offsets. `Sync`: pieces may be
 /// written from many threads at once; pieces must not overlap.
@@ -57,6 +59,9 @@ pub trait FileSink: Sink + Sized {
     /// Renames the file into place (after [`FileSink::prepare`]).
     fn commit(self) -> Result<(), Self::Error>;
 
+    /// The prepared partial files, for a [`FileSet`] to commit together with others.
+    fn into_files(self) -> Vec<PartialFile>;
+
     /// [`FileSink::prepare`], then [`FileSink::commit`].
     fn finish(self) -> Result<(), Self::Error> {
         self.prepare()?;
@@ -68,20 +73,22 @@ pub trait FileSink: Sink + Sized {
 /// order, then file 1's, ...).
 #[derive(Debug)]
 pub struct FileSet<S> {
+    set: PartialSet,
     files: Vec<S>,
     /// Plan index → (file, index in the file).
     slots: Vec<(usize, usize)>,
 }
 
 impl<S: FileSink> FileSet<S> {
-    /// The files, in order; each holds the next `n_tensors()` tensors of the plan.
-    pub fn new(files: Vec<S>) -> FileSet<S> {
+    /// The files, in order, created after `set` was claimed for their targets; each holds the next
+    /// `n_tensors()` tensors of the plan.
+    pub fn new(set: PartialSet, files: Vec<S>) -> FileSet<S> {
         let slots = files
             .iter()
             .enumerate()
             .flat_map(|(k, f)| (0..f.n_tensors()).map(move |i| (k, i)))
             .collect();
-        FileSet { files, slots }
+        FileSet { set, files, slots }
     }
 
     pub fn files(&self) -> &[S] {
@@ -93,24 +100,20 @@ impl<S: FileSink> FileSet<S> {
         self.slots.get(t).copied()
     }
 
-    /// Checks and flushes every file, then renames each into place; returns the final names. If a rename
-    /// fails, the files of this set already renamed are removed, so the set never appears in part.
-    pub fn finish(self) -> Result<Vec<PathBuf>, S::Error> {
+    /// Checks and flushes every file, then commits them as one [`PartialSet`]; returns the final names.
+    pub fn finish(self) -> Result<Vec<PathBuf>, S::Error>
+    where
+        S::Error: From<OutputError>,
+    {
         for f in &self.files {
             f.prepare()?;
         }
-        let mut done: Vec<PathBuf> = Vec::with_capacity(self.files.len());
-        for f in self.files {
-            let target = f.target().to_path_buf();
-            if let Err(e) = f.commit() {
-                for d in &done {
-                    let _ = std::fs::remove_file(d);
-                }
-                return Err(e);
-            }
-            done.push(target);
-        }
-        Ok(done)
+        let files = self
+            .files
+            .into_iter()
+            .flat_map(FileSink::into_files)
+            .collect();
+        Ok(self.set.commit(files)?)
     }
 }
 
@@ -197,10 +200,18 @@ mod tests {
     #[test]
     fn a_set_routes_by_plan_index_and_appears_only_complete() {
         let dir = tempfile::tempdir().unwrap();
-        let set = FileSet::new(vec![
-            gguf(dir.path(), "a.gguf", &[("x", 8), ("y", 8)]),
-            gguf(dir.path(), "b.gguf", &[("z", 8)]),
-        ]);
+        let journal = PartialSet::create(
+            &dir.path().join("set"),
+            &[dir.path().join("a.gguf"), dir.path().join("b.gguf")],
+        )
+        .unwrap();
+        let set = FileSet::new(
+            journal,
+            vec![
+                gguf(dir.path(), "a.gguf", &[("x", 8), ("y", 8)]),
+                gguf(dir.path(), "b.gguf", &[("z", 8)]),
+            ],
+        );
         assert_eq!(set.n_tensors(), 3);
         assert_eq!(set.slot(2), Some((1, 0)));
         // Pieces, out of order, from two threads.
@@ -213,11 +224,14 @@ mod tests {
         assert!(!dir.path().join("a.gguf").exists());
         // Tensor 1 is missing: nothing appears, and dropping the set removes the partials.
         let set = {
-            let e = FileSet::new(vec![gguf(dir.path(), "c.gguf", &[("x", 8)])]);
+            let c = dir.path().join("c.gguf");
+            let journal = PartialSet::create(&c, std::slice::from_ref(&c)).unwrap();
+            let e = FileSet::new(journal, vec![gguf(dir.path(), "c.gguf", &[("x", 8)])]);
             assert!(e.finish().is_err());
             set
         };
         assert!(!dir.path().join("c.gguf.partial").exists());
+        assert!(!dir.path().join("c.gguf.set.partial").exists());
         set.write_at(1, 0, &[2; 32]).unwrap();
         let names = set.finish().unwrap();
         assert_eq!(
@@ -228,5 +242,6 @@ mod tests {
         assert_eq!(a.tensor("y").unwrap().bytes, &[2; 32]);
         let b = GgufFile::open(&dir.path().join("b.gguf")).unwrap();
         assert_eq!(b.tensor("z").unwrap().bytes, &[3; 32]);
+        assert!(!dir.path().join("set.set.partial").exists());
     }
 }

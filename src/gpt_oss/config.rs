@@ -92,92 +92,25 @@ pub enum ConfigSource {
     Gguf,
 }
 
-/// Each config field as the three inputs spell it: (transformers, OpenAI original/, GGUF key template). An
-/// empty spelling means that input does not carry the field (it is derived or defaulted; the error then names
-/// the transformers field).
-const FIELD_SPELLINGS: &[(&str, &str, &str)] = {
-    use ossify_formats::gguf::constants as k;
-    &[
-        ("vocab_size", "vocab_size", k::TOKENIZER_GGML_TOKENS),
-        ("hidden_size", "hidden_size", k::LLM_EMBEDDING_LENGTH),
-        (
-            "intermediate_size",
-            "intermediate_size",
-            k::EXPERT_FEED_FORWARD_LENGTH,
-        ),
-        ("num_hidden_layers", "num_hidden_layers", k::LLM_BLOCK_COUNT),
-        (
-            "num_attention_heads",
-            "num_attention_heads",
-            k::ATTENTION_HEAD_COUNT,
-        ),
-        (
-            "num_key_value_heads",
-            "num_key_value_heads",
-            k::ATTENTION_HEAD_COUNT_KV,
-        ),
-        ("head_dim", "head_dim", k::ATTENTION_KEY_LENGTH),
-        ("num_local_experts", "num_experts", k::EXPERT_COUNT),
-        (
-            "num_experts_per_tok",
-            "experts_per_token",
-            k::EXPERT_USED_COUNT,
-        ),
-        (
-            "sliding_window",
-            "sliding_window",
-            k::ATTENTION_SLIDING_WINDOW,
-        ),
-        ("max_position_embeddings", "", k::LLM_CONTEXT_LENGTH),
-        ("layer_types", "", k::ATTENTION_SLIDING_WINDOW_PATTERN),
-        ("rope_theta", "rope_theta", k::ROPE_FREQ_BASE),
-        ("rms_norm_eps", "", k::ATTENTION_LAYERNORM_RMS_EPS),
-        ("swiglu_limit", "swiglu_limit", ""),
-        (
-            "rope_scaling.factor",
-            "rope_scaling_factor",
-            k::ROPE_SCALING_FACTOR,
-        ),
-        (
-            "rope_scaling.beta_fast",
-            "rope_ntk_beta",
-            k::ROPE_SCALING_YARN_BETA_FAST,
-        ),
-        (
-            "rope_scaling.beta_slow",
-            "rope_ntk_alpha",
-            k::ROPE_SCALING_YARN_BETA_SLOW,
-        ),
-        (
-            "rope_scaling.original_max_position_embeddings",
-            "initial_context_length",
-            k::ROPE_SCALING_ORIG_CTX_LEN,
-        ),
-        ("bos_token_id", "", k::TOKENIZER_GGML_BOS_TOKEN_ID),
-        ("eos_token_id", "", k::TOKENIZER_GGML_EOS_TOKEN_ID),
-        ("pad_token_id", "", k::TOKENIZER_GGML_PADDING_TOKEN_ID),
-    ]
-};
-
 impl ConfigSource {
     /// `field` (a [`GptOssConfig`] field, transformers' name) as this input spells it, quoted:
     /// `'num_local_experts'`, `'num_experts'`, `metadata key 'gpt-oss.expert_count'`.
     pub fn spell(self, field: &str) -> String {
-        let row = FIELD_SPELLINGS.iter().find(|r| r.0 == field);
-        let spelled = match (self, row) {
-            (ConfigSource::OriginalJson, Some(r)) if !r.1.is_empty() => r.1.to_string(),
-            (ConfigSource::Gguf, Some(r)) if !r.2.is_empty() => {
-                return format!(
-                    "metadata key '{}'",
-                    ossify_formats::gguf::constants::key(
-                        r.2,
-                        ossify_formats::gguf::constants::ARCH_GPT_OSS
-                    )
-                )
+        let spelled = match self {
+            ConfigSource::HfJson => None,
+            ConfigSource::OriginalJson => JSON_KEYS
+                .iter()
+                .find(|k| k.name == field)
+                .and_then(|k| k.original)
+                .map(|(name, _)| name.to_string()),
+            ConfigSource::Gguf => {
+                if let Some(key) = super::metadata::gguf_key_of(field) {
+                    return format!("metadata key '{key}'");
+                }
+                None
             }
-            _ => field.to_string(),
         };
-        format!("field '{spelled}'")
+        format!("field '{}'", spelled.as_deref().unwrap_or(field))
     }
 }
 
@@ -272,106 +205,155 @@ enum Absent {
     Default(f64),
 }
 
-/// One number of config.json: its names in HF's config.json (the first is written; the others are accepted),
-/// in OpenAI's original/config.json (with what a missing one means there), and what a missing one means in HF's.
+/// One number of config.json: its name in HF's config.json (transformers' name, the one written;
+/// `rope_scaling.x` for a field of the rope block) and other spellings accepted there, what a missing one means
+/// in HF's, and its name in OpenAI's original/config.json with what a missing one means there. Every config.json
+/// spelling of a number is here; messages spell a field through this table ([`ConfigSource::spell`]).
 struct JsonKey {
-    hf: &'static [&'static str],
-    hf_absent: Absent,
+    name: &'static str,
+    aliases: &'static [&'static str],
+    /// `None`: not a top-level number of HF's config.json (the rope block's fields, read by `parse_hf_rope`).
+    hf_absent: Option<Absent>,
     original: Option<(&'static str, Absent)>,
     field: Field,
 }
 
 use Absent::{Default as Or, Required as Req};
 
-/// The plain numbers of config.json, both layouts. Rope scaling, layer types and token ids are structured and
-/// read by [`GptOssConfig::from_hf_json`] / [`GptOssConfig::from_original_json`] themselves.
+/// The numbers of config.json, both layouts. HF's rope block, layer types and token ids are structured and read by
+/// [`GptOssConfig::from_hf_json`] itself; original/config.json's YaRN numbers are flat and read through this
+/// table.
 const JSON_KEYS: &[JsonKey] = &[
     JsonKey {
-        hf: &["vocab_size"],
-        hf_absent: Req,
+        name: "vocab_size",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("vocab_size", Req)),
         field: Field::VOCAB_SIZE,
     },
     JsonKey {
-        hf: &["hidden_size"],
-        hf_absent: Req,
+        name: "hidden_size",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("hidden_size", Req)),
         field: Field::HIDDEN_SIZE,
     },
     JsonKey {
-        hf: &["intermediate_size"],
-        hf_absent: Req,
+        name: "intermediate_size",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("intermediate_size", Req)),
         field: Field::INTERMEDIATE_SIZE,
     },
     JsonKey {
-        hf: &["num_hidden_layers"],
-        hf_absent: Req,
+        name: "num_hidden_layers",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("num_hidden_layers", Req)),
         field: Field::NUM_HIDDEN_LAYERS,
     },
     JsonKey {
-        hf: &["num_attention_heads"],
-        hf_absent: Req,
+        name: "num_attention_heads",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("num_attention_heads", Req)),
         field: Field::NUM_ATTENTION_HEADS,
     },
     JsonKey {
-        hf: &["num_key_value_heads"],
-        hf_absent: Req,
+        name: "num_key_value_heads",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("num_key_value_heads", Req)),
         field: Field::NUM_KEY_VALUE_HEADS,
     },
     JsonKey {
-        hf: &["head_dim"],
-        hf_absent: Req,
+        name: "head_dim",
+        aliases: &[],
+        hf_absent: Some(Req),
         original: Some(("head_dim", Req)),
         field: Field::HEAD_DIM,
     },
     JsonKey {
-        hf: &["num_local_experts", "num_experts"],
-        hf_absent: Req,
+        name: "num_local_experts",
+        aliases: &["num_experts"],
+        hf_absent: Some(Req),
         original: Some(("num_experts", Req)),
         field: Field::NUM_LOCAL_EXPERTS,
     },
     JsonKey {
-        hf: &["num_experts_per_tok", "experts_per_token"],
-        hf_absent: Req,
+        name: "num_experts_per_tok",
+        aliases: &["experts_per_token"],
+        hf_absent: Some(Req),
         original: Some(("experts_per_token", Req)),
         field: Field::NUM_EXPERTS_PER_TOK,
     },
     JsonKey {
-        hf: &["sliding_window"],
-        hf_absent: Or(hf_default::SLIDING_WINDOW as f64),
+        name: "sliding_window",
+        aliases: &[],
+        hf_absent: Some(Or(hf_default::SLIDING_WINDOW as f64)),
         original: Some(("sliding_window", Req)),
         field: Field::SLIDING_WINDOW,
     },
     // original: initial_context_length × rope_scaling_factor (from_original_json).
     JsonKey {
-        hf: &["max_position_embeddings"],
-        hf_absent: Or(hf_default::MAX_POSITION_EMBEDDINGS as f64),
+        name: "max_position_embeddings",
+        aliases: &[],
+        hf_absent: Some(Or(hf_default::MAX_POSITION_EMBEDDINGS as f64)),
         original: None,
         field: Field::MAX_POSITION_EMBEDDINGS,
     },
     // HF: a rope_parameters block may carry it instead (from_hf_json).
     JsonKey {
-        hf: &["rope_theta"],
-        hf_absent: Or(hf_default::ROPE_THETA),
+        name: "rope_theta",
+        aliases: &[],
+        hf_absent: Some(Or(hf_default::ROPE_THETA)),
         original: Some(("rope_theta", Req)),
         field: Field::ROPE_THETA,
     },
     // original: not in the file, OpenAI's constant.
     JsonKey {
-        hf: &["rms_norm_eps"],
-        hf_absent: Or(hf_default::RMS_NORM_EPS),
+        name: "rms_norm_eps",
+        aliases: &[],
+        hf_absent: Some(Or(hf_default::RMS_NORM_EPS)),
         original: None,
         field: Field::RMS_NORM_EPS,
     },
     JsonKey {
-        hf: &["swiglu_limit"],
-        hf_absent: Or(hf_default::SWIGLU_LIMIT),
+        name: "swiglu_limit",
+        aliases: &[],
+        hf_absent: Some(Or(hf_default::SWIGLU_LIMIT)),
         original: Some(("swiglu_limit", Or(hf_default::SWIGLU_LIMIT))),
         field: Field::SWIGLU_LIMIT,
+    },
+    // original/config.json's YaRN numbers, named as OpenAI's code uses them (gpt_oss/torch/model.py):
+    // rope_ntk_alpha is beta_slow, rope_ntk_beta beta_fast.
+    JsonKey {
+        name: "rope_scaling.factor",
+        aliases: &[],
+        hf_absent: None,
+        original: Some(("rope_scaling_factor", Req)),
+        field: Field::YARN_FACTOR,
+    },
+    JsonKey {
+        name: "rope_scaling.beta_fast",
+        aliases: &[],
+        hf_absent: None,
+        original: Some(("rope_ntk_beta", Req)),
+        field: Field::YARN_BETA_FAST,
+    },
+    JsonKey {
+        name: "rope_scaling.beta_slow",
+        aliases: &[],
+        hf_absent: None,
+        original: Some(("rope_ntk_alpha", Req)),
+        field: Field::YARN_BETA_SLOW,
+    },
+    JsonKey {
+        name: "rope_scaling.original_max_position_embeddings",
+        aliases: &[],
+        hf_absent: None,
+        original: Some(("initial_context_length", Req)),
+        field: Field::YARN_ORIGINAL_CONTEXT,
     },
 ];
 
@@ -546,7 +528,12 @@ impl GptOssConfig {
         }
         let mut c = GptOssConfig::blank();
         for k in JSON_KEYS {
-            f.read(k.hf, k.hf_absent, k.field, &mut c)?;
+            if let Some(absent) = k.hf_absent {
+                let names: Vec<&str> = std::iter::once(k.name)
+                    .chain(k.aliases.iter().copied())
+                    .collect();
+                f.read(&names, absent, k.field, &mut c)?;
+            }
         }
         check_layer_count(c.num_hidden_layers, path, ConfigSource::HfJson)?;
         let rope = f.raw(&["rope_parameters", "rope_scaling"]);
@@ -583,14 +570,24 @@ impl GptOssConfig {
     pub fn from_original_json(json: &Value, path: &Path) -> Result<GptOssConfig> {
         let f = Fields::new(json, path)?;
         let mut c = GptOssConfig::blank();
+        // Filled by the table's YaRN rows.
+        c.rope_scaling = Some(RopeScaling {
+            factor: 0.0,
+            beta_fast: 0.0,
+            beta_slow: 0.0,
+            original_max_position_embeddings: 0,
+            truncate: false,
+        });
         for k in JSON_KEYS {
             if let Some((name, absent)) = k.original {
                 f.read(&[name], absent, k.field, &mut c)?;
             }
         }
         check_layer_count(c.num_hidden_layers, path, ConfigSource::OriginalJson)?;
-        let initial = f.positive(&["initial_context_length"])?;
-        let factor = f.f64(&["rope_scaling_factor"])?;
+        let (initial, factor) = c
+            .rope_scaling
+            .as_ref()
+            .map_or((0, 0.0), |r| (r.original_max_position_embeddings, r.factor));
         c.max_position_embeddings = match f.opt_usize(&["max_position_embeddings"])? {
             Some(m) => m,
             None => {
@@ -604,13 +601,6 @@ impl GptOssConfig {
                 m as usize
             }
         };
-        c.rope_scaling = Some(RopeScaling {
-            factor,
-            beta_fast: f.f64(&["rope_ntk_beta"])?,
-            beta_slow: f.f64(&["rope_ntk_alpha"])?,
-            original_max_position_embeddings: initial,
-            truncate: false,
-        });
         c.rms_norm_eps = ORIGINAL_RMS_NORM_EPS;
         // OpenAI's reference: `sliding_window if layer_idx % 2 == 0 else 0`.
         c.layer_types = AttentionKind::alternating(c.num_hidden_layers);
@@ -662,8 +652,8 @@ impl GptOssConfig {
                 Field::Count { get, .. } => get(self).map(|n| json!(n)),
                 Field::Float { get, .. } => get(self).map(|x| json!(f32_decimal(x))),
             };
-            if let (Some(name), Some(v)) = (k.hf.first(), v) {
-                o.insert((*name).into(), v);
+            if let (Some(_), Some(v)) = (k.hf_absent, v) {
+                o.insert(k.name.into(), v);
             }
         }
         let rope_scaling = match &self.rope_scaling {
@@ -1012,6 +1002,90 @@ mod tests {
             GptOssConfig::from_hf_json(&v, &p).unwrap().eos_token_id,
             Some(7)
         );
+    }
+
+    /// Every field as each input spells it in messages (what the former hand-kept spelling list said), now read
+    /// from the config.json table and the GGUF key table.
+    #[test]
+    fn fields_are_spelled_as_each_input_spells_them() {
+        use ossify_formats::gguf::constants as k;
+        let rows: &[(&str, &str, &str)] = &[
+            ("vocab_size", "vocab_size", k::TOKENIZER_GGML_TOKENS),
+            ("hidden_size", "hidden_size", k::LLM_EMBEDDING_LENGTH),
+            (
+                "intermediate_size",
+                "intermediate_size",
+                k::EXPERT_FEED_FORWARD_LENGTH,
+            ),
+            ("num_hidden_layers", "num_hidden_layers", k::LLM_BLOCK_COUNT),
+            (
+                "num_attention_heads",
+                "num_attention_heads",
+                k::ATTENTION_HEAD_COUNT,
+            ),
+            (
+                "num_key_value_heads",
+                "num_key_value_heads",
+                k::ATTENTION_HEAD_COUNT_KV,
+            ),
+            ("head_dim", "head_dim", k::ATTENTION_KEY_LENGTH),
+            ("num_local_experts", "num_experts", k::EXPERT_COUNT),
+            (
+                "num_experts_per_tok",
+                "experts_per_token",
+                k::EXPERT_USED_COUNT,
+            ),
+            (
+                "sliding_window",
+                "sliding_window",
+                k::ATTENTION_SLIDING_WINDOW,
+            ),
+            ("max_position_embeddings", "", k::LLM_CONTEXT_LENGTH),
+            ("layer_types", "", k::ATTENTION_SLIDING_WINDOW_PATTERN),
+            ("rope_theta", "rope_theta", k::ROPE_FREQ_BASE),
+            ("rms_norm_eps", "", k::ATTENTION_LAYERNORM_RMS_EPS),
+            ("swiglu_limit", "swiglu_limit", ""),
+            (
+                "rope_scaling.factor",
+                "rope_scaling_factor",
+                k::ROPE_SCALING_FACTOR,
+            ),
+            (
+                "rope_scaling.beta_fast",
+                "rope_ntk_beta",
+                k::ROPE_SCALING_YARN_BETA_FAST,
+            ),
+            (
+                "rope_scaling.beta_slow",
+                "rope_ntk_alpha",
+                k::ROPE_SCALING_YARN_BETA_SLOW,
+            ),
+            (
+                "rope_scaling.original_max_position_embeddings",
+                "initial_context_length",
+                k::ROPE_SCALING_ORIG_CTX_LEN,
+            ),
+            ("bos_token_id", "", k::TOKENIZER_GGML_BOS_TOKEN_ID),
+            ("eos_token_id", "", k::TOKENIZER_GGML_EOS_TOKEN_ID),
+            ("pad_token_id", "", k::TOKENIZER_GGML_PADDING_TOKEN_ID),
+        ];
+        for &(field, original, gguf) in rows {
+            assert_eq!(
+                ConfigSource::HfJson.spell(field),
+                format!("field '{field}'")
+            );
+            let o = if original.is_empty() { field } else { original };
+            assert_eq!(
+                ConfigSource::OriginalJson.spell(field),
+                format!("field '{o}'")
+            );
+            let g = if gguf.is_empty() {
+                format!("field '{field}'")
+            } else {
+                format!("metadata key '{}'", k::key(gguf, k::ARCH_GPT_OSS))
+            };
+            assert_eq!(ConfigSource::Gguf.spell(field), g);
+        }
     }
 
     /// One hostile value per rule: each is refused with the file, the field and the bound named; the issue's

@@ -189,6 +189,38 @@ pub const GGUF_KEYS: &[Entry] = &[
     Entry::QuantizationVersion,
 ];
 
+/// The GGUF keys of the config fields that are not plain numbers of [`GGUF_KEYS`], read by [`config_from_gguf`]
+/// itself: (transformers' field name, key template).
+const OTHER_KEYS: &[(&str, &str)] = &[
+    ("vocab_size", k::TOKENIZER_GGML_TOKENS),
+    ("layer_types", k::ATTENTION_SLIDING_WINDOW_PATTERN),
+    ("bos_token_id", k::TOKENIZER_GGML_BOS_TOKEN_ID),
+    ("eos_token_id", k::TOKENIZER_GGML_EOS_TOKEN_ID),
+    ("pad_token_id", k::TOKENIZER_GGML_PADDING_TOKEN_ID),
+];
+
+/// The GGUF key a config field (transformers' name, as in [`GGUF_KEYS`]) is read from, for messages: the last
+/// entry that sets it (`expert_feed_forward_length` overrides `feed_forward_length`), never a write-only one.
+/// `None` for a field GGUF does not carry (swiglu_limit: llama.cpp's constant).
+pub fn gguf_key_of(field: &str) -> Option<String> {
+    let number = GGUF_KEYS.iter().rev().find_map(|e| match *e {
+        Entry::Config {
+            key,
+            field: f,
+            need,
+            ..
+        } if f == field && need != WriteOnly => Some(key),
+        _ => None,
+    });
+    let template = number.or_else(|| {
+        OTHER_KEYS
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|&(_, t)| t)
+    })?;
+    Some(k::key(template, ARCH_GPT_OSS))
+}
+
 fn in_rope_scaling(key: &str) -> bool {
     key.starts_with("{arch}.rope.scaling.")
 }

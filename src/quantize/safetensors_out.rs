@@ -21,10 +21,10 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile};
+use ossify_formats::atomic::{preflight, Existing, Kind, PartialDir, PartialFile, PartialSet};
 use ossify_formats::quant::{
     self, quantize_row_mxfp4_mse, quantize_row_mxfp4_ref, repack_ggml_to_hf,
 };
@@ -340,20 +340,41 @@ fn expert_importance(
         .filter(|v| v.len() == n_in)
 }
 
-/// Encodes one row as ggml MXFP4 blocks with the chosen rule.
-fn encode_mxfp4_row(
+/// Encodes output row `row` (values `x`, importance `w`) as MXFP4 with the chosen rule, in ggml's blocks, then
+/// repacks it as HF's blocks `b` and scales `s`.
+fn encode_hf_mxfp4_row(
     x: &[f32],
     w: Option<&[f32]>,
-    scale: Mxfp4Scale,
-    allow_nonfinite: bool,
-    ggml: &mut [u8],
+    opts: &QuantizeOptions,
+    row: usize,
+    b: &mut [u8],
+    s: &mut [u8],
 ) -> Result<()> {
-    super::encode::check_finite(x, allow_nonfinite)?;
-    match scale {
-        Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, ggml),
-        Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, ggml),
+    let mut ggml = vec![0u8; x.len() / QK_MXFP4 * BlockMxfp4::SIZE];
+    super::encode::check_finite(x, opts.allow_nonfinite).with_context(|| format!("row {row}"))?;
+    match opts.mxfp4_scale {
+        Mxfp4Scale::Ref => quantize_row_mxfp4_ref(x, &mut ggml),
+        Mxfp4Scale::Mse => quantize_row_mxfp4_mse(x, w, &mut ggml),
     }
-    Ok(())
+    Ok(repack_ggml_to_hf(&ggml, b, s)?)
+}
+
+/// Fills a piece of an HF MXFP4 pair, `out` = [blocks, scales] with `nb` blocks a row, one row at a time in
+/// parallel: `row_into(row, blocks, scales)` writes output row `row`; the piece starts at row `first`.
+fn hf_mxfp4_rows(
+    out: &mut [&mut [u8]],
+    nb: usize,
+    first: usize,
+    row_into: impl Fn(usize, &mut [u8], &mut [u8]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    let [blocks, scales] = out else {
+        bail!("expected blocks and scales");
+    };
+    blocks
+        .par_chunks_mut(nb * QS_MXFP4)
+        .zip(scales.par_chunks_mut(nb))
+        .enumerate()
+        .try_for_each(|(i, (b, s))| row_into(first + i, b, s))
 }
 
 type JobBox<'c> = Box<dyn StreamJob<'c> + 'c>;
@@ -399,35 +420,21 @@ fn gguf_experts_job<'c>(
         })
         .collect();
     let per_expert = rows * np;
-    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
     let outputs = vec![(ids[0], nb * QS_MXFP4), (ids[1], nb)];
     let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
-        let [blocks, scales] = out else {
-            bail!("expected blocks and scales");
-        };
-        blocks
-            .par_chunks_mut(nb * QS_MXFP4)
-            .zip(scales.par_chunks_mut(nb))
-            .enumerate()
-            .try_for_each(|(i, (b, s))| -> Result<()> {
-                let row = range.start + i;
-                let (e, o) = (row / per_expert, row % per_expert);
-                let (p, r) = (o % np, o / np);
-                let at = (e * rows + r) * row_bytes;
-                let src = &views[p].bytes[at..at + row_bytes];
-                if dtype == DType::Mxfp4 {
-                    repack_ggml_to_hf(src, b, s)?;
-                    return Ok(());
-                }
-                let mut x = vec![0f32; cols];
-                quant::dequantize_row(dtype, src, &mut x)?;
-                let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
-                let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
-                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
-                    .with_context(|| format!("row {row}"))?;
-                repack_ggml_to_hf(&ggml, b, s)?;
-                Ok(())
-            })?;
+        hf_mxfp4_rows(out, nb, range.start, |row, b, s| {
+            let (e, o) = (row / per_expert, row % per_expert);
+            let (p, r) = (o % np, o / np);
+            let at = (e * rows + r) * row_bytes;
+            let src = &views[p].bytes[at..at + row_bytes];
+            if dtype == DType::Mxfp4 {
+                return Ok(repack_ggml_to_hf(src, b, s)?);
+            }
+            let mut x = vec![0f32; cols];
+            quant::dequantize_row(dtype, src, &mut x)?;
+            let w = imp.get(e).and_then(|v| v.get(p)).and_then(Option::as_deref);
+            encode_hf_mxfp4_row(&x, w, opts, row, b, s)
+        })?;
         // The experts this piece read, from each part.
         let (e0, e1) = (range.start / per_expert, range.end.div_ceil(per_expert));
         Ok(views
@@ -521,34 +528,17 @@ fn experts_job<'c>(
         })
         .collect();
     let slab = n_in * n_out * esize;
-    let (scale, allow_nonfinite) = (opts.mxfp4_scale, opts.allow_nonfinite);
     let make = move |range: Range<usize>, out: &mut [&mut [u8]]| -> Result<Vec<&'c [u8]>> {
-        let [blocks, scales] = out else {
-            bail!("expected blocks and scales");
-        };
-        blocks
-            .par_chunks_mut(nb * QS_MXFP4)
-            .zip(scales.par_chunks_mut(nb))
-            .enumerate()
-            .try_for_each(|(i, (b, s))| -> Result<()> {
-                let row = range.start + i;
-                let (e, o) = (row / n_out, row % n_out);
-                let mut x = vec![0f32; n_in];
-                for (i, v) in x.iter_mut().enumerate() {
-                    let at = ((e * n_in + i) * n_out + o) * esize;
-                    quant::dequantize_row(
-                        t.dtype,
-                        &t.bytes[at..at + esize],
-                        std::slice::from_mut(v),
-                    )?;
-                }
-                let mut ggml = vec![0u8; nb * BlockMxfp4::SIZE];
-                let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
-                encode_mxfp4_row(&x, w, scale, allow_nonfinite, &mut ggml)
-                    .with_context(|| format!("row {row}"))?;
-                repack_ggml_to_hf(&ggml, b, s)?;
-                Ok(())
-            })?;
+        hf_mxfp4_rows(out, nb, range.start, |row, b, s| {
+            let (e, o) = (row / n_out, row % n_out);
+            let mut x = vec![0f32; n_in];
+            for (i, v) in x.iter_mut().enumerate() {
+                let at = ((e * n_in + i) * n_out + o) * esize;
+                quant::dequantize_row(t.dtype, &t.bytes[at..at + esize], std::slice::from_mut(v))?;
+            }
+            let w = imp.get(e).and_then(|p| p[o % 2].as_deref());
+            encode_hf_mxfp4_row(&x, w, opts, row, b, s)
+        })?;
         let (e0, e1) = (range.start / n_out, range.end.div_ceil(n_out));
         Ok(t.bytes.get(e0 * slab..e1 * slab).into_iter().collect())
     };
@@ -709,11 +699,13 @@ pub fn quantize_to_safetensors(
     }
     let dir = PartialDir::create(output, opts.existing)?;
     let partial = dir.path().to_path_buf();
+    let targets: Vec<PathBuf> = (0..n_shards).map(|k| partial.join(shard_name(k))).collect();
+    let journal = PartialSet::create(&partial.join(SINGLE_FILE), &targets)?;
     let mut files = Vec::with_capacity(n_shards);
     for (k, w) in writers.into_iter().enumerate() {
         files.push(w.create(&partial.join(shard_name(k)))?);
     }
-    let set = FileSet::new(files);
+    let set = FileSet::new(journal, files);
     let stream: Vec<JobBox<'_>> = jobs
         .iter()
         .zip(&ids)

@@ -17,6 +17,19 @@ pub fn ossify(args: &[&str]) -> Output {
         .expect("run ossify")
 }
 
+/// Runs the binary and checks its exit code, showing its stderr when the code differs.
+pub fn ossify_exit(args: &[&str], code: i32) -> Output {
+    let o = ossify(args);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "ossify {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 /// A path as an argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()

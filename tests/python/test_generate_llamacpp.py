@@ -6,7 +6,6 @@ test_convert_llamacpp.py runs it).
 Needs OSSIFY_BIN (scripts/test-all sets it), numpy and llama-cpp-python.
 """
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,46 +14,31 @@ import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT / "golden"
-OSSIFY = os.environ.get("OSSIFY_BIN", str(ROOT / "target" / "release" / "ossify"))
+from conftest import GOLDEN, OSSIFY, ROOT, llama_context  # noqa: E402
+
 N = 24
 PROMPTS = json.loads((ROOT / "tests/data/chat/generate_expected.json").read_text())["cases"]
 
 
 def llama_greedy(path: Path, ids: list[int], n: int) -> list[int]:
-    mp = llama_cpp.llama_model_default_params()
-    mp.use_extra_bufts = False
-    mp.n_gpu_layers = 0
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), mp)
-    assert model, f"llama.cpp could not load {path}"
-    cp = llama_cpp.llama_context_default_params()
-    cp.n_ctx = cp.n_batch = cp.n_ubatch = 256
-    cp.n_threads = cp.n_threads_batch = 1
-    cp.flash_attn_type = 0
-    cp.type_k = cp.type_v = 0
-    ctx = llama_cpp.llama_init_from_model(model, cp)
-    assert ctx
-    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
-    batch = llama_cpp.llama_batch_init(max(len(ids), 1), 0, 1)
     out = []
-    pos = 0
-    todo = list(ids)
-    for _ in range(n):
-        batch.n_tokens = len(todo)
-        for i, t in enumerate(todo):
-            batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, pos + i, 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = 1 if i == len(todo) - 1 else 0
-        assert llama_cpp.llama_decode(ctx, batch) == 0
-        pos += len(todo)
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
-        nxt = int(np.argmax(logits))
-        out.append(nxt)
-        todo = [nxt]
-    llama_cpp.llama_batch_free(batch)
-    llama_cpp.llama_free(ctx)
-    llama_cpp.llama_model_free(model)
+    with llama_context(path, 256) as (ctx, n_vocab):
+        batch = llama_cpp.llama_batch_init(max(len(ids), 1), 0, 1)
+        pos = 0
+        todo = list(ids)
+        for _ in range(n):
+            batch.n_tokens = len(todo)
+            for i, t in enumerate(todo):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, pos + i, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = 1 if i == len(todo) - 1 else 0
+            assert llama_cpp.llama_decode(ctx, batch) == 0
+            pos += len(todo)
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+            nxt = int(np.argmax(logits))
+            out.append(nxt)
+            todo = [nxt]
+        llama_cpp.llama_batch_free(batch)
     return out
 
 

@@ -23,7 +23,7 @@ use super::constants::{
 use super::split::{check_no_strays, is_split_key, split_path, MAX_SPLITS};
 use super::value::{encode_str, encode_value, MetaValue, MAX_ARRAY_DEPTH};
 use super::GgufError;
-use crate::atomic::{Existing, PartialFile};
+use crate::atomic::{Existing, PartialFile, PartialSet};
 use crate::sink::{FileSink, Sink};
 use crate::DType;
 
@@ -221,7 +221,7 @@ impl GgufWriter {
     pub fn create_with(self, path: &Path, existing: Existing) -> Result<GgufOutput, GgufError> {
         let shard = self.create_file(path, existing)?;
         let place = shard.offsets.iter().map(|&o| (0, o)).collect();
-        Ok(GgufOutput::new(vec![shard.out], self.tensors, place))
+        Ok(GgufOutput::new(vec![shard.out], None, self.tensors, place))
     }
 
     /// [`GgufWriter::create`] cut into a split set by `rule`, as `llama-gguf-split --split` cuts the single
@@ -256,6 +256,9 @@ impl GgufWriter {
             return self.create_with(path, existing);
         };
         let prefix = split_output_prefix(path);
+        let targets: Vec<PathBuf> = shards.iter().map(|(p, _)| p.clone()).collect();
+        // Claimed before the shards: a half-set left by a run that died mid-commit goes first.
+        let set = PartialSet::create(path, &targets)?;
         check_no_strays(&prefix, shards.len())?;
         let mut files = Vec::with_capacity(shards.len());
         let mut place = Vec::with_capacity(self.tensors.len());
@@ -264,7 +267,7 @@ impl GgufWriter {
             place.extend(shard.offsets.iter().map(|&o| (no, o)));
             files.push(shard.out);
         }
-        Ok(GgufOutput::new(files, self.tensors, place))
+        Ok(GgufOutput::new(files, Some(set), self.tensors, place))
     }
 
     /// The files [`GgufWriter::create_split`] would write, without writing anything: each path, its size in
@@ -498,6 +501,8 @@ struct PlannedFile {
 #[derive(Debug)]
 pub struct GgufOutput {
     files: Vec<OutFile>,
+    /// A split set's journal: its files are committed together.
+    set: Option<PartialSet>,
     tensors: Vec<PlannedTensor>,
     /// Each tensor's file and offset in that file's data section.
     place: Vec<(usize, u64)>,
@@ -506,10 +511,16 @@ pub struct GgufOutput {
 }
 
 impl GgufOutput {
-    fn new(files: Vec<OutFile>, tensors: Vec<PlannedTensor>, place: Vec<(usize, u64)>) -> Self {
+    fn new(
+        files: Vec<OutFile>,
+        set: Option<PartialSet>,
+        tensors: Vec<PlannedTensor>,
+        place: Vec<(usize, u64)>,
+    ) -> Self {
         let written = tensors.iter().map(|_| AtomicU64::new(0)).collect();
         GgufOutput {
             files,
+            set,
             tensors,
             place,
             written,
@@ -615,6 +626,7 @@ impl GgufOutput {
     /// Whether creating this output took over a partial left by a run that died.
     pub fn replaced_stale(&self) -> bool {
         self.files.iter().any(|f| f.file.replaced_stale())
+            || self.set.as_ref().is_some_and(PartialSet::replaced_stale)
     }
 }
 
@@ -670,12 +682,24 @@ impl FileSink for GgufOutput {
         Ok(())
     }
 
-    /// Renames every file into place, the first shard of a split set last, so the set is complete by the time
-    /// its first file appears.
+    /// Renames the file into place; a split set's files together ([`PartialSet::commit`]: the first shard last,
+    /// so the set is complete by the time its first file appears, and a crash between renames is recovered).
     fn commit(self) -> Result<(), GgufError> {
-        for f in self.files.into_iter().rev() {
-            f.file.commit()?;
+        let files = self.files.into_iter().map(|f| f.file);
+        match self.set {
+            Some(set) => {
+                set.commit(files.collect())?;
+            }
+            None => {
+                for f in files {
+                    f.commit()?;
+                }
+            }
         }
         Ok(())
+    }
+
+    fn into_files(self) -> Vec<PartialFile> {
+        self.files.into_iter().map(|f| f.file).collect()
     }
 }

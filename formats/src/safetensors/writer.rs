@@ -258,6 +258,10 @@ impl FileSink for SafetensorsOutput {
     fn commit(self) -> Result<()> {
         Ok(self.file.commit()?)
     }
+
+    fn into_files(self) -> Vec<PartialFile> {
+        vec![self.file]
+    }
 }
 
 #[cfg(unix)]

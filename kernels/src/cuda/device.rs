@@ -241,6 +241,17 @@ fn blocks(n: usize, per: usize) -> Result<u32, CudaError> {
     u32_of(n.div_ceil(per).max(1), "a grid of that many blocks")
 }
 
+/// The launch every kernel call shares: `kernel` on `grid` blocks of `block` threads, with `args` in the kernel's
+/// parameter order. Unsafe as `LaunchArgs::launch` is: each call site says (`// SAFETY:`) why every buffer holds
+/// what the kernel reads and writes.
+macro_rules! launch {
+    ($gpu:expr, $kernel:expr, $grid:expr, $block:expr; $($arg:expr),+ $(,)?) => {{
+        let mut b = $gpu.stream.launch_builder($kernel);
+        $(b.arg($arg);)+
+        b.launch(Gpu::cfg($grid, $block))
+    }};
+}
+
 impl Gpu {
     /// Whether a CUDA driver and at least one device are there (no compilation): the number of devices.
     pub fn probe() -> Result<usize, CudaError> {
@@ -430,31 +441,16 @@ impl Gpu {
                 let in_rows = u32_of(m.in_rows, "rows")?;
                 let colsu = u32_of(cols, "columns")?;
                 let mmq = u32::from(big_batch);
-                let f = &self.f.quantize_q8_1;
-                let mut b = self.stream.launch_builder(f);
-                b.arg(&x)
-                    .arg(&in_rows)
-                    .arg(&colsu)
-                    .arg(&xq)
-                    .arg(&xd)
-                    .arg(&mmq);
                 // SAFETY: x holds in_rows·cols f32; xq / xd were sized for them above.
-                unsafe { b.launch(Gpu::cfg((blocks(len / 32, 8)?, 1, 1), 256)) }?;
-                let f = &self.f.mul_mat_q8;
-                let mut b = self.stream.launch_builder(f);
-                b.arg(w)
-                    .arg(&xq)
-                    .arg(&xd)
-                    .arg(&m.y)
-                    .arg(&m.bias)
-                    .arg(&bias_stride)
-                    .arg(&n)
-                    .arg(&tiles)
-                    .arg(&sorted)
-                    .arg(&in_div)
-                    .arg(&accumulate);
+                unsafe {
+                    launch!(self, &self.f.quantize_q8_1, (blocks(len / 32, 8)?, 1, 1), 256;
+                        &x, &in_rows, &colsu, &xq, &xd, &mmq)
+                }?;
                 // SAFETY: the caller sized x, y, bias and the tiles for this matrix (see MulMat).
-                unsafe { b.launch(Gpu::cfg(grid, 256)) }?;
+                unsafe {
+                    launch!(self, &self.f.mul_mat_q8, grid, 256;
+                        w, &xq, &xd, &m.y, &m.bias, &bias_stride, &n, &tiles, &sorted, &in_div, &accumulate)
+                }?;
                 return Ok(());
             }
             if big_batch && (w.kind == K_BF16 || w.kind == K_F16) && w.transposed == 0 {
@@ -462,28 +458,19 @@ impl Gpu {
                 let xr = ensure(self, &mut scratch.xr, len)?;
                 let mode: u32 = if w.kind == K_BF16 { 1 } else { 2 };
                 let lenu = len as u64;
-                let f = &self.f.round_acts;
-                let mut b = self.stream.launch_builder(f);
-                b.arg(&x).arg(&lenu).arg(&mode).arg(&xr);
                 // SAFETY: x and xr hold len f32.
-                unsafe { b.launch(Gpu::cfg((blocks(len, 256)?, 1, 1), 256)) }?;
+                unsafe {
+                    launch!(self, &self.f.round_acts, (blocks(len, 256)?, 1, 1), 256;
+                        &x, &lenu, &mode, &xr)
+                }?;
                 x = xr;
             }
         }
-        let f = &self.f.mul_mat_f32;
-        let mut b = self.stream.launch_builder(f);
-        b.arg(w)
-            .arg(&x)
-            .arg(&m.y)
-            .arg(&m.bias)
-            .arg(&bias_stride)
-            .arg(&n)
-            .arg(&tiles)
-            .arg(&sorted)
-            .arg(&in_div)
-            .arg(&accumulate);
         // SAFETY: the caller sized x, y, bias and the tiles for this matrix (see MulMat).
-        unsafe { b.launch(Gpu::cfg(grid, 256)) }?;
+        unsafe {
+            launch!(self, &self.f.mul_mat_f32, grid, 256;
+                w, &x, &m.y, &m.bias, &bias_stride, &n, &tiles, &sorted, &in_div, &accumulate)
+        }?;
         Ok(())
     }
 
@@ -500,10 +487,10 @@ impl Gpu {
                 "embed from a transposed matrix".into(),
             ));
         }
-        let mut b = self.stream.launch_builder(&self.f.embed_rows);
-        b.arg(w).arg(&tokens).arg(&out);
         // SAFETY: tokens holds n ids below w.rows (checked on the host), out n·cols f32.
-        unsafe { b.launch(Gpu::cfg((u32_of(n, "tokens")?, 1, 1), 32)) }?;
+        unsafe {
+            launch!(self, &self.f.embed_rows, (u32_of(n, "tokens")?, 1, 1), 32; w, &tokens, &out)
+        }?;
         Ok(())
     }
 
@@ -518,10 +505,10 @@ impl Gpu {
         out: u64,
     ) -> Result<(), CudaError> {
         let hu = u32_of(h, "width")?;
-        let mut b = self.stream.launch_builder(&self.f.rms_norm);
-        b.arg(&x).arg(&w).arg(&hu).arg(&eps).arg(&out);
         // SAFETY: x and out hold n·h f32, w h f32.
-        unsafe { b.launch(Gpu::cfg((u32_of(n, "rows")?, 1, 1), 256)) }?;
+        unsafe {
+            launch!(self, &self.f.rms_norm, (u32_of(n, "rows")?, 1, 1), 256; &x, &w, &hu, &eps, &out)
+        }?;
         Ok(())
     }
 
@@ -541,10 +528,10 @@ impl Gpu {
             u32_of(heads, "heads")?,
             u32_of(hd, "head_dim")?,
         );
-        let mut b = self.stream.launch_builder(&self.f.rope);
-        b.arg(&x).arg(&nu).arg(&hu).arg(&du).arg(&cos).arg(&sin);
         // SAFETY: x holds n·heads·hd f32, the tables n·hd/2 each.
-        unsafe { b.launch(Gpu::cfg((blocks(total, 256)?, 1, 1), 256)) }?;
+        unsafe {
+            launch!(self, &self.f.rope, (blocks(total, 256)?, 1, 1), 256; &x, &nu, &hu, &du, &cos, &sin)
+        }?;
         Ok(())
     }
 
@@ -567,17 +554,11 @@ impl Gpu {
             u32_of(kvd, "kv width")?,
             u32_of(ring, "window")?,
         );
-        let mut b = self.stream.launch_builder(&self.f.kv_store);
-        b.arg(&k)
-            .arg(&v)
-            .arg(&nu)
-            .arg(&pu)
-            .arg(&du)
-            .arg(&ru)
-            .arg(&ck)
-            .arg(&cv);
         // SAFETY: the caches hold every slot the positions map to (sized by the caller).
-        unsafe { b.launch(Gpu::cfg((blocks(n * kvd, 256)?, 1, 1), 256)) }?;
+        unsafe {
+            launch!(self, &self.f.kv_store, (blocks(n * kvd, 256)?, 1, 1), 256;
+                &k, &v, &nu, &pu, &du, &ru, &ck, &cv)
+        }?;
         Ok(())
     }
 
@@ -597,23 +578,12 @@ impl Gpu {
             u32_of(a.hd, "head_dim")?,
             u32_of(a.window, "window")?,
         ];
-        let mut b = self.stream.launch_builder(&self.f.attention);
-        b.arg(&a.q)
-            .arg(&a.k_new)
-            .arg(&a.v_new)
-            .arg(&a.ck)
-            .arg(&a.cv)
-            .arg(&v[0])
-            .arg(&v[1])
-            .arg(&v[2])
-            .arg(&v[3])
-            .arg(&v[4])
-            .arg(&v[5])
-            .arg(&a.sinks)
-            .arg(&a.scale)
-            .arg(&a.out);
         // SAFETY: buffers sized by the caller for n tokens at positions p0.. (see Attention).
-        unsafe { b.launch(Gpu::cfg((u32_of(a.n * a.nh, "query rows")?, 1, 1), 128)) }?;
+        unsafe {
+            launch!(self, &self.f.attention, (u32_of(a.n * a.nh, "query rows")?, 1, 1), 128;
+                &a.q, &a.k_new, &a.v_new, &a.ck, &a.cv, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &a.sinks,
+                &a.scale, &a.out)
+        }?;
         Ok(())
     }
 
@@ -637,15 +607,11 @@ impl Gpu {
             u32_of(e_n, "experts")?,
             u32_of(k, "top-k")?,
         );
-        let mut b = self.stream.launch_builder(&self.f.router_topk);
-        b.arg(&logits)
-            .arg(&nu)
-            .arg(&eu)
-            .arg(&ku)
-            .arg(&ids)
-            .arg(&wts);
         // SAFETY: logits n·e_n f32, ids / wts n·k.
-        unsafe { b.launch(Gpu::cfg((blocks(n, 128)?, 1, 1), 128)) }?;
+        unsafe {
+            launch!(self, &self.f.router_topk, (blocks(n, 128)?, 1, 1), 128;
+                &logits, &nu, &eu, &ku, &ids, &wts)
+        }?;
         Ok(())
     }
 
@@ -664,16 +630,10 @@ impl Gpu {
             u32_of(e_n, "experts")?,
             u32_of(TOKENS_PER_TILE, "tile")?,
         );
-        let mut b = self.stream.launch_builder(&self.f.moe_plan);
-        b.arg(&ids)
-            .arg(&pu)
-            .arg(&eu)
-            .arg(&tu)
-            .arg(&counts)
-            .arg(&sorted)
-            .arg(&tiles);
         // SAFETY: counts e_n+1 ints, sorted n_pairs, tiles 1 + 3·(n_pairs/tile + e_n).
-        unsafe { b.launch(Gpu::cfg((1, 1, 1), 32)) }?;
+        unsafe {
+            launch!(self, &self.f.moe_plan, (1, 1, 1), 32; &ids, &pu, &eu, &tu, &counts, &sorted, &tiles)
+        }?;
         Ok(())
     }
 
@@ -688,15 +648,11 @@ impl Gpu {
         out: u64,
     ) -> Result<(), CudaError> {
         let l = len as u64;
-        let mut b = self.stream.launch_builder(&self.f.swiglu);
-        b.arg(&gate)
-            .arg(&up)
-            .arg(&l)
-            .arg(&limit)
-            .arg(&alpha)
-            .arg(&out);
         // SAFETY: all three hold len f32.
-        unsafe { b.launch(Gpu::cfg((blocks(len, 256)?, 1, 1), 256)) }?;
+        unsafe {
+            launch!(self, &self.f.swiglu, (blocks(len, 256)?, 1, 1), 256;
+                &gate, &up, &l, &limit, &alpha, &out)
+        }?;
         Ok(())
     }
 
@@ -717,26 +673,19 @@ impl Gpu {
             u32_of(k, "top-k")?,
             u32_of(h, "width")?,
         );
-        let mut b = self.stream.launch_builder(&self.f.moe_combine);
-        b.arg(&down)
-            .arg(&ids)
-            .arg(&wts)
-            .arg(&nu)
-            .arg(&ku)
-            .arg(&hu)
-            .arg(&x);
         // SAFETY: down n·k·h f32, ids / wts n·k, x n·h.
-        unsafe { b.launch(Gpu::cfg((blocks(n * h, 256)?, 1, 1), 256)) }?;
+        unsafe {
+            launch!(self, &self.f.moe_combine, (blocks(n * h, 256)?, 1, 1), 256;
+                &down, &ids, &wts, &nu, &ku, &hu, &x)
+        }?;
         Ok(())
     }
 
     /// x += y over `len` values.
     pub fn add_into(&self, x: u64, y: u64, len: usize) -> Result<(), CudaError> {
         let l = len as u64;
-        let mut b = self.stream.launch_builder(&self.f.add_into);
-        b.arg(&x).arg(&y).arg(&l);
         // SAFETY: both hold len f32.
-        unsafe { b.launch(Gpu::cfg((blocks(len, 256)?, 1, 1), 256)) }?;
+        unsafe { launch!(self, &self.f.add_into, (blocks(len, 256)?, 1, 1), 256; &x, &y, &l) }?;
         Ok(())
     }
 }
