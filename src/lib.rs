@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod npy;
 pub mod parity;
 pub mod plan;
+pub mod progress;
 pub mod quantize;
 pub mod stream;
 pub mod tokenizer;

@@ -94,6 +94,8 @@ struct VerifyParityArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    common: cli::CommonArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -124,7 +126,9 @@ struct PerplexityArgs {
     /// Context (chunk) length.
     #[arg(short = 'c', long, default_value_t = 512, value_parser = cli::parse_ctx)]
     ctx: usize,
-    /// Write every chunk's logits as float32 .npy [chunks x ctx, vocab] (and FILE.tokens.json beside it).
+    /// Write the logits of every chunk, all ctx rows of each (not only the scored half), as one float32 .npy of
+    /// shape [chunks × ctx, vocab], and the chunks' token ids as {"sequences": [[..], ..]} to FILE.tokens.json
+    /// beside it (FILE is the path without its extension): the input of verify-parity --reference-logits.
     #[arg(long, value_name = "FILE.npy")]
     dump_logits: Option<PathBuf>,
     /// Replace existing --dump-logits files (never an input).
@@ -142,6 +146,8 @@ struct PerplexityArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    common: cli::CommonArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -212,12 +218,19 @@ struct ConvertArgs {
     /// Override layout detection.
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<SourceLayoutArg>,
-    /// Worker threads (default: all cores). The output is the same at any count.
-    #[arg(short = 't', long, default_value_t = 0, value_parser = cli::parse_threads)]
-    threads: usize,
+    /// general.name in the output (default: the checkpoint folder's name, as llama.cpp's converter falls back
+    /// to).
+    #[arg(long, visible_alias = "model-name", value_name = "NAME", value_parser = cli::parse_model_name)]
+    name: Option<String>,
+    /// Print what would be written (each tensor's name, source, type and bytes; the files and the total)
+    /// without writing anything.
+    #[arg(long)]
+    dry_run: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    common: cli::CommonArgs,
     /// Bytes per streamed piece (0: the default). For tests: 1 sends every row on its own.
     #[arg(long, default_value_t = 0, hide = true)]
     piece_bytes: usize,
@@ -238,12 +251,28 @@ struct InspectArgs {
     /// Override layout detection.
     #[arg(long, value_enum, ignore_case = true)]
     layout: Option<LayoutArg>,
-    /// Worker threads for --stats (default: all cores).
-    #[arg(short = 't', long, default_value_t = 0, value_parser = cli::parse_threads)]
-    threads: usize,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    common: cli::CommonArgs,
+}
+
+impl Command {
+    /// The flags every command but `completions` shares.
+    fn common(&self) -> Option<cli::CommonArgs> {
+        Some(match self {
+            Command::Convert(a) => a.common,
+            Command::InspectWeights(a) => a.common,
+            Command::VerifyParity(a) => a.common,
+            Command::Perplexity(a) => a.common,
+            Command::Quantize(a) => a.common,
+            Command::Tokenize(a) => a.common,
+            Command::Generate(a) => a.decode.common,
+            Command::Chat(a) => a.decode.common,
+            Command::Completions { .. } => return None,
+        })
+    }
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -251,26 +280,36 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(usage_error(e)),
     };
-    match cli.command {
+    match cli.command.common() {
+        Some(common) => common.install(|| dispatch(cli.command)),
+        None => dispatch(cli.command),
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Convert(a) => cli::convert::run(&cli::convert::ConvertOptions {
             src: a.src,
             out: a.output,
             outtype: a.outtype.into(),
             layout: a.layout.map(Into::into),
-            threads: a.threads,
+            threads: a.common.threads,
             json: a.json,
-            progress: true,
+            progress: !a.common.quiet,
             piece_bytes: a.piece_bytes,
             split: a.split.rule(),
             force: a.force,
+            name: a.name,
+            dry_run: a.dry_run,
         })?,
         Command::InspectWeights(a) => {
             cli::inspect_weights::run(&cli::inspect_weights::InspectOptions {
                 path: a.path,
                 stats: a.stats,
                 layout: a.layout.map(Into::into),
-                threads: a.threads,
+                threads: a.common.threads,
                 json: a.json,
+                progress: !a.common.quiet,
             })?
         }
         Command::VerifyParity(a) => {
@@ -300,6 +339,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 device: a.device,
                 tensors_only: a.tensors_only,
                 json: a.json,
+                progress: !a.common.quiet,
             })?;
             if !pass {
                 return Ok(ExitCode::from(1));
@@ -317,6 +357,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 device: a.device,
                 json: a.json,
                 force: a.force,
+                quiet: a.common.quiet,
             })?;
             if !pass {
                 return Ok(ExitCode::from(1));

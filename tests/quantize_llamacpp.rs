@@ -31,6 +31,8 @@ fn options(preset: &str) -> QuantizeOptions {
         progress: false,
         split: Default::default(),
         existing: ossify_formats::atomic::Existing::Refuse,
+        name: None,
+        dry_run: false,
     }
 }
 

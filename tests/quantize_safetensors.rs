@@ -34,6 +34,8 @@ fn options(scale: Mxfp4Scale) -> QuantizeOptions {
         progress: false,
         split: Default::default(),
         existing: ossify_formats::atomic::Existing::Refuse,
+        name: None,
+        dry_run: false,
     }
 }
 

@@ -17,18 +17,20 @@
 //! It is fsynced before the rename, as always. Rows are independent and land at planned offsets, so the
 //! output is the same at any thread count. Output goes to `<out>.partial` and is renamed when complete.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::ProgressBar;
 use ossify_formats::atomic::{Existing, Kind};
-use ossify_formats::gguf::{GgufWriter, SplitRule};
+use ossify_formats::gguf::constants::GENERAL_NAME;
+use ossify_formats::gguf::{GgufWriter, MetaValue, SplitRule};
 
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::plan::{OutType, Plan};
 use crate::stream::{drive, Job, PlanJob};
+
+use super::dry_run::{DryRun, PlannedTensorRow};
 
 /// Options of `ossify convert`.
 #[derive(Clone, Debug)]
@@ -48,6 +50,10 @@ pub struct ConvertOptions {
     pub split: SplitRule,
     /// Replace an existing output file (never an input).
     pub force: bool,
+    /// `general.name` (default: the folder's name, as llama.cpp's converter falls back to).
+    pub name: Option<String>,
+    /// Plan only: report what would be written, write nothing.
+    pub dry_run: bool,
 }
 
 /// What a conversion did.
@@ -67,9 +73,8 @@ pub struct ConvertSummary {
     pub seconds: f64,
 }
 
-/// Runs a conversion and returns its summary.
-pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
-    let start = Instant::now();
+/// The source, its plan and the GGUF writer with every key/value and tensor info added.
+fn prepare(opts: &ConvertOptions) -> Result<(Checkpoint, Plan, GgufWriter)> {
     // A split output is written as shards named after `out`, not at `out`: an existing `out` is no obstacle (the
     // shards, and `out` itself when the model fits in one file, are checked when they are created, before any
     // work).
@@ -90,15 +95,49 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
 
     let mut w = GgufWriter::new();
     for (key, value) in plan.metadata(&ckpt)? {
+        let value = match (&opts.name, key.as_str()) {
+            (Some(name), GENERAL_NAME) => MetaValue::String(name.clone()),
+            _ => value,
+        };
         w.add_kv(&key, value)
             .with_context(|| format!("{}: metadata key '{key}'", opts.out.display()))?;
     }
-    let mut tensor_bytes = 0u64;
     for t in &plan.tensors {
         w.add_tensor(&t.name, t.dtype, &t.shape)
             .with_context(|| format!("{}: tensor '{}'", opts.out.display(), t.name))?;
-        tensor_bytes += t.nbytes() as u64;
     }
+    Ok((ckpt, plan, w))
+}
+
+/// What a conversion would write (`--dry-run`): every tensor with its source, and the files; creates nothing.
+pub fn dry_run(opts: &ConvertOptions) -> Result<DryRun> {
+    let (ckpt, plan, w) = prepare(opts)?;
+    let files = w.planned_files(&opts.out, opts.split)?;
+    let tensors = plan
+        .tensors
+        .iter()
+        .map(|t| PlannedTensorRow {
+            name: t.name.clone(),
+            source: t.source.describe(),
+            source_type: None,
+            dtype: t.dtype.name().to_string(),
+            shape: t.shape.clone(),
+            bytes: t.nbytes() as u64,
+        })
+        .collect();
+    Ok(DryRun::new(
+        ckpt.path.display().to_string(),
+        opts.out.display().to_string(),
+        tensors,
+        files.iter().map(Into::into).collect(),
+    ))
+}
+
+/// Runs a conversion and returns its summary.
+pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
+    let start = Instant::now();
+    let (ckpt, plan, w) = prepare(opts)?;
+    let tensor_bytes: u64 = plan.tensors.iter().map(|t| t.nbytes() as u64).sum();
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
@@ -106,7 +145,12 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         .context("starting the thread pool")?;
     // Its errors name the file already.
     let output = w.create_split(&opts.out, opts.split, Existing::from_force(opts.force))?;
-    let bar = progress_bar(opts, tensor_bytes);
+    let bar = crate::progress::bar(
+        opts.progress,
+        tensor_bytes,
+        "writing",
+        crate::progress::Unit::Bytes,
+    );
 
     let jobs: Vec<Box<dyn Job<'_> + '_>> = plan
         .tensors
@@ -118,7 +162,6 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
         0 => PIECE_BYTES,
         n => n,
     };
-    let bar = bar.unwrap_or_else(ProgressBar::hidden);
     let written = pool.install(|| drive(&jobs, &output, piece_bytes, &|b| ckpt.release(b), &bar));
     bar.finish_and_clear();
     // On error `output` is dropped here, which removes `<out>.partial` (every shard's).
@@ -148,8 +191,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertSummary> {
 /// less CPU than 32 MiB ones (1 MiB was no better); and the few in flight stay far under the memory budget.
 const PIECE_BYTES: usize = 2 << 20;
 
-/// Runs `ossify convert` and prints its summary.
+/// Runs `ossify convert` and prints its summary (or with `dry_run`, its plan).
 pub fn run(opts: &ConvertOptions) -> Result<()> {
+    if opts.dry_run {
+        return dry_run(opts)?.print(opts.json);
+    }
     let s = convert(opts)?;
     if opts.json {
         let mut out = std::io::stdout().lock();
@@ -174,17 +220,4 @@ pub fn run(opts: &ConvertOptions) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn progress_bar(opts: &ConvertOptions, total: u64) -> Option<indicatif::ProgressBar> {
-    if !opts.progress || opts.json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }

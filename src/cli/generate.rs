@@ -82,15 +82,11 @@ pub struct DecodeArgs {
     /// Context length (prompt and answers together).
     #[arg(short = 'c', long, default_value_t = 4096, value_parser = super::parse_ctx)]
     pub ctx: usize,
-    /// Worker threads (default: all cores).
-    #[arg(short = 't', long, default_value_t = 0, value_parser = super::parse_threads)]
-    pub threads: usize,
     /// One JSON object (per answer for chat): tokens, text per channel, timings.
     #[arg(long)]
     pub json: bool,
-    /// Print nothing on standard error.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub common: super::CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +189,7 @@ fn template_messages(conv: &[Message]) -> serde_json::Value {
 }
 
 fn color_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    crate::progress::color_allowed() && std::io::stderr().is_terminal()
 }
 
 /// Prints content as it comes: the final channel (or text outside any channel) to stdout, the others to
@@ -365,7 +361,7 @@ where
                 PrecisionArg::Exact => Precision::Exact,
                 PrecisionArg::Q8 => Precision::Q8Activations,
             },
-            threads: a.threads,
+            threads: a.common.threads,
             context: a.ctx.min(ck.config.max_position_embeddings.max(1)),
             ..ForwardOptions::default()
         },
@@ -445,7 +441,7 @@ pub fn run_generate(g: &GenerateArgs) -> Result<()> {
             if printer.printed_final {
                 println!();
             }
-            if !a.quiet {
+            if !a.common.quiet {
                 eprintln!("{}", stats_line(&gen));
             }
         }
@@ -463,7 +459,7 @@ pub fn run_chat(c: &ChatArgs) -> Result<()> {
         let mut session = model.session();
         let mut history = Vec::new();
         let mut turn = 0u64;
-        if interactive && !a.quiet {
+        if interactive && !a.common.quiet {
             eprintln!(
                 "ossify chat: {} ({}); one message per line, /exit or Ctrl-D to end",
                 a.model.display(),
@@ -518,7 +514,7 @@ pub fn run_chat(c: &ChatArgs) -> Result<()> {
             } else {
                 printer.fallback(&gen)?;
                 println!();
-                if !a.quiet {
+                if !a.common.quiet {
                     eprintln!("[{}]", stats_line(&gen));
                 }
             }

@@ -27,6 +27,8 @@ pub struct InspectOptions {
     pub layout: Option<Layout>,
     pub threads: usize,
     pub json: bool,
+    /// A progress bar for --stats on standard error (only on a terminal).
+    pub progress: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -259,12 +261,25 @@ fn table(
             .num_threads(opts.threads)
             .build()
             .context("starting the thread pool")?;
-        pool.install(|| {
+        let total: usize = views.iter().map(|v| v.bytes.len()).sum();
+        let bar = crate::progress::bar(
+            opts.progress,
+            total as u64,
+            "statistics",
+            crate::progress::Unit::Bytes,
+        );
+        let stats = pool.install(|| {
             views
                 .par_iter()
-                .map(|v| tensor_stats(v, views).map(Some))
+                .map(|v| {
+                    let s = tensor_stats(v, views).map(Some);
+                    bar.inc(v.bytes.len() as u64);
+                    s
+                })
                 .collect::<Result<Vec<_>>>()
-        })?
+        });
+        bar.finish_and_clear();
+        stats?
     } else {
         vec![None; views.len()]
     };

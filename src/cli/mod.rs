@@ -2,6 +2,7 @@
 //! `main.rs` only maps clap arguments onto them.
 
 pub mod convert;
+pub mod dry_run;
 pub mod generate;
 pub mod inspect_weights;
 pub mod perplexity;
@@ -37,6 +38,37 @@ pub(crate) fn check_output(
     Ok(())
 }
 
+/// The flags every command takes (tests/cli_consistency.rs walks the command tree to check each has them).
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Worker threads (default: one per core, or RAYON_NUM_THREADS). The output is the same at any count.
+    #[arg(short = 't', long, default_value_t = 0, value_parser = parse_threads)]
+    pub threads: usize,
+    /// No progress bars and no summary on standard error (errors and warnings still print).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// Runs `f` on a thread pool of `--threads` workers: everything the command computes in parallel (the
+    /// forward pass, encoders, statistics) runs there.
+    pub fn install<T: Send>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send,
+    ) -> anyhow::Result<T> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+            .map_err(|e| anyhow::anyhow!("starting {} worker threads: {e}", self.threads))?;
+        pool.install(f)
+    }
+
+    /// A progress bar on standard error (see [`crate::progress::bar`]), hidden with `--quiet`.
+    pub fn bar(&self, len: u64, what: &str, unit: crate::progress::Unit) -> indicatif::ProgressBar {
+        crate::progress::bar(!self.quiet, len, what, unit)
+    }
+}
+
 /// Most worker threads a command may start: this many per core. More only adds scheduling; a hostile
 /// `--threads 100000` would spend a minute creating threads before failing.
 pub const MAX_THREADS_PER_CORE: usize = 8;
@@ -54,6 +86,30 @@ pub fn parse_threads(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+/// Longest `--name` accepted: a name, not a document (llama.cpp sets no limit; a GGUF string may hold 2^64).
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
+/// clap parser for `--name` (`general.name`): printable text, no control characters (a name is shown on
+/// terminals and in model lists), not empty, at most [`MAX_MODEL_NAME_BYTES`] bytes of UTF-8.
+pub fn parse_model_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the name is empty".into());
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the name holds the control character {}; give printable text",
+            c.escape_default()
+        ));
+    }
+    if s.len() > MAX_MODEL_NAME_BYTES {
+        return Err(format!(
+            "the name is {} bytes; give at most {MAX_MODEL_NAME_BYTES}",
+            s.len()
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// clap parser for a context length (`perplexity --ctx`): a whole number of tokens up to the largest context

@@ -3,7 +3,7 @@
 //! `--dump-logits out.npy` writes every chunk's logits `[chunks · N, vocab]` (float32) and the chunks' token
 //! ids beside it (`out.tokens.json`, `{"sequences": [...]}`), the input of `verify-parity --reference-logits`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -31,9 +31,12 @@ pub struct PerplexityOptions {
     pub json: bool,
     /// Replace existing --dump-logits files (never an input).
     pub force: bool,
+    /// No progress bar and no "wrote" line on standard error.
+    pub quiet: bool,
 }
 
-/// `FILE.tokens.json` beside `--dump-logits FILE.npy`: the token ids of the dumped logits.
+/// `FILE.tokens.json` beside `--dump-logits FILE.npy` (FILE: the path without its extension): the token ids of
+/// the dumped logits.
 pub fn tokens_path(dump: &Path) -> PathBuf {
     dump.with_extension("tokens.json")
 }
@@ -105,27 +108,21 @@ pub fn run(opts: &PerplexityOptions) -> Result<bool> {
         )?),
         _ => None,
     };
-    let bar = (!opts.json && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(n_chunks as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} perplexity [{bar:30}] {pos}/{len} chunks, ETA {eta}",
-        ) {
-            b.set_style(style.progress_chars("=> "));
-        }
-        b
-    });
+    let bar = crate::progress::bar(
+        !opts.quiet,
+        n_chunks as u64,
+        "perplexity",
+        crate::progress::Unit::Items("chunks"),
+    );
     let result = chunked_perplexity(model.as_ref(), &tokens, opts.ctx, |_, _, logits| {
         if let Some(w) = dump.as_mut() {
             w.write(logits)?;
         }
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
+        bar.inc(1);
         Ok(())
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    });
+    bar.finish_and_clear();
+    let result = result?;
     // A perplexity over rows that hold NaN / Inf, or over no row at all, is no measurement: the verdict fails
     // (exit 1) and says where the NaN came from; no dump is written.
     let broken = match result.result.first_nonfinite {
@@ -174,6 +171,16 @@ pub fn run(opts: &PerplexityOptions) -> Result<bool> {
             .with_context(|| format!("writing {}", side.partial_path().display()))?;
         logits.commit()?;
         side.commit()?;
+        if !opts.quiet {
+            eprintln!(
+                "wrote {} (float32 [{} x {}, {vocab}]: every row of {n_chunks} chunks of {} tokens) and {}",
+                p.display(),
+                n_chunks,
+                opts.ctx,
+                opts.ctx,
+                tp.display()
+            );
+        }
     }
     if opts.json {
         let mut v = serde_json::to_value(&result)?;

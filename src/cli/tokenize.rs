@@ -34,9 +34,8 @@ pub struct TokenizeArgs {
     /// Print one JSON object: ids (and pieces with --pieces), count, tokenizer.
     #[arg(long)]
     pub json: bool,
-    /// Print nothing on standard error.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub common: super::CommonArgs,
 }
 
 /// Tokenizes and prints.
@@ -92,7 +91,7 @@ pub fn run(a: &TokenizeArgs) -> Result<()> {
         writeln!(out, "[{}]", list.join(", "))?;
     }
     out.flush()?;
-    if !a.quiet && !a.json {
+    if !a.common.quiet && !a.json {
         eprintln!("{} tokens ({})", ids.len(), tok.describe());
     }
     Ok(())

@@ -21,10 +21,10 @@ use crate::npy;
 use crate::parity::check_compatible;
 use crate::parity::input::{default_input, open_model, read_tokens, tokenize, DEFAULT_INPUT_NAME};
 use crate::parity::logits::{
-    first_nonfinite_stage, verify_against_logits, verify_models, LogitVerdict, Sequences,
+    first_nonfinite_stage, verify_against_logits, verify_models_with, LogitVerdict, Sequences,
     Thresholds,
 };
-use crate::parity::tensors::{compare_checkpoints, TensorComparison, TensorReport};
+use crate::parity::tensors::{compare_checkpoints_with, TensorComparison, TensorReport};
 
 /// Options of `ossify verify-parity`.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +45,8 @@ pub struct VerifyOptions {
     /// Skip the logit stage (no forward pass).
     pub tensors_only: bool,
     pub json: bool,
+    /// Progress bars on standard error (only on a terminal).
+    pub progress: bool,
 }
 
 /// `--text` is evaluated in independent sequences of at most this many tokens.
@@ -208,6 +210,11 @@ fn thresholds(opts: &VerifyOptions, kind: usize) -> Thresholds {
     }
 }
 
+/// A bar for one step of the verification (its length is set by the step).
+fn step_bar(opts: &VerifyOptions, what: &str, unit: &'static str) -> indicatif::ProgressBar {
+    crate::progress::bar(opts.progress, 0, what, crate::progress::Unit::Items(unit))
+}
+
 /// Runs the verification, prints its report (human or JSON) and says whether it passed.
 pub fn run(opts: &VerifyOptions) -> Result<bool> {
     let candidate = Checkpoint::open(&opts.candidate, None)?;
@@ -249,7 +256,9 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         device = model.device();
         n_sequences = seqs.len();
         th = thresholds(opts, conversion_kind(None, &candidate));
-        let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th)?;
+        let bar = step_bar(opts, "forward pass, candidate", "tokens");
+        let (v, trace) = verify_against_logits(&arr.data, model.as_ref(), &seqs, &th, &bar)?;
+        bar.finish_and_clear();
         nonfinite = trace.as_ref().and_then(first_nonfinite_stage);
         verdict = Some(v);
         ("reference-logits", ref_logits.display().to_string())
@@ -259,7 +268,9 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
         };
         let source = Checkpoint::open(src, None)?;
         check_compatible(&source.config, &candidate.config)?;
-        let report = compare_checkpoints(&source, &candidate)?;
+        let bar = step_bar(opts, "comparing tensors", "pieces");
+        let report = compare_checkpoints_with(&source, &candidate, &bar)?;
+        bar.finish_and_clear();
         violations.extend(report.failures().filter_map(TensorComparison::failure));
         th = thresholds(opts, conversion_kind(Some(&report), &candidate));
         tensor_report = Some(report);
@@ -283,8 +294,17 @@ pub fn run(opts: &VerifyOptions) -> Result<bool> {
             mode = b.mode();
             device = b.device();
             n_sequences = seqs.len();
-            let v = verify_models(a.as_ref(), b.as_ref(), &seqs, &th)?;
-            verdict = Some(v);
+            let bars = [
+                step_bar(opts, "forward pass, source   ", "tokens"),
+                step_bar(opts, "forward pass, candidate", "tokens"),
+            ];
+            let shown = crate::progress::stack(&[&bars[0], &bars[1]]);
+            let v = verify_models_with(a.as_ref(), b.as_ref(), &seqs, &th, [&bars[0], &bars[1]]);
+            for b in &bars {
+                b.finish_and_clear();
+            }
+            drop(shown);
+            verdict = Some(v?);
         }
         ("checkpoints", src.display().to_string())
     };
@@ -343,8 +363,7 @@ fn print_human(
     violations: &[String],
     th: &Thresholds,
 ) {
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = std::io::stdout().is_terminal() && crate::progress::color_allowed();
     println!("reference: {reference}");
     println!("candidate: {}", opts.candidate.display());
     if verdict.is_some() {

@@ -46,7 +46,8 @@ pub struct ForwardOptions {
     /// Round the YaRN correction range as llama.cpp does (8 and 18 for gpt-oss) instead of the HF / OpenAI
     /// definition (8.0928 and 17.398).
     pub yarn_truncate: bool,
-    /// Worker threads; 0 uses rayon's default (one per core).
+    /// Worker threads; 0 takes as many as the rayon pool the caller runs in (the command's `--threads`; outside
+    /// any pool, rayon's default: one per core).
     pub threads: usize,
     /// Tokens per forward step when a long input is evaluated (bounds activation memory).
     pub batch_size: usize,
@@ -213,7 +214,10 @@ impl<'a> Model<'a> {
         let weights = Weights::gather(src)?;
         let rope = Rope::new(&config, options.yarn_truncate.then_some(true));
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(options.threads)
+            .num_threads(match options.threads {
+                0 => rayon::current_num_threads(),
+                n => n,
+            })
             .build()
             .context("starting the forward pass's thread pool")?;
         let cuda = CudaModel::for_device(&config, &weights, &options)?;

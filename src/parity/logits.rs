@@ -300,6 +300,19 @@ pub fn verify_models(
     seqs: &Sequences,
     thresholds: &Thresholds,
 ) -> Result<LogitVerdict> {
+    let hidden = indicatif::ProgressBar::hidden();
+    verify_models_with(reference, candidate, seqs, thresholds, [&hidden, &hidden])
+}
+
+/// [`verify_models`], advancing `bars` (reference, candidate) by each sequence's tokens as each model's
+/// forward pass finishes it (their lengths are set to the tokens of all sequences).
+pub fn verify_models_with(
+    reference: &dyn LogitModel,
+    candidate: &dyn LogitModel,
+    seqs: &Sequences,
+    thresholds: &Thresholds,
+    bars: [&indicatif::ProgressBar; 2],
+) -> Result<LogitVerdict> {
     let vocab = reference.vocab_size();
     if candidate.vocab_size() != vocab {
         bail!(
@@ -308,10 +321,16 @@ pub fn verify_models(
         );
     }
     check_sequences(seqs, vocab)?;
+    let total: usize = seqs.iter().map(Vec::len).sum();
+    for b in bars {
+        b.set_length(total as u64);
+    }
     let mut acc = KldAccumulator::default();
     for s in seqs {
         let r = reference.logits(s)?;
+        bars[0].inc(s.len() as u64);
         let c = candidate.logits(s)?;
+        bars[1].inc(s.len() as u64);
         accumulate(&mut acc, &r, &c, vocab, s)?;
     }
     let summary = acc.finish();
@@ -334,11 +353,13 @@ pub fn verify_models(
 
 /// Compares `candidate` with logits another implementation computed for `seqs` (rows of all sequences
 /// stacked in order: `[Σ T, vocab]`). A failed verdict traces the candidate to find a NaN / Inf source.
+/// `bar` advances by each sequence's tokens (its length is set to all of them).
 pub fn verify_against_logits(
     reference: &[f32],
     candidate: &dyn LogitModel,
     seqs: &Sequences,
     thresholds: &Thresholds,
+    bar: &indicatif::ProgressBar,
 ) -> Result<(LogitVerdict, Option<ResidualTrace>)> {
     let vocab = candidate.vocab_size();
     check_sequences(seqs, vocab)?;
@@ -350,10 +371,12 @@ pub fn verify_against_logits(
             total * vocab
         );
     }
+    bar.set_length(total as u64);
     let mut acc = KldAccumulator::default();
     let mut off = 0;
     for s in seqs {
         let c = candidate.logits(s)?;
+        bar.inc(s.len() as u64);
         let r = &reference[off * vocab..(off + s.len()) * vocab];
         accumulate(&mut acc, r, &c, vocab, s)?;
         off += s.len();
@@ -572,6 +595,7 @@ mod tests {
             &c,
             &seqs(),
             &Thresholds::default(),
+            &indicatif::ProgressBar::hidden(),
         )
         .unwrap();
         assert!(!v.pass());
@@ -584,9 +608,16 @@ mod tests {
 
     #[test]
     fn reference_logits_must_match_the_tokens() {
-        let e = verify_against_logits(&[0.0; 5], &Toy::new(), &seqs(), &Thresholds::default())
-            .unwrap_err()
-            .to_string();
+        let hidden = indicatif::ProgressBar::hidden();
+        let e = verify_against_logits(
+            &[0.0; 5],
+            &Toy::new(),
+            &seqs(),
+            &Thresholds::default(),
+            &hidden,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("12 tokens"), "{e}");
     }
 

@@ -457,6 +457,15 @@ fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabS
 /// Compares every tensor of `candidate` with `reference` (both already checked to be the same model shape).
 /// Missing tensors, tensors left over on either side and shape disagreements are errors naming the tensor.
 pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Result<TensorReport> {
+    compare_checkpoints_with(reference, candidate, &indicatif::ProgressBar::hidden())
+}
+
+/// [`compare_checkpoints`], advancing `bar` by each slab compared (its length is set to the slab count).
+pub fn compare_checkpoints_with(
+    reference: &Checkpoint,
+    candidate: &Checkpoint,
+    bar: &indicatif::ProgressBar,
+) -> Result<TensorReport> {
     let n_layers = reference.config.num_hidden_layers;
     let mut used_ref = Vec::new();
     let mut used_cand = Vec::new();
@@ -500,11 +509,14 @@ pub fn compare_checkpoints(reference: &Checkpoint, candidate: &Checkpoint) -> Re
         .enumerate()
         .flat_map(|(i, p)| (0..p.2.n_slabs()).map(move |s| (i, s)))
         .collect();
+    bar.set_length(tasks.len() as u64);
     let stats: Vec<(usize, SlabStats)> = tasks
         .par_iter()
         .map(|&(i, s)| {
             let (_, _, a, b) = &pairs[i];
-            compare_slab(a, b, s).map(|st| (i, st))
+            let r = compare_slab(a, b, s).map(|st| (i, st));
+            bar.inc(1);
+            r
         })
         .collect::<Result<_>>()?;
     let mut per = vec![

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
+use indicatif::ProgressBar;
 
 use super::imatrix::ImportanceMatrix;
 use crate::checkpoint::{Checkpoint, Layout};
@@ -19,12 +20,14 @@ use crate::tokenizer::{GgufVocab, TextTokenizer};
 /// Tokens per chunk (llama-imatrix's default context is 512).
 pub const DEFAULT_CHUNK: usize = 512;
 
-/// Collects the importance matrix of the checkpoint at `input` over the text in `text_file`.
+/// Collects the importance matrix of the checkpoint at `input` over the text in `text_file`, with a bar of the
+/// tokens done when `progress` (on a terminal).
 pub fn collect_importance(
     input: &Path,
     text_file: &Path,
     chunk: usize,
     device: Device,
+    progress: bool,
 ) -> Result<ImportanceMatrix> {
     let text = crate::checkpoint::read_input_text(text_file).context("--calibration")?;
     let ckpt = Checkpoint::open(input, None)?;
@@ -40,20 +43,29 @@ pub fn collect_importance(
         );
     }
     let chunks: Vec<&[u32]> = ids.chunks(chunk.max(1)).collect();
-    importance_over_on(&ckpt, &chunks, device)
-        .with_context(|| format!("--calibration {}", text_file.display()))
+    let bar = crate::progress::bar(
+        progress,
+        ids.len() as u64,
+        "calibration",
+        crate::progress::Unit::Items("tokens"),
+    );
+    let m = importance_over_on(&ckpt, &chunks, device, &bar)
+        .with_context(|| format!("--calibration {}", text_file.display()));
+    bar.finish_and_clear();
+    m
 }
 
 /// The importance matrix of `ckpt` over token sequences, each evaluated from an empty context.
 pub fn importance_over(ckpt: &Checkpoint, sequences: &[&[u32]]) -> Result<ImportanceMatrix> {
-    importance_over_on(ckpt, sequences, Device::Cpu)
+    importance_over_on(ckpt, sequences, Device::Cpu, &ProgressBar::hidden())
 }
 
-/// [`importance_over`] with the forward pass on `device`.
+/// [`importance_over`] with the forward pass on `device`; `bar` advances by each sequence's tokens.
 pub fn importance_over_on(
     ckpt: &Checkpoint,
     sequences: &[&[u32]],
     device: Device,
+    bar: &ProgressBar,
 ) -> Result<ImportanceMatrix> {
     let cfg = ckpt.config.clone();
     let n_exp = cfg.num_local_experts;
@@ -79,6 +91,7 @@ pub fn importance_over_on(
     let model = Model::new(ckpt, options)?.with_expert_hook(Box::new(hook));
     for (i, c) in sequences.iter().enumerate() {
         model.forward(c).with_context(|| format!("chunk {i}"))?;
+        bar.inc(c.len() as u64);
     }
     drop(model);
     acc.into_inner()

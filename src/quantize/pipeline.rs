@@ -8,12 +8,13 @@ use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use ossify_formats::atomic::Existing;
 use ossify_formats::gguf::constants::{
-    GENERAL_FILE_TYPE, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
+    GENERAL_FILE_TYPE, GENERAL_NAME, GENERAL_QUANTIZATION_VERSION, GGML_QUANT_VERSION,
 };
-use ossify_formats::gguf::{GgufModel, GgufWriter, MetaValue, SplitKeyOrder, SplitRule};
+use ossify_formats::gguf::{
+    GgufModel, GgufWriter, MetaValue, PlannedFileInfo, SplitKeyOrder, SplitRule,
+};
 use ossify_formats::DType;
 
 use crate::checkpoint::{detect_layout, Checkpoint, Layout};
@@ -47,6 +48,16 @@ pub struct SourceTensor<'a> {
     pub rows: SourceRows<'a>,
 }
 
+impl SourceTensor<'_> {
+    /// Where the tensor comes from: the same-named GGUF tensor, or convert's plan's source selection.
+    pub fn describe(&self) -> String {
+        match self.rows {
+            SourceRows::Bytes(_) => self.name.clone(),
+            SourceRows::Plan(t, _) => t.source.describe(),
+        }
+    }
+}
+
 /// Everything the user chose.
 #[derive(Clone, Debug)]
 pub struct QuantizeOptions {
@@ -61,6 +72,10 @@ pub struct QuantizeOptions {
     pub split: OutputSplit,
     /// What to do about an existing output (`--force` replaces a file, never an input).
     pub existing: Existing,
+    /// `general.name` of the output (`--name`); `None` keeps the input's (or convert's default).
+    pub name: Option<String>,
+    /// Plan only (`--dry-run`): choose every type and lay out the files, create nothing.
+    pub dry_run: bool,
 }
 
 /// How the output GGUF is cut into files.
@@ -82,15 +97,20 @@ impl Default for OutputSplit {
     }
 }
 
-/// What was written, per tensor.
+/// What was written (or with `dry_run`, would be), per tensor.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// Name, source type, output type.
     pub tensors: Vec<(String, DType, DType)>,
+    /// Per tensor, in the same order: where it comes from ([`SourceTensor::describe`]) and its shape.
+    pub sources: Vec<(String, Vec<usize>)>,
     pub notes: Vec<String>,
     pub bytes_in: usize,
     pub bytes_out: usize,
     /// The files written, first shard first.
     pub files: Vec<std::path::PathBuf>,
+    /// The same files with their sizes and tensor counts.
+    pub planned_files: Vec<PlannedFileInfo>,
 }
 
 /// Chooses every output type and checks that the choice can be carried out; the error names the tensor.
@@ -143,6 +163,9 @@ pub fn write_gguf(
         GENERAL_FILE_TYPE,
         MetaValue::U32(opts.rules.preset.ftype.id()),
     );
+    if let Some(name) = &opts.name {
+        set_kv(&mut metadata, GENERAL_NAME, MetaValue::String(name.clone()));
+    }
     let mut w = GgufWriter::new();
     for (k, v) in metadata {
         w.add_kv(&k, v)
@@ -185,10 +208,26 @@ pub fn write_gguf(
             summary.notes.push(n);
         }
         summary.tensors.push((s.name.clone(), s.dtype, c.dtype));
+        summary.sources.push((s.describe(), s.shape.clone()));
         jobs.push(match enc {
             None => inner,
             Some(enc) => Box::new(EncodeJob::new(inner, enc, i)),
         });
+    }
+    summary.planned_files = match &opts.split {
+        OutputSplit::Rule(rule) => w.planned_files(output, *rule)?,
+        OutputSplit::Shards(shard_of) => {
+            w.planned_shards(output, shard_of, SplitKeyOrder::LlamaQuantize)?
+        }
+        OutputSplit::KeepInput => Vec::new(),
+    };
+    if opts.dry_run {
+        summary.files = summary
+            .planned_files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
+        return Ok(summary);
     }
     let out = match &opts.split {
         OutputSplit::Rule(rule) => w.create_split(output, *rule, opts.existing)?,
@@ -199,7 +238,12 @@ pub fn write_gguf(
         ),
     };
     summary.files = out.paths().iter().map(|p| p.to_path_buf()).collect();
-    let bar = progress_bar(opts.progress, summary.bytes_out as u64);
+    let bar = crate::progress::bar(
+        opts.progress,
+        summary.bytes_out as u64,
+        "quantizing",
+        crate::progress::Unit::Bytes,
+    );
     drive(&jobs, &out, PIECE_BYTES, release, &bar)?;
     out.finish()?;
     bar.finish_and_clear();
@@ -334,18 +378,4 @@ fn set_kv(kvs: &mut Vec<(String, MetaValue)>, key: &str, value: MetaValue) {
         Some((_, v)) => *v = value,
         None => kvs.push((key.to_string(), value)),
     }
-}
-
-/// A bar over `total` output bytes (hidden when not `enabled`).
-pub(crate) fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

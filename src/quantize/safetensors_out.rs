@@ -36,7 +36,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::encode::Mxfp4Scale;
-use super::pipeline::{progress_bar, QuantizeOptions, PIECE_BYTES};
+use super::pipeline::{QuantizeOptions, PIECE_BYTES};
 use crate::checkpoint::{Checkpoint, ExpertStorage, Layout};
 use crate::gpt_oss::names::{self, Source};
 use crate::stream::{drive, FnJob, Job as StreamJob};
@@ -86,6 +86,35 @@ pub struct SafetensorsSummary {
     pub bytes_out: usize,
     /// Things the user should know (for a GGUF input: the missing tokenizer files).
     pub notes: Vec<String>,
+    /// Every output tensor in file order: name, where it comes from, source type (where one tensor), type,
+    /// shape.
+    pub tensors: Vec<(String, String, Option<DType>, DType, Vec<usize>)>,
+    /// The weight files (path inside the output folder, bytes, tensors), first to last.
+    pub files: Vec<(String, u64, usize)>,
+}
+
+impl Job {
+    /// The source tensor(s) and what is done to them.
+    fn describe(&self) -> String {
+        match self {
+            Job::Bf16 { src } => format!("{src} (as BF16)"),
+            Job::Copy { src } => src.clone(),
+            Job::Experts { src, .. } => format!("{src} (transposed, encoded MXFP4)"),
+            Job::GgufExperts { parts } => match parts.as_slice() {
+                [one] => format!("{one} (repacked)"),
+                _ => format!("{} (rows interleaved, repacked)", parts.join(" + ")),
+            },
+            Job::InterleavedBias { gate, up } => format!("{gate} + {up} (interleaved, as BF16)"),
+        }
+    }
+
+    /// The one source tensor, where there is one.
+    fn single_source(&self) -> Option<&str> {
+        match self {
+            Job::Bf16 { src } | Job::Copy { src } | Job::Experts { src, .. } => Some(src),
+            Job::GgufExperts { .. } | Job::InterleavedBias { .. } => None,
+        }
+    }
 }
 
 struct Planned {
@@ -616,14 +645,9 @@ pub fn quantize_to_safetensors(
         }
     };
 
-    let dir = PartialDir::create(output, opts.existing)?;
-    let partial = dir.path().to_path_buf();
-    let targets: Vec<PathBuf> = (0..n_shards).map(|k| partial.join(shard_name(k))).collect();
-    let journal = PartialSet::create(&partial.join(SINGLE_FILE), &targets)?;
-
     // Plan every shard (each file's header fixes its offsets), then one driver writes all of them.
     let mut weight_map = serde_json::Map::new();
-    let mut files = Vec::with_capacity(n_shards);
+    let mut writers = Vec::with_capacity(n_shards);
     let mut ids: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
     let mut total = 0usize;
     for (k, members) in shards.iter().enumerate() {
@@ -639,6 +663,46 @@ pub fn quantize_to_safetensors(
             }
             ids.push(these);
         }
+        writers.push(w);
+    }
+    if opts.dry_run {
+        let tensors = jobs
+            .iter()
+            .flat_map(|p| {
+                let source_type = p
+                    .job
+                    .single_source()
+                    .and_then(|src| ckpt.tensor(src).ok())
+                    .map(|v| v.dtype);
+                p.outputs.iter().map(move |(name, dtype, shape)| {
+                    (
+                        name.clone(),
+                        p.job.describe(),
+                        source_type,
+                        *dtype,
+                        shape.clone(),
+                    )
+                })
+            })
+            .collect();
+        let files = writers
+            .iter()
+            .enumerate()
+            .map(|(k, w)| Ok((shard_name(k), w.planned_bytes()?, w.n_tensors())))
+            .collect::<Result<_>>()?;
+        return Ok(SafetensorsSummary {
+            bytes_out: jobs.iter().map(Planned::nbytes).sum(),
+            notes,
+            tensors,
+            files,
+        });
+    }
+    let dir = PartialDir::create(output, opts.existing)?;
+    let partial = dir.path().to_path_buf();
+    let targets: Vec<PathBuf> = (0..n_shards).map(|k| partial.join(shard_name(k))).collect();
+    let journal = PartialSet::create(&partial.join(SINGLE_FILE), &targets)?;
+    let mut files = Vec::with_capacity(n_shards);
+    for (k, w) in writers.into_iter().enumerate() {
         files.push(w.create(&partial.join(shard_name(k)))?);
     }
     let set = FileSet::new(journal, files);
@@ -658,7 +722,12 @@ pub fn quantize_to_safetensors(
         })
         .collect::<Result<_>>()?;
     let bytes_out: usize = (0..set.n_tensors()).map(|t| set.tensor_size(t)).sum();
-    let bar = progress_bar(opts.progress, bytes_out as u64);
+    let bar = crate::progress::bar(
+        opts.progress,
+        bytes_out as u64,
+        "writing",
+        crate::progress::Unit::Bytes,
+    );
     drive(&stream, &set, PIECE_BYTES, &|b| ckpt.release(b), &bar)?;
     bar.finish_and_clear();
     set.finish()?;
@@ -684,6 +753,8 @@ pub fn quantize_to_safetensors(
     Ok(SafetensorsSummary {
         bytes_out: total,
         notes,
+        tensors: Vec::new(),
+        files: Vec::new(),
     })
 }
 

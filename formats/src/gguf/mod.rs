@@ -50,7 +50,9 @@ mod writer;
 pub use reader::{GgufFile, TensorInfo};
 pub use split::{is_split_key, split_path, split_prefix, GgufModel, MAX_SPLITS};
 pub use value::{MetaArray, MetaValue};
-pub use writer::{split_output_prefix, GgufOutput, GgufWriter, SplitKeyOrder, SplitRule};
+pub use writer::{
+    split_output_prefix, GgufOutput, GgufWriter, PlannedFileInfo, SplitKeyOrder, SplitRule,
+};
 
 use std::path::PathBuf;
 

@@ -251,6 +251,64 @@ impl GgufWriter {
         order: SplitKeyOrder,
         existing: Existing,
     ) -> Result<GgufOutput, GgufError> {
+        let Some(shards) = self.shard_writers(path, shard_of, order)? else {
+            return self.create_with(path, existing);
+        };
+        let prefix = split_output_prefix(path);
+        let targets: Vec<PathBuf> = shards.iter().map(|(p, _)| p.clone()).collect();
+        // Claimed before the shards: a half-set left by a run that died mid-commit goes first.
+        let set = PartialSet::create(path, &targets)?;
+        check_no_strays(&prefix, shards.len())?;
+        let mut files = Vec::with_capacity(shards.len());
+        let mut place = Vec::with_capacity(self.tensors.len());
+        for (no, (shard_path, w)) in shards.iter().enumerate() {
+            let shard = w.create_file(shard_path, existing)?;
+            place.extend(shard.offsets.iter().map(|&o| (no, o)));
+            files.push(shard.out);
+        }
+        Ok(GgufOutput::new(files, Some(set), self.tensors, place))
+    }
+
+    /// The files [`GgufWriter::create_split`] would write, without writing anything: each path, its size in
+    /// bytes and how many tensors it holds (for `--dry-run`).
+    pub fn planned_files(
+        &self,
+        path: &Path,
+        rule: SplitRule,
+    ) -> Result<Vec<PlannedFileInfo>, GgufError> {
+        let sizes: Vec<usize> = self.tensors.iter().map(|t| t.size).collect();
+        self.planned_shards(path, &rule.assign(&sizes), SplitKeyOrder::GgufSplit)
+    }
+
+    /// [`GgufWriter::planned_files`] for [`GgufWriter::create_shards`].
+    pub fn planned_shards(
+        &self,
+        path: &Path,
+        shard_of: &[usize],
+        order: SplitKeyOrder,
+    ) -> Result<Vec<PlannedFileInfo>, GgufError> {
+        let info = |p: &Path, w: &GgufWriter| {
+            let (header, _, data_len) = w.plan();
+            PlannedFileInfo {
+                path: p.to_path_buf(),
+                bytes: header.len() as u64 + data_len,
+                tensors: w.tensors.len(),
+            }
+        };
+        Ok(match self.shard_writers(path, shard_of, order)? {
+            None => vec![info(path, self)],
+            Some(shards) => shards.iter().map(|(p, w)| info(p, w)).collect(),
+        })
+    }
+
+    /// The shards of a split output, each path with its writer (key/values and tensor infos, no data); `None`
+    /// when `shard_of` puts everything in one file.
+    fn shard_writers(
+        &self,
+        path: &Path,
+        shard_of: &[usize],
+        order: SplitKeyOrder,
+    ) -> Result<Option<Vec<(PathBuf, GgufWriter)>>, GgufError> {
         let contiguous = shard_of.len() == self.tensors.len()
             && shard_of.first().is_none_or(|&s| s == 0)
             && shard_of
@@ -264,7 +322,7 @@ impl GgufWriter {
         }
         let count = shard_of.last().map_or(1, |&s| s + 1);
         if count <= 1 {
-            return self.create_with(path, existing);
+            return Ok(None);
         }
         if count > MAX_SPLITS {
             return Err(GgufError::TooManySplits {
@@ -274,12 +332,6 @@ impl GgufWriter {
             .in_file(path));
         }
         let prefix = split_output_prefix(path);
-        let targets: Vec<PathBuf> = (0..count)
-            .map(|no| split_path(&prefix, no, count))
-            .collect();
-        // Claimed before the shards: a half-set left by a run that died mid-commit goes first.
-        let set = PartialSet::create(path, &targets)?;
-        check_no_strays(&prefix, count)?;
         let total = i32::try_from(self.tensors.len()).map_err(|_| {
             GgufError::TooManySplits {
                 count: self.tensors.len(),
@@ -316,14 +368,13 @@ impl GgufWriter {
                 w.add_tensor(&t.name, t.dtype, &t.shape)?;
             }
         }
-        let mut files = Vec::with_capacity(count);
-        let mut place = Vec::with_capacity(self.tensors.len());
-        for (no, (w, target)) in writers.iter().zip(&targets).enumerate() {
-            let shard = w.create_file(target, existing)?;
-            place.extend(shard.offsets.iter().map(|&o| (no, o)));
-            files.push(shard.out);
-        }
-        Ok(GgufOutput::new(files, Some(set), self.tensors, place))
+        Ok(Some(
+            writers
+                .into_iter()
+                .enumerate()
+                .map(|(no, w)| (split_path(&prefix, no, count), w))
+                .collect(),
+        ))
     }
 
     /// One file: header written, length set, offsets of its tensors.
@@ -344,6 +395,15 @@ impl GgufWriter {
             offsets,
         })
     }
+}
+
+/// One file a GGUF output would be written as (see [`GgufWriter::planned_files`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedFileInfo {
+    pub path: PathBuf,
+    /// The whole file: header, key/values, tensor infos, padding and tensor data.
+    pub bytes: u64,
+    pub tensors: usize,
 }
 
 /// The order of the three split keys at the end of each shard's key/values, which differs between llama.cpp's

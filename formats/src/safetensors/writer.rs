@@ -52,6 +52,17 @@ impl SafetensorsWriter {
         Ok(self.tensors.len() - 1)
     }
 
+    /// The size of the file [`SafetensorsWriter::create`] would write (header and data), for dry runs.
+    pub fn planned_bytes(&self) -> Result<u64> {
+        let Header { bytes, offsets } = self.header()?;
+        Ok(bytes.len() as u64 + offsets.last().map_or(0, |o| o.1))
+    }
+
+    /// The number of tensors planned.
+    pub fn n_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
     /// The header bytes (length prefix + JSON, padded) and each tensor's (start, end) in the data section.
     fn header(&self) -> Result<Header> {
         let mut map = serde_json::Map::new();
