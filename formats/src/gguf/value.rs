@@ -521,7 +521,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
         ));
-        assert_eq!(tokens.dump(), r#"["!", "\"", "#", "$", "%", "&", ...]"#);
+        assert_eq!(tokens.dump(), r##"["!", "\"", "#", "$", "%", "&", ...]"##);
         let few = MetaValue::Array(MetaArray::I32(vec![1, -2]));
         assert_eq!(few.dump(), "[1, -2]");
         assert_eq!(MetaValue::F32(1e-5).dump(), "1e-5");
