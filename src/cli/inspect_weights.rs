@@ -2,13 +2,17 @@
 //! checkpoint folder (any layout). Without `--stats` only headers are read (instant on a 13 GB checkpoint);
 //! with it every tensor is decoded over the memory map, in parallel, into min / max / mean / std and NaN / Inf
 //! counts, and MXFP4 tensors add their scale-exponent histogram and the share of codes at ±6 (saturation).
+//!
+//! A GGUF's key/value metadata is listed as gguf-py's `gguf-dump` lists it (type, count, key, value; long arrays
+//! cut to their first items; strings escaped), and in full in `--json`. Shapes are printed outermost dimension
+//! first (numpy / safetensors order), the reverse of GGUF's `ne` that gguf-dump prints; both outputs say so.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ossify_formats::gguf::GgufModel;
+use ossify_formats::gguf::{GgufModel, MetaArray, MetaValue};
 use ossify_formats::quant;
 use ossify_formats::safetensors::SafetensorsModel;
 use ossify_formats::{DType, TensorView};
@@ -114,6 +118,10 @@ pub struct TensorRow {
     pub stats: Option<TensorStats>,
 }
 
+/// The order of every `shape` in the report: outermost (slowest-varying) dimension first, as numpy, PyTorch and
+/// safetensors write shapes. GGUF stores `ne`, innermost first (what gguf-dump prints): the reverse.
+pub const SHAPE_ORDER: &str = "outermost-first";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub path: String,
@@ -123,7 +131,70 @@ pub struct Report {
     /// The files of a split GGUF, first to last (empty otherwise); each tensor's `file` says which holds it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<Shard>,
+    /// A GGUF's header (of the file holding the metadata: the first shard of a split set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<GgufHeader>,
+    /// A GGUF's key/value pairs, in file order, whole (`split.*` keys included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<MetaEntry>,
+    /// [`SHAPE_ORDER`].
+    pub shape_order: &'static str,
     pub tensors: Vec<TensorRow>,
+}
+
+/// What gguf-py's reader shows as the `GGUF.version`, `GGUF.tensor_count` and `GGUF.kv_count` fields.
+#[derive(Clone, Debug, Serialize)]
+pub struct GgufHeader {
+    pub version: u32,
+    pub tensor_count: usize,
+    pub kv_count: usize,
+}
+
+/// One metadata key/value. `type` is gguf-py's name of the value type (`UINT32`, `STRING`, `ARRAY`, ...); an
+/// array also has its `element_type` and `length`, and `value` holds every item.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetaEntry {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    pub value: MetaValue,
+}
+
+impl MetaEntry {
+    fn of(key: &str, value: &MetaValue) -> MetaEntry {
+        let array = value.as_array();
+        MetaEntry {
+            key: key.to_string(),
+            value_type: value.value_type().gguf_py_name(),
+            element_type: array.map(|a| a.element_type().gguf_py_name()),
+            length: array.map(|a| a.len()),
+            value: value.clone(),
+        }
+    }
+
+    /// One line as gguf-dump prints a field: `  {n:5}: {type:10} | {count:8} | {key} = {value}`, the count
+    /// being gguf-py's (1 for a scalar or string, the items of an array; the innermost items of nested arrays).
+    fn dump_line(&self, n: usize) -> String {
+        fn leaves(a: &MetaArray) -> usize {
+            match a {
+                MetaArray::Array(v) => v.iter().map(leaves).sum(),
+                other => other.len(),
+            }
+        }
+        let (ty, count) = match self.value.as_array() {
+            Some(a) => (a.dump_type(), leaves(a)),
+            None => (self.value_type.to_string(), 1),
+        };
+        format!(
+            "  {n:5}: {ty:10} | {count:8} | {} = {}",
+            self.key,
+            self.value.dump()
+        )
+    }
 }
 
 /// One file of a split GGUF.
@@ -165,6 +236,9 @@ pub fn inspect(opts: &InspectOptions) -> Result<Report> {
         architecture: Some(Architecture::of(&ckpt.config)),
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
         shards: Vec::new(),
+        gguf: None,
+        metadata: Vec::new(),
+        shape_order: SHAPE_ORDER,
         tensors: rows,
     })
 }
@@ -201,12 +275,26 @@ fn inspect_gguf(path: &Path, opts: &InspectOptions) -> Result<Report> {
     } else {
         Vec::new()
     };
+    let first = model.first();
+    let gguf = GgufHeader {
+        version: first.version,
+        tensor_count: first.tensors.len(),
+        kv_count: first.metadata.len(),
+    };
+    let metadata = model
+        .metadata()
+        .iter()
+        .map(|(k, v)| MetaEntry::of(k, v))
+        .collect();
     Ok(Report {
         path: path.display().to_string(),
         layout: Layout::Gguf.to_string(),
         architecture,
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
         shards,
+        gguf: Some(gguf),
+        metadata,
+        shape_order: SHAPE_ORDER,
         tensors: rows,
     })
 }
@@ -241,6 +329,9 @@ fn inspect_safetensors_file(path: &Path, opts: &InspectOptions) -> Result<Report
         architecture,
         total_bytes: rows.iter().map(|r| r.bytes as u64).sum(),
         shards: Vec::new(),
+        gguf: None,
+        metadata: Vec::new(),
+        shape_order: SHAPE_ORDER,
         tensors: rows,
     })
 }
@@ -538,6 +629,25 @@ pub fn run(opts: &InspectOptions) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    if let Some(h) = &report.gguf {
+        writeln!(
+            out,
+            "gguf    version {}, {} key/values, {} tensors{} (as gguf-dump lists them: type, count, key = value; \
+             arrays cut to their first {} items, --json has them whole)",
+            h.version,
+            h.kv_count,
+            h.tensor_count,
+            if report.shards.is_empty() {
+                ""
+            } else {
+                " in the first file"
+            },
+            ossify_formats::gguf::DUMP_ARRAY_ITEMS
+        )?;
+        for (i, m) in report.metadata.iter().enumerate() {
+            writeln!(out, "{}", m.dump_line(i + 1))?;
+        }
+    }
     if !report.shards.is_empty() {
         writeln!(out, "split   {} files:", report.shards.len())?;
         for s in &report.shards {
@@ -552,9 +662,14 @@ pub fn run(opts: &InspectOptions) -> Result<()> {
     }
     writeln!(
         out,
-        "tensors {} ({:.1} MiB)",
+        "tensors {} ({:.1} MiB); shapes outermost dimension first (numpy / safetensors order){}",
         report.tensors.len(),
-        report.total_bytes as f64 / (1024.0 * 1024.0)
+        report.total_bytes as f64 / (1024.0 * 1024.0),
+        if report.gguf.is_some() {
+            ": gguf-dump prints GGUF's ne, the reverse"
+        } else {
+            ""
+        }
     )?;
     let w = report
         .tensors

@@ -94,6 +94,26 @@ impl GgufValueType {
             T::Float64 => "f64",
         }
     }
+
+    /// Name as gguf-py spells it (`GGUFValueType.UINT32.name`), which its `gguf-dump` prints.
+    pub fn gguf_py_name(self) -> &'static str {
+        use GgufValueType as T;
+        match self {
+            T::Uint8 => "UINT8",
+            T::Int8 => "INT8",
+            T::Uint16 => "UINT16",
+            T::Int16 => "INT16",
+            T::Uint32 => "UINT32",
+            T::Int32 => "INT32",
+            T::Float32 => "FLOAT32",
+            T::Bool => "BOOL",
+            T::String => "STRING",
+            T::Array => "ARRAY",
+            T::Uint64 => "UINT64",
+            T::Int64 => "INT64",
+            T::Float64 => "FLOAT64",
+        }
+    }
 }
 
 /// Expands a key template: every `{arch}` becomes `arch` (gguf-py: `Keys.LLM.BLOCK_COUNT.format(arch=arch)`).

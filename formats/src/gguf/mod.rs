@@ -49,7 +49,7 @@ mod writer;
 
 pub use reader::{GgufFile, TensorInfo};
 pub use split::{is_split_key, split_path, split_prefix, GgufModel, MAX_SPLITS};
-pub use value::{MetaArray, MetaValue};
+pub use value::{MetaArray, MetaValue, DUMP_ARRAY_ITEMS};
 pub use writer::{
     split_output_prefix, GgufOutput, GgufWriter, PlannedFileInfo, SplitKeyOrder, SplitRule,
 };

@@ -284,6 +284,156 @@ impl MetaArray {
     }
 }
 
+/// Items of an array [`MetaValue::dump`] shows, as gguf-dump does (`field.contents(slice(6))`).
+pub const DUMP_ARRAY_ITEMS: usize = 6;
+/// Characters of a string [`MetaValue::dump`] shows (gguf-dump cuts at 60 too).
+pub const DUMP_STRING_CHARS: usize = 60;
+
+impl MetaValue {
+    /// The value as gguf-py's `gguf-dump` shows it: scalars as they are, strings quoted with every control or
+    /// invisible character escaped (`\n`, `\u{202e}`: nothing raw reaches the terminal) and cut after 60
+    /// characters with the length noted, arrays as their first 6 items followed by `...`.
+    pub fn dump(&self) -> String {
+        match self {
+            MetaValue::String(s) => quote_cut(s, DUMP_STRING_CHARS),
+            MetaValue::F32(v) => format!("{v:?}"),
+            MetaValue::F64(v) => format!("{v:?}"),
+            MetaValue::Array(a) => a.dump(),
+            other => other.summary(),
+        }
+    }
+}
+
+impl MetaArray {
+    /// `[item, item, ...]`: the first [`DUMP_ARRAY_ITEMS`] items, each as [`MetaValue::dump`] shows a scalar.
+    pub fn dump(&self) -> String {
+        fn items<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
+            let shown: Vec<String> = v.iter().take(DUMP_ARRAY_ITEMS).map(f).collect();
+            let more = if v.len() > DUMP_ARRAY_ITEMS {
+                ", ..."
+            } else {
+                ""
+            };
+            format!("[{}{more}]", shown.join(", "))
+        }
+        match self {
+            MetaArray::U8(v) => items(v, u8::to_string),
+            MetaArray::I8(v) => items(v, i8::to_string),
+            MetaArray::U16(v) => items(v, u16::to_string),
+            MetaArray::I16(v) => items(v, i16::to_string),
+            MetaArray::U32(v) => items(v, u32::to_string),
+            MetaArray::I32(v) => items(v, i32::to_string),
+            MetaArray::F32(v) => items(v, |x| format!("{x:?}")),
+            MetaArray::Bool(v) => items(v, bool::to_string),
+            MetaArray::String(v) => items(v, |x| quote_cut(x, DUMP_STRING_CHARS)),
+            MetaArray::U64(v) => items(v, u64::to_string),
+            MetaArray::I64(v) => items(v, i64::to_string),
+            MetaArray::F64(v) => items(v, |x| format!("{x:?}")),
+            MetaArray::Array(v) => items(v, MetaArray::dump),
+        }
+    }
+
+    /// gguf-dump's type column: `[STRING]` for an array of strings, `[[INT32]]` for an array of arrays of i32
+    /// (the innermost element type of the first element, as gguf-py records an array's types).
+    pub fn dump_type(&self) -> String {
+        let mut depth = 1;
+        let mut a = self;
+        while let MetaArray::Array(inner) = a {
+            match inner.first() {
+                Some(first) => {
+                    depth += 1;
+                    a = first;
+                }
+                None => break,
+            }
+        }
+        format!(
+            "{}{}{}",
+            "[".repeat(depth),
+            a.element_type().gguf_py_name(),
+            "]".repeat(depth)
+        )
+    }
+}
+
+/// JSON: integers, strings and bools as themselves, floats as numbers (the shortest text that reads back to the
+/// same f32 / f64; NaN and infinities, which JSON cannot hold, as the strings "nan", "inf", "-inf"), arrays as
+/// lists (nested for arrays of arrays), whole.
+impl serde::Serialize for MetaValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetaValue::U8(v) => s.serialize_u8(*v),
+            MetaValue::I8(v) => s.serialize_i8(*v),
+            MetaValue::U16(v) => s.serialize_u16(*v),
+            MetaValue::I16(v) => s.serialize_i16(*v),
+            MetaValue::U32(v) => s.serialize_u32(*v),
+            MetaValue::I32(v) => s.serialize_i32(*v),
+            MetaValue::F32(v) => JsonF32(*v).serialize(s),
+            MetaValue::Bool(v) => s.serialize_bool(*v),
+            MetaValue::String(v) => s.serialize_str(v),
+            MetaValue::U64(v) => s.serialize_u64(*v),
+            MetaValue::I64(v) => s.serialize_i64(*v),
+            MetaValue::F64(v) => JsonF64(*v).serialize(s),
+            MetaValue::Array(a) => a.serialize(s),
+        }
+    }
+}
+
+impl serde::Serialize for MetaArray {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetaArray::U8(v) => s.collect_seq(v),
+            MetaArray::I8(v) => s.collect_seq(v),
+            MetaArray::U16(v) => s.collect_seq(v),
+            MetaArray::I16(v) => s.collect_seq(v),
+            MetaArray::U32(v) => s.collect_seq(v),
+            MetaArray::I32(v) => s.collect_seq(v),
+            MetaArray::F32(v) => s.collect_seq(v.iter().map(|&x| JsonF32(x))),
+            MetaArray::Bool(v) => s.collect_seq(v),
+            MetaArray::String(v) => s.collect_seq(v),
+            MetaArray::U64(v) => s.collect_seq(v),
+            MetaArray::I64(v) => s.collect_seq(v),
+            MetaArray::F64(v) => s.collect_seq(v.iter().map(|&x| JsonF64(x))),
+            MetaArray::Array(v) => s.collect_seq(v),
+        }
+    }
+}
+
+/// The name JSON gets for a float it cannot hold as a number.
+fn non_finite_name(nan: bool, positive: bool) -> &'static str {
+    match (nan, positive) {
+        (true, _) => "nan",
+        (false, true) => "inf",
+        (false, false) => "-inf",
+    }
+}
+
+struct JsonF32(f32);
+
+impl serde::Serialize for JsonF32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f32(v)
+        } else {
+            s.serialize_str(non_finite_name(v.is_nan(), v > 0.0))
+        }
+    }
+}
+
+struct JsonF64(f64);
+
+impl serde::Serialize for JsonF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f64(v)
+        } else {
+            s.serialize_str(non_finite_name(v.is_nan(), v > 0.0))
+        }
+    }
+}
+
 /// Appends `value`'s type id and bytes, as gguf-py's `_pack_val(val, vtype, add_vtype=True)` does.
 pub(crate) fn encode_value(out: &mut Vec<u8>, value: &MetaValue) {
     out.extend_from_slice(&(value.value_type() as u32).to_le_bytes());
@@ -362,5 +512,44 @@ mod tests {
         let long = MetaValue::String("x".repeat(100));
         assert!(long.summary().ends_with("... (100 chars)"));
         assert_eq!(MetaValue::String("gpt-oss".into()).summary(), "\"gpt-oss\"");
+    }
+
+    #[test]
+    fn dumps_as_gguf_dump_does() {
+        let tokens = MetaValue::Array(MetaArray::String(
+            ["!", "\"", "#", "$", "%", "&", "'"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        assert_eq!(tokens.dump(), r##"["!", "\"", "#", "$", "%", "&", ...]"##);
+        let few = MetaValue::Array(MetaArray::I32(vec![1, -2]));
+        assert_eq!(few.dump(), "[1, -2]");
+        assert_eq!(MetaValue::F32(1e-5).dump(), "1e-5");
+        assert_eq!(MetaValue::F32(150000.0).dump(), "150000.0");
+        assert_eq!(MetaValue::Bool(true).dump(), "true");
+        // Control and invisible characters are escaped, never written raw to a terminal.
+        let nasty = MetaValue::String("a\nb\x1b[31m\u{202e}c".into());
+        assert_eq!(nasty.dump(), r#""a\nb\u{1b}[31m\u{202e}c""#);
+        let long = MetaValue::String("y".repeat(61));
+        assert_eq!(long.dump(), format!("{:?}... (61 chars)", "y".repeat(60)));
+        let nested = MetaArray::Array(vec![MetaArray::U32(vec![1]), MetaArray::U32(vec![])]);
+        assert_eq!(nested.dump_type(), "[[UINT32]]");
+        assert_eq!(nested.dump(), "[[1], []]");
+        assert_eq!(MetaArray::String(vec![]).dump_type(), "[STRING]");
+    }
+
+    #[test]
+    fn json_is_the_whole_value() {
+        let v = MetaValue::Array(MetaArray::F32(vec![1e-5, f32::NAN, f32::NEG_INFINITY]));
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"[1e-5,"nan","-inf"]"#);
+        let v = MetaValue::Array(MetaArray::Array(vec![MetaArray::String(
+            vec!["a\n".into()],
+        )]));
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"[["a\n"]]"#);
+        assert_eq!(
+            serde_json::to_string(&MetaValue::U64(u64::MAX)).unwrap(),
+            u64::MAX.to_string()
+        );
+        assert_eq!(serde_json::to_string(&MetaValue::F64(0.1)).unwrap(), "0.1");
     }
 }
