@@ -79,6 +79,10 @@ enum Job {
     InterleavedBias { gate: String, up: String },
 }
 
+/// One output tensor of a safetensors quantization: name, where it comes from, source type (where one tensor),
+/// type, shape.
+pub type PlannedTensor = (String, String, Option<DType>, DType, Vec<usize>);
+
 /// What [`quantize_to_safetensors`] wrote.
 #[derive(Debug)]
 pub struct SafetensorsSummary {
@@ -88,7 +92,7 @@ pub struct SafetensorsSummary {
     pub notes: Vec<String>,
     /// Every output tensor in file order: name, where it comes from, source type (where one tensor), type,
     /// shape.
-    pub tensors: Vec<(String, String, Option<DType>, DType, Vec<usize>)>,
+    pub tensors: Vec<PlannedTensor>,
     /// The weight files (path inside the output folder, bytes, tensors), first to last.
     pub files: Vec<(String, u64, usize)>,
 }
