@@ -39,6 +39,10 @@ def test_llama_cpp_computes_our_file_as_its_own(tmp_path, src, outtype, theirs):
     sequences = json.loads((GOLDEN / "reference" / "tokens.json").read_text())["sequences"]
     for k, ids in enumerate(sequences):
         got = llama_logits(ours, ids)
-        want = np.load(GOLDEN / "llamacpp" / f"{theirs}.seq{k}.logits.npy")
+        # llama.cpp on its own converter's file, in this run on this CPU: equal to the last bit.
+        want = llama_logits(GOLDEN / "llamacpp" / f"{theirs}.gguf", ids)
         assert np.isfinite(got).all()
         np.testing.assert_array_equal(got, want, err_msg=f"{src} --outtype {outtype}, sequence {k}")
+        # Not compared with the stored .npy logits: they came from golden/generate.py on another CPU, and llama.cpp
+        # picks its kernels (and, for F16 weights, the activation type) per instruction set, so they differ from
+        # this CPU's in the last bits (up to 0.05 for F16 on AVX2 without AVX-512).

@@ -98,8 +98,9 @@ def test_llama_cpp_computes_our_shards_as_the_single_file(tmp_path):
     got = llama_logits(ours[0], ids)
     assert np.isfinite(want).all()
     np.testing.assert_array_equal(got, want)
-    # And the single file's logits are llama.cpp's on its own converter's file (golden), so the shards' are too.
-    np.testing.assert_array_equal(got, np.load(GOLDEN / "llamacpp" / "tiny.bf16.seq0.logits.npy"))
+    # And the single file's logits are llama.cpp's on its own converter's file, computed in this run (the stored
+    # .npy came from another CPU, whose kernels round differently in the last bits), so the shards' are too.
+    np.testing.assert_array_equal(got, llama_logits(GOLDEN / "llamacpp" / "tiny.bf16.gguf", ids))
 
 
 def test_ossify_reads_llama_gguf_split_shards(tmp_path, gguf_split):
