@@ -7,34 +7,15 @@ use std::path::PathBuf;
 
 use ossify_formats::fuzz;
 
-fn files(kind: &str, target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(kind)
-        .join(target);
-    let mut out: Vec<(String, Vec<u8>)> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .map(|e| {
-                let p = e.unwrap().path();
-                (
-                    p.file_name().unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&p).unwrap(),
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    out.sort();
-    out
+#[path = "../../fuzz/test_files.rs"]
+mod test_files;
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-#[allow(dead_code)]
-fn reproducer(target: &str, name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/regressions")
-        .join(target)
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+fn files(kind: &str, target: &str) -> Vec<(String, Vec<u8>)> {
+    test_files::files(&fuzz_dir(), kind, target)
 }
 
 #[test]
