@@ -906,7 +906,12 @@ impl PartialSet {
             let m = f.file().metadata().map_err(io_err(f.partial_path()))?;
             let name = f.target().file_name().unwrap_or_default().as_bytes();
             let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-            journal.extend_from_slice(format!("{} {} {hex}\n", m.dev(), m.ino()).as_bytes());
+            // Size and modification time beside the inode: a file deleted since and another written at the
+            // same name can get the same inode number back, and must not be taken for ours.
+            let stamp = identity(&m);
+            journal.extend_from_slice(
+                format!("{} {} {} {} {hex}\n", stamp.0, stamp.1, stamp.2, stamp.3).as_bytes(),
+            );
         }
         let j = &self.journal;
         let write = || -> io::Result<()> {
@@ -968,20 +973,23 @@ fn remove_half_set(journal: &Path, folder: &Path) -> Result<(), OutputError> {
     let mut renamed = Vec::new();
     // A line cut short by the crash names nothing: no rename starts before the journal is synced.
     for line in text.split(|&b| b == b'\n') {
-        let mut parts = line.split(|&b| b == b' ');
-        let (Some(dev), Some(ino), Some(hex), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').take(6).collect();
+        let [dev, ino, len, mtime, hex] = fields[..] else {
             continue;
         };
         let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
-        let (Some(dev), Some(ino), Some(name)) = (number(dev), number(ino), unhex(hex)) else {
+        let mtime_ns = std::str::from_utf8(mtime)
+            .ok()
+            .and_then(|t| t.parse::<i128>().ok());
+        let (Some(dev), Some(ino), Some(len), Some(mtime_ns), Some(name)) =
+            (number(dev), number(ino), number(len), mtime_ns, unhex(hex))
+        else {
             continue;
         };
         listed += 1;
         let path = folder.join(std::ffi::OsStr::from_bytes(&name));
         let ours = fs::symlink_metadata(&path)
-            .is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == (dev, ino));
+            .is_ok_and(|m| m.is_file() && identity(&m) == (dev, ino, len, mtime_ns));
         if ours && input_at(&path).is_none() {
             renamed.push(path);
         }
@@ -992,6 +1000,13 @@ fn remove_half_set(journal: &Path, folder: &Path) -> Result<(), OutputError> {
         }
     }
     Ok(())
+}
+
+/// What tells a renamed file of a set from whatever was put at its name since: device, inode, size and
+/// modification time in nanoseconds (a rename keeps all four; an inode number alone can be reused).
+fn identity(m: &fs::Metadata) -> (u64, u64, u64, i128) {
+    let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+    (m.dev(), m.ino(), m.len(), mtime_ns)
 }
 
 fn unhex(hex: &[u8]) -> Option<Vec<u8>> {
@@ -1243,6 +1258,20 @@ mod tests {
         let set = PartialSet::create(&nname, &more).unwrap();
         assert!(set.replaced_stale());
         assert_eq!(fs::read(&more[1]).unwrap(), b"theirs");
+        drop(set);
+
+        // The same when theirs got the very inode number back (a file deleted, another written at the name:
+        // filesystems reuse freed inodes at once; rewriting in place keeps the inode and shows it every time).
+        fs::remove_file(&more[1]).unwrap();
+        let set = PartialSet::create(&nname, &more).unwrap();
+        set.commit_until(set_files(&more, Existing::Replace), Some(1))
+            .unwrap();
+        let ino = fs::metadata(&more[1]).unwrap().ino();
+        fs::write(&more[1], b"theirs, same inode").unwrap();
+        assert_eq!(fs::metadata(&more[1]).unwrap().ino(), ino);
+        let set = PartialSet::create(&nname, &more).unwrap();
+        assert!(set.replaced_stale());
+        assert_eq!(fs::read(&more[1]).unwrap(), b"theirs, same inode");
     }
 
     #[test]
