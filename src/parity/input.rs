@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::logits::{LogitModel, ResidualTrace, Sequences};
+use super::logits::{LogitModel, LogitSession, ResidualTrace, Sequences};
 use crate::checkpoint::Checkpoint;
 use crate::gpt_oss::{ForwardOptions, Model};
 use crate::tokenizer::{GgufVocab, TextTokenizer};
@@ -189,6 +189,28 @@ impl LogitModel for ForwardModel<'_> {
 
     fn device(&self) -> String {
         self.model.device()
+    }
+
+    fn session(&self) -> Option<Box<dyn LogitSession + '_>> {
+        Some(Box::new(ForwardSession {
+            piece: self.model.options().batch_size.max(1),
+            session: self.model.session(),
+        }))
+    }
+}
+
+struct ForwardSession<'m, 'a> {
+    session: crate::gpt_oss::Session<'m, 'a>,
+    piece: usize,
+}
+
+impl LogitSession for ForwardSession<'_, '_> {
+    fn eval(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.session.eval(tokens)
+    }
+
+    fn piece_len(&self) -> usize {
+        self.piece
     }
 }
 
