@@ -312,7 +312,7 @@ pub struct TensorComparison {
     /// `10·log10(Σ ref² / Σ err²)`; `None` when there is no error (infinite SNR).
     pub snr_db: Option<f64>,
     /// The RMSE rounding to the candidate's type explains ([`super::error_model`]); `None` for a type without a
-    /// rule.
+    /// rule, and when no value differs (nothing to explain, so it is not computed).
     pub expected_rmse: Option<f64>,
     /// Largest RMSE a lossy conversion may show: [`super::error_model::EXPLAINED_SSE_FACTOR`]'s square root
     /// times `expected_rmse`.
@@ -417,7 +417,11 @@ impl SlabStats {
     }
 }
 
-fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabStats> {
+/// Compares one slab. `full`: every statistic (error sums, the reference's energy, what rounding to the
+/// candidate's type explains); otherwise only whether values differ, the common case of a lossless conversion
+/// and a quarter of the work (a tensor found to differ is compared again in full, see
+/// [`compare_checkpoints_with`]).
+fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize, full: bool) -> Result<SlabStats> {
     let c = a.row_len();
     let r0 = slab * a.slab_rows();
     let n = a.slab_rows().min(a.n_rows().saturating_sub(r0));
@@ -425,14 +429,33 @@ fn compare_slab(a: &Resolved<'_>, b: &Resolved<'_>, slab: usize) -> Result<SlabS
     let mut y = vec![0f32; n * c];
     a.decode_rows(r0, n, &mut x)?;
     b.decode_rows(r0, n, &mut y)?;
+    let same = |p: f32, q: f32| p == q || (p.is_nan() && q.is_nan());
     let base = (r0 * c) as u64;
+    if !full {
+        // Branch-free count, so it vectorises.
+        let n_different: u64 = x
+            .iter()
+            .zip(&y)
+            .map(|(&p, &q)| u64::from(!same(p, q)))
+            .sum();
+        return Ok(SlabStats {
+            n: x.len() as u64,
+            n_different,
+            first_difference: (n_different > 0)
+                .then(|| x.iter().zip(&y).position(|(&p, &q)| !same(p, q)))
+                .flatten()
+                .map(|i| base + i as u64),
+            expected_sse: None,
+            ..SlabStats::default()
+        });
+    }
     let mut s = SlabStats {
         n: x.len() as u64,
         expected_sse: super::error_model::expected_sse(b.dtype, &x, c),
         ..SlabStats::default()
     };
     for (i, (&p, &q)) in x.iter().zip(&y).enumerate() {
-        let same = p == q || (p.is_nan() && q.is_nan());
+        let same = same(p, q);
         if !same {
             s.n_different += 1;
             s.first_difference.get_or_insert(base + i as u64);
@@ -504,30 +527,44 @@ pub fn compare_checkpoints_with(
         }
     }
 
-    let tasks: Vec<(usize, usize)> = pairs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| (0..p.2.n_slabs()).map(move |s| (i, s)))
-        .collect();
+    // Two passes: every slab checked for equality (cheap), then only the tensors with a difference compared in
+    // full. A tensor whose values are all equal has nothing to explain, so its error model is not computed.
+    let slabs_of = |i: usize| (0..pairs[i].2.n_slabs()).map(move |s| (i, s));
+    let tasks: Vec<(usize, usize)> = (0..pairs.len()).flat_map(slabs_of).collect();
     bar.set_length(tasks.len() as u64);
-    let stats: Vec<(usize, SlabStats)> = tasks
-        .par_iter()
-        .map(|&(i, s)| {
-            let (_, _, a, b) = &pairs[i];
-            let r = compare_slab(a, b, s).map(|st| (i, st));
-            bar.inc(1);
-            r
-        })
-        .collect::<Result<_>>()?;
-    let mut per = vec![
-        SlabStats {
-            expected_sse: Some(0.0),
-            ..SlabStats::default()
-        };
-        pairs.len()
-    ];
-    for (i, s) in stats {
-        per[i] = per[i].merge(s);
+    let run = |tasks: &[(usize, usize)], full: bool| -> Result<Vec<SlabStats>> {
+        let stats: Vec<(usize, SlabStats)> = tasks
+            .par_iter()
+            .map(|&(i, s)| {
+                let (_, _, a, b) = &pairs[i];
+                let r = compare_slab(a, b, s, full).map(|st| (i, st));
+                bar.inc(1);
+                r
+            })
+            .collect::<Result<_>>()?;
+        let mut per = vec![
+            SlabStats {
+                expected_sse: full.then_some(0.0),
+                ..SlabStats::default()
+            };
+            pairs.len()
+        ];
+        for (i, s) in stats {
+            per[i] = per[i].merge(s);
+        }
+        Ok(per)
+    };
+    let mut per = run(&tasks, false)?;
+    let differing: Vec<usize> = (0..pairs.len())
+        .filter(|&i| per[i].n_different > 0)
+        .collect();
+    if !differing.is_empty() {
+        let again: Vec<(usize, usize)> = differing.iter().flat_map(|&i| slabs_of(i)).collect();
+        bar.inc_length(again.len() as u64);
+        let full = run(&again, true)?;
+        for i in differing {
+            per[i] = full[i];
+        }
     }
 
     let tensors: Vec<TensorComparison> = pairs
