@@ -163,7 +163,7 @@ PY
     rm -f "$out/llama.gguf"
   fi
 fi
-first=$(first_of "$gguf")
+first=""; if has parity || has ppl; then first=$(first_of "$gguf"); fi   # a quantize-only run has no converted GGUF
 if has parity; then
   step "verify-parity (${tokens} tok)" 1 "$bin" verify-parity "$src" "$first" --tokens "$out/tokens.json" --json
   grep -E '"(n_exact|n_tensors|n_tokens|kld_mean|max_abs_dlogit|pass)"' "$out/verify-parity (${tokens} tok).log" \
