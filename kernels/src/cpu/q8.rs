@@ -538,6 +538,13 @@ fn panel_task<'t>(
     } = w.storage()
     {
         let rows = std::array::from_fn(|r| &bytes[line(r) * row_bytes..(line(r) + 1) * row_bytes]);
+        if n_tokens == 1 {
+            // Decode: the blocks go straight from the weights into the dot (the panel would be used once).
+            let (d, sx, qs) = tok(0);
+            let o = s.mxfp4_ggml_q8_x1(rows, d, sx, qs);
+            yts.copy_from_slice(&o[..nr]);
+            return;
+        }
         s.build_panel_ggml(rows, panel, ws);
     } else {
         for r in 0..PANEL_ROWS {

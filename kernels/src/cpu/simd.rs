@@ -661,6 +661,61 @@ mod x86 {
         }
     }
 
+    /// 8 rows of ggml MXFP4 blocks · one token of Q8_0 activations without a panel: each block is decoded into
+    /// registers exactly as [`build_panel_ggml`] stores it and used at once as [`panel_q8_body`] uses it (same
+    /// integers, same float operations in the same order, so bit for bit the panel path's result). For one token
+    /// the panel is pure overhead: building it cost four times the dot.
+    #[inline(always)]
+    unsafe fn mxfp4_ggml_q8_x1_body<D: IDot>(
+        rows: [&[u8]; 8],
+        d: &[f32],
+        sx: &[i32],
+        qs: &[i8],
+    ) -> [f32; 8] {
+        let mut nb = d.len().min(sx.len()).min(qs.len() / QK);
+        for r in rows.iter() {
+            nb = nb.min(r.len() / BMX);
+        }
+        let lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+            KVALUES_MXFP4_U12.as_ptr() as *const __m128i
+        ));
+        let m4 = _mm256_set1_epi8(0x0f);
+        let mut acc = _mm256_setzero_ps();
+        for ib in 0..nb {
+            // SAFETY: ib < nb keeps each row's block (BMX bytes) and the token's block in bounds.
+            let blk: [*const u8; 8] = std::array::from_fn(|r| rows[r].as_ptr().add(BMX * ib));
+            let q = |r: usize| _mm_loadu_si128(blk[r].add(1) as *const __m128i);
+            let m: [__m256i; 4] = std::array::from_fn(|i| _mm256_set_m128i(q(i + 4), q(i)));
+            let u0 = _mm256_unpacklo_epi32(m[0], m[1]);
+            let u1 = _mm256_unpackhi_epi32(m[0], m[1]);
+            let u2 = _mm256_unpacklo_epi32(m[2], m[3]);
+            let u3 = _mm256_unpackhi_epi32(m[2], m[3]);
+            let qd = [
+                _mm256_unpacklo_epi64(u0, u2),
+                _mm256_unpackhi_epi64(u0, u2),
+                _mm256_unpacklo_epi64(u1, u3),
+                _mm256_unpackhi_epi64(u1, u3),
+            ];
+            let mut w = [_mm256_setzero_si256(); 8];
+            for (g, v) in qd.iter().enumerate() {
+                w[g] = _mm256_shuffle_epi8(lut, _mm256_and_si256(*v, m4));
+                w[g + 4] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(*v, 4), m4));
+            }
+            let es: [f32; 8] = std::array::from_fn(|r| e8m0_to_fp32_half(*blk[r]));
+            let e = _mm256_loadu_ps(es.as_ptr());
+            let qt = qs.as_ptr().add(QK * ib) as *const i32;
+            let mut ia = _mm256_set1_epi32(*sx.get_unchecked(ib));
+            for (g, wg) in w.iter().enumerate() {
+                ia = D::dp(ia, *wg, _mm256_set1_epi32(qt.add(g).read_unaligned()));
+            }
+            let sc = _mm256_mul_ps(e, _mm256_set1_ps(*d.get_unchecked(ib)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), sc, acc);
+        }
+        let mut o = [0f32; 8];
+        _mm256_storeu_ps(o.as_mut_ptr(), acc);
+        o
+    }
+
     /// A panel ([`build_panel`]) with per-block row scales `ws` (8 per block) against `N` tokens of Q8_0
     /// activations (`d` scales, `sx` −12 · Σ codes per block, `qs` codes): per row and token, ggml's repacked
     /// `gemv/gemm_mxfp4_8x8_q8_0` arithmetic, `acc = fma(float(Σ_block w·x), e · d, acc)` block after block.
@@ -719,6 +774,16 @@ mod x86 {
                     qs: [&[i8]; 4],
                 ) -> [[f32; 4]; 4] {
                     q8_0_tile_body::<$d, 4, 4>(rows, d, qs)
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn mxfp4_ggml_q8_x1(
+                    rows: [&[u8]; 8],
+                    d: &[f32],
+                    sx: &[i32],
+                    qs: &[i8],
+                ) -> [f32; 8] {
+                    mxfp4_ggml_q8_x1_body::<$d>(rows, d, sx, qs)
                 }
 
                 #[target_feature(enable = $features)]
@@ -919,6 +984,26 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (rows, panel, ws);
+        }
+    }
+
+    /// 8 rows of ggml MXFP4 blocks · one token, bit for bit [`Avx2::build_panel_ggml`] then
+    /// [`Avx2::panel_q8_x1`], without the panel.
+    #[inline]
+    pub fn mxfp4_ggml_q8_x1(self, rows: [&[u8]; 8], d: &[f32], sx: &[i32], qs: &[i8]) -> [f32; 8] {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        unsafe {
+            match self.vnni {
+                Vnni::No => x86::madd::mxfp4_ggml_q8_x1(rows, d, sx, qs),
+                Vnni::Avx => x86::avxvnni::mxfp4_ggml_q8_x1(rows, d, sx, qs),
+                Vnni::Avx512 => x86::vnni512::mxfp4_ggml_q8_x1(rows, d, sx, qs),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (rows, d, sx, qs);
+            [f32::NAN; 8]
         }
     }
 
