@@ -619,6 +619,32 @@ mod x86 {
         }
     }
 
+    /// One block of 8 ggml MXFP4 rows (`blk[r]` points at row r's block) as the panel's 8 registers of codes
+    /// plus 12, register g for elements 4g..4g+3 of every row (low nibbles for g below 4, high ones above).
+    /// Dword g of a block's 16 nibble bytes holds elements 4g..4g+3 (low) and 16+4g.. (high), so transposing
+    /// the rows' dwords gives registers g and g + 4 at once.
+    #[inline(always)]
+    unsafe fn panel_block_ggml(blk: [*const u8; 8], lut: __m256i, m4: __m256i) -> [__m256i; 8] {
+        let q = |r: usize| _mm_loadu_si128(blk[r].add(1) as *const __m128i);
+        let m: [__m256i; 4] = std::array::from_fn(|i| _mm256_set_m128i(q(i + 4), q(i)));
+        let u0 = _mm256_unpacklo_epi32(m[0], m[1]);
+        let u1 = _mm256_unpackhi_epi32(m[0], m[1]);
+        let u2 = _mm256_unpacklo_epi32(m[2], m[3]);
+        let u3 = _mm256_unpackhi_epi32(m[2], m[3]);
+        let qd = [
+            _mm256_unpacklo_epi64(u0, u2),
+            _mm256_unpackhi_epi64(u0, u2),
+            _mm256_unpacklo_epi64(u1, u3),
+            _mm256_unpackhi_epi64(u1, u3),
+        ];
+        let mut w = [_mm256_setzero_si256(); 8];
+        for (g, v) in qd.iter().enumerate() {
+            w[g] = _mm256_shuffle_epi8(lut, _mm256_and_si256(*v, m4));
+            w[g + 4] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(*v, 4), m4));
+        }
+        w
+    }
+
     /// Fills `panel` and its scales `ws` (8 per block) straight from 8 rows of ggml MXFP4 blocks (`rows[r]` the
     /// row's bytes): the same panel as decoding each row to codes + 12 and [`build_panel`], in half the work.
     /// Dword g of a block's 16 nibble bytes holds elements 4g..4g+3 (low nibbles) and 16+4g.. (high nibbles), so
@@ -636,24 +662,9 @@ mod x86 {
         for ib in 0..nb {
             // SAFETY: ib < nb keeps each row's block (BMX bytes), the panel block and 8 scales in bounds.
             let blk: [*const u8; 8] = std::array::from_fn(|r| rows[r].as_ptr().add(BMX * ib));
-            let q = |r: usize| _mm_loadu_si128(blk[r].add(1) as *const __m128i);
-            let m: [__m256i; 4] = std::array::from_fn(|i| _mm256_set_m128i(q(i + 4), q(i)));
-            let u0 = _mm256_unpacklo_epi32(m[0], m[1]);
-            let u1 = _mm256_unpackhi_epi32(m[0], m[1]);
-            let u2 = _mm256_unpacklo_epi32(m[2], m[3]);
-            let u3 = _mm256_unpackhi_epi32(m[2], m[3]);
-            let qd = [
-                _mm256_unpacklo_epi64(u0, u2),
-                _mm256_unpackhi_epi64(u0, u2),
-                _mm256_unpacklo_epi64(u1, u3),
-                _mm256_unpackhi_epi64(u1, u3),
-            ];
             let p = panel.as_mut_ptr().add(PANEL_BLOCK * ib);
-            for (g, v) in qd.iter().enumerate() {
-                let lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(*v, m4));
-                let hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(*v, 4), m4));
-                _mm256_storeu_si256(p.add(32 * g) as *mut __m256i, lo);
-                _mm256_storeu_si256(p.add(32 * (g + 4)) as *mut __m256i, hi);
+            for (g, v) in panel_block_ggml(blk, lut, m4).iter().enumerate() {
+                _mm256_storeu_si256(p.add(32 * g) as *mut __m256i, *v);
             }
             for (r, b) in blk.iter().enumerate() {
                 *ws.get_unchecked_mut(PANEL_ROWS * ib + r) = e8m0_to_fp32_half(**b);
@@ -684,23 +695,7 @@ mod x86 {
         for ib in 0..nb {
             // SAFETY: ib < nb keeps each row's block (BMX bytes) and the token's block in bounds.
             let blk: [*const u8; 8] = std::array::from_fn(|r| rows[r].as_ptr().add(BMX * ib));
-            let q = |r: usize| _mm_loadu_si128(blk[r].add(1) as *const __m128i);
-            let m: [__m256i; 4] = std::array::from_fn(|i| _mm256_set_m128i(q(i + 4), q(i)));
-            let u0 = _mm256_unpacklo_epi32(m[0], m[1]);
-            let u1 = _mm256_unpackhi_epi32(m[0], m[1]);
-            let u2 = _mm256_unpacklo_epi32(m[2], m[3]);
-            let u3 = _mm256_unpackhi_epi32(m[2], m[3]);
-            let qd = [
-                _mm256_unpacklo_epi64(u0, u2),
-                _mm256_unpackhi_epi64(u0, u2),
-                _mm256_unpacklo_epi64(u1, u3),
-                _mm256_unpackhi_epi64(u1, u3),
-            ];
-            let mut w = [_mm256_setzero_si256(); 8];
-            for (g, v) in qd.iter().enumerate() {
-                w[g] = _mm256_shuffle_epi8(lut, _mm256_and_si256(*v, m4));
-                w[g + 4] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(*v, 4), m4));
-            }
+            let w = panel_block_ggml(blk, lut, m4);
             let es: [f32; 8] = std::array::from_fn(|r| e8m0_to_fp32_half(*blk[r]));
             let e = _mm256_loadu_ps(es.as_ptr());
             let qt = qs.as_ptr().add(QK * ib) as *const i32;
