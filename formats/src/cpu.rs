@@ -19,7 +19,7 @@ pub struct CpuFeatures {
 }
 
 impl CpuFeatures {
-    /// AVX2 and FMA.
+    /// AVX2, FMA and F16C (every AVX2 CPU has F16C: Haswell, Zen and later).
     pub fn avx2(&self) -> bool {
         self.avx2
     }
@@ -78,7 +78,7 @@ pub fn detected() -> CpuFeatures {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        let avx2 = has!("avx2") && has!("fma");
+        let avx2 = has!("avx2") && has!("fma") && has!("f16c");
         let avx512 = avx2
             && has!("avx512f")
             && has!("avx512bw")

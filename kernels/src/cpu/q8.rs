@@ -449,6 +449,14 @@ fn matmul_q8(isa: Isa, w: &WeightMatrix, acts: &Q8Acts, n_tokens: usize, y: &mut
                         let line = w.line(r0 + r.min(nr - 1));
                         &bytes[line * row_bytes..(line + 1) * row_bytes]
                     };
+                    if n_tokens == 1 {
+                        // Decode: one row at a time, one stream of weights per thread, as ggml does.
+                        let (d, _, qs) = tok(0);
+                        for (k, v) in yts.iter_mut().enumerate() {
+                            *v = s.q8_0_tile_1x1(row(k), d, qs);
+                        }
+                        return;
+                    }
                     // Four rows at a time (a short last group repeats its last row), four tokens at a time.
                     for k in (0..nr).step_by(4) {
                         let rs = [0, 1, 2, 3].map(|j| row(k + j));
