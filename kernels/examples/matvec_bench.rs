@@ -54,12 +54,12 @@ fn main() {
         .expect("pool");
     let mut seed = 1u64;
     let h = 2880;
-    let vocab = 201088;
+    let vocab = arg("--vocab", 201088);
     let x: Vec<f32> = (0..h)
         .map(|_| (lcg(&mut seed) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
     let unembd = random_blocks(DType::Q8_0, vocab * h / 32, &mut seed);
-    let n_exp = 48;
+    let n_exp = arg("--experts", 48);
     let experts: Vec<Vec<u8>> = (0..n_exp)
         .map(|_| random_blocks(DType::Mxfp4, h * h / 32, &mut seed))
         .collect();

@@ -127,7 +127,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use ossify_formats::quant::q8_0::QK8_0;
-    use ossify_formats::quant::{fp16_to_fp32, BlockMxfp4, BlockQ8_0, QK_MXFP4};
+    use ossify_formats::quant::{BlockMxfp4, BlockQ8_0, QK_MXFP4};
 
     use super::super::decode::{e8m0_to_fp32_half, KVALUES_MXFP4};
 
@@ -371,7 +371,7 @@ mod x86 {
     /// One row of ggml Q8_0 blocks dotted with x, each weight decoded exactly (`q · d`, exact in f32) in registers:
     /// the same four accumulators over each block's 32 elements as [`dot`] over the decoded row, so the result is
     /// decode + [`dot`]'s bit for bit, without the round trip through a scratch row.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
         let nb = (row.len() / BQ8).min(x.len() / QK);
         let px = x.as_ptr();
@@ -381,7 +381,7 @@ mod x86 {
             if ib % 2 == 0 {
                 _mm_prefetch::<_MM_HINT_T0>(blk.as_ptr().wrapping_add(PREFETCH_BYTES) as *const i8);
             }
-            let dv = _mm256_set1_ps(fp16_to_fp32(u16::from_le_bytes([blk[0], blk[1]])));
+            let dv = _mm256_set1_ps(fp16x4_to_fp32::<1>([blk.as_ptr()])[0]);
             let q = blk.as_ptr().add(2);
             for (k, a) in acc.iter_mut().enumerate() {
                 let v = _mm_loadl_epi64(q.add(8 * k) as *const __m128i);
@@ -533,15 +533,27 @@ mod x86 {
     }
 
     /// The f16 scales at the start of `R` (at most 4) blocks, converted with F16C's `vcvtph2ps`: exact, the same
-    /// values as [`fp16_to_fp32`] (NaN payloads included), in one instruction instead of one branchy
+    /// values as [`ossify_formats::quant::fp16_to_fp32`] (NaN payloads included), in one instruction instead of one branchy
     /// conversion per row.
+    /// The four halves are gathered in a general register and moved in whole with `vmovq`, which zeroes the rest
+    /// of the vector register. Left to itself the compiler inserts them with `vpinsrw`, which merges with some
+    /// register's old value: it chose the accumulator's, tying each block to the previous block's FMA (a
+    /// 15-cycle chain per block instead of 4). The `asm!` keeps the move as written.
     #[inline(always)]
     unsafe fn fp16x4_to_fp32<const R: usize>(blk: [*const u8; R]) -> [f32; R] {
-        let mut h = [0u16; 4];
+        let mut h = 0u64;
         for (r, b) in blk.iter().enumerate().take(4) {
-            h[r] = (*b as *const u16).read_unaligned();
+            h |= u64::from((*b as *const u16).read_unaligned()) << (16 * r);
         }
-        let v = _mm_cvtph_ps(_mm_loadl_epi64(h.as_ptr() as *const __m128i));
+        let x: __m128i;
+        // SAFETY: a register-to-register move (AVX, implied by the callers' features); no memory, no flags.
+        std::arch::asm!(
+            "vmovq {x}, {h}",
+            x = lateout(xmm_reg) x,
+            h = in(reg) h,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+        let v = _mm_cvtph_ps(x);
         let mut f = [0f32; 4];
         _mm_storeu_ps(f.as_mut_ptr(), v);
         std::array::from_fn(|r| f[r])
@@ -699,6 +711,19 @@ mod x86 {
         }
     }
 
+    /// `init` plus, per row (lane), Σ of one block's 32 code · activation products: register `w[g]` against the
+    /// token's 4 codes at `q[g]`. Four independent chains summed at the end: integer sums are exact in any order,
+    /// and one chain of 8 `vpdpbusd` (about 4 cycles each) was the whole cost of a block.
+    #[inline(always)]
+    unsafe fn panel_block_dot<D: IDot>(init: __m256i, w: &[__m256i; 8], q: *const i32) -> __m256i {
+        let x = |g: usize| _mm256_set1_epi32(q.add(g).read_unaligned());
+        let a = D::dp(D::dp(init, w[0], x(0)), w[4], x(4));
+        let b = D::dp(D::dp(_mm256_setzero_si256(), w[1], x(1)), w[5], x(5));
+        let c = D::dp(D::dp(_mm256_setzero_si256(), w[2], x(2)), w[6], x(6));
+        let d = D::dp(D::dp(_mm256_setzero_si256(), w[3], x(3)), w[7], x(7));
+        _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d))
+    }
+
     /// 8 rows of ggml MXFP4 blocks · one token of Q8_0 activations without a panel: each block is decoded into
     /// registers exactly as [`build_panel_ggml`] stores it and used at once as [`panel_q8_body`] uses it (same
     /// integers, same float operations in the same order, so bit for bit the panel path's result). For one token
@@ -734,10 +759,7 @@ mod x86 {
             let es: [f32; 8] = std::array::from_fn(|r| e8m0_to_fp32_half(*blk[r]));
             let e = _mm256_loadu_ps(es.as_ptr());
             let qt = qs.as_ptr().add(QK * ib) as *const i32;
-            let mut ia = _mm256_set1_epi32(*sx.get_unchecked(ib));
-            for (g, wg) in w.iter().enumerate() {
-                ia = D::dp(ia, *wg, _mm256_set1_epi32(qt.add(g).read_unaligned()));
-            }
+            let ia = panel_block_dot::<D>(_mm256_set1_epi32(*sx.get_unchecked(ib)), &w, qt);
             let sc = _mm256_mul_ps(e, _mm256_set1_ps(*d.get_unchecked(ib)));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), sc, acc);
         }
@@ -771,10 +793,7 @@ mod x86 {
             let e = _mm256_loadu_ps(ws.as_ptr().add(PANEL_ROWS * ib));
             for t in 0..N {
                 let q = qs[t].as_ptr().add(QK * ib) as *const i32;
-                let mut ia = _mm256_set1_epi32(*sx[t].get_unchecked(ib));
-                for (g, wg) in w.iter().enumerate() {
-                    ia = D::dp(ia, *wg, _mm256_set1_epi32(q.add(g).read_unaligned()));
-                }
+                let ia = panel_block_dot::<D>(_mm256_set1_epi32(*sx[t].get_unchecked(ib)), &w, q);
                 let sc = _mm256_mul_ps(e, _mm256_set1_ps(*d[t].get_unchecked(ib)));
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), sc, acc[t]);
             }
