@@ -351,14 +351,9 @@ fn matmul_bf16_bf16(
         y.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(ci, ys)| {
-                let nr = ys.len();
                 let r0 = ci * ROWS_PER_TASK;
-                for k in (0..nr).step_by(4) {
-                    // A short last group repeats its last row and drops the extra results.
-                    let rs = [0, 1, 2, 3].map(|j| row(r0 + (k + j).min(nr - 1)));
-                    let o = s.dot4x1_bf16(rs, xb, cols).unwrap_or([f32::NAN; 4]);
-                    let m = (nr - k).min(4);
-                    ys[k..k + m].copy_from_slice(&o[..m]);
+                for (k, v) in ys.iter_mut().enumerate() {
+                    *v = s.dot1x1_bf16(row(r0 + k), xb, cols).unwrap_or(f32::NAN);
                 }
             });
         return;

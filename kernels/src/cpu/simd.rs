@@ -1220,26 +1220,25 @@ mod x86_512 {
         ]
     }
 
-    /// Four BF16 rows · one token, each exactly as [`dot4x2_bf16`] computes it (one chain per row).
+    /// One BF16 row · one token, exactly as [`dot4x2_bf16`] computes each row (one chain), read as one stream
+    /// with a prefetch ahead (four rows at a time ran four streams per thread and stalled on loads).
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
-    pub unsafe fn dot4x1_bf16(r: [&[u8]; 4], x: &[u16], n: usize) -> [f32; 4] {
-        let n = r
-            .iter()
-            .map(|s| s.len() / 2)
-            .fold(n.min(x.len()), |m, l| m.min(l));
-        let p = r.map(|s| s.as_ptr() as *const u16);
-        let mut a = [_mm512_setzero_ps(); 4];
+    pub unsafe fn dot1x1_bf16(r: &[u8], x: &[u16], n: usize) -> f32 {
+        let n = n.min(x.len()).min(r.len() / 2);
+        let p = r.as_ptr() as *const u16;
+        let mut a = _mm512_setzero_ps();
         let mut i = 0;
-        // SAFETY: the loads cover [i, i + min(32, n - i)) with i < n <= every slice's length.
+        // SAFETY: the loads cover [i, i + min(32, n - i)) with i < n <= both slices' lengths. The prefetch may
+        // point past the row (it is the next row in a matrix); a prefetch never faults.
         while i < n {
+            _mm_prefetch::<_MM_HINT_T0>(
+                (p as *const u8).wrapping_add(2 * i + super::x86::PREFETCH_BYTES) as *const i8,
+            );
             let m = (n - i).min(32);
-            let xv = load_bf16(x.as_ptr().add(i), m);
-            for k in 0..4 {
-                a[k] = _mm512_dpbf16_ps(a[k], load_bf16(p[k].add(i), m), xv);
-            }
+            a = _mm512_dpbf16_ps(a, load_bf16(p.add(i), m), load_bf16(x.as_ptr().add(i), m));
             i += 32;
         }
-        a.map(|v| _mm512_reduce_add_ps(v))
+        _mm512_reduce_add_ps(a)
     }
 }
 
@@ -1262,16 +1261,16 @@ impl Avx512 {
         }
     }
 
-    /// Four BF16 rows · one token's BF16 activations; `None` without AVX-512 BF16.
+    /// One BF16 row · one token's BF16 activations; `None` without AVX-512 BF16.
     #[inline]
-    pub fn dot4x1_bf16(self, r: [&[u8]; 4], x: &[u16], n: usize) -> Option<[f32; 4]> {
+    pub fn dot1x1_bf16(self, r: &[u8], x: &[u16], n: usize) -> Option<f32> {
         if !self.bf16 {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot4x2_bf16`.
         unsafe {
-            Some(x86_512::dot4x1_bf16(r, x, n))
+            Some(x86_512::dot1x1_bf16(r, x, n))
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
