@@ -745,16 +745,17 @@ mod x86 {
         let m4 = _mm256_set1_epi8(0x0f);
         let mut acc = _mm256_setzero_ps();
         // The 8 rows are usually one contiguous span, and the next 8 (this thread's next task) follow it: each
-        // step prefetches its share (8 blocks' bytes) of that next span, so its 8 streams start warm. The
-        // addresses may lie past the matrix; a prefetch never faults.
+        // step prefetches its share (8 blocks' bytes) of that next span into L2, so its 8 streams start warm
+        // (into L1 instead was slower: 10 vs 14 GB/s on one Zen 4 core). The addresses may lie past the matrix;
+        // a prefetch never faults.
         let next = rows[7].as_ptr().wrapping_add(rows[7].len());
         for ib in 0..nb {
             // SAFETY: ib < nb keeps each row's block (BMX bytes) and the token's block in bounds.
             let blk: [*const u8; 8] = std::array::from_fn(|r| rows[r].as_ptr().add(BMX * ib));
             let ahead = next.wrapping_add(PANEL_ROWS * BMX * ib);
-            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(ahead as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(128) as *const i8);
             let w = panel_block_ggml(blk, lut, m4);
             let es: [f32; 8] = std::array::from_fn(|r| e8m0_to_fp32_half(*blk[r]));
             let e = _mm256_loadu_ps(es.as_ptr());
