@@ -6,7 +6,7 @@
 //! |------------------------|-----------------------------------|-------------------------------------|
 //! | MXFP4 (both layouts)   | Q8_0 (32 per block, d = amax/127 as f16) | integer block sums × (e8m0/2 · d), block by block (ggml's repacked `mxfp4_8x8`) |
 //! | Q8_0                   | Q8_0                              | integer block sums × (d_w · d_x)   |
-//! | BF16                   | BF16 (round to nearest even)      | f32 accumulation of exact products |
+//! | BF16                   | BF16 (round to nearest even)      | `vdpbf16ps` chains: one token as `ggml_vec_dot_bf16`, batches as tinyBLAS |
 //! | F16                    | F16                               | f32 accumulation                   |
 //! | F32, Q4_*/Q5_*, transposed | unchanged (exact path)        | as [`super::matmul`]               |
 //!
@@ -327,9 +327,10 @@ fn matmul_rounded(
 /// Tokens whose BF16 activations one pass over the weights serves.
 const BF16_TOKENS_PER_TILE: usize = 64;
 
-/// BF16 weights · BF16 activations with `vdpbf16ps` (AVX-512 BF16), parallel over rows: one token by single
-/// dots, several in tiles of 4 rows × 2 tokens; `y = (yᵀ)ᵀ` as [`super::matmul()`] does. The weights are read
-/// in place, never decoded.
+/// BF16 weights · BF16 activations with `vdpbf16ps` (AVX-512 BF16), parallel over rows, summed as llama.cpp's
+/// CPU backend sums them: one token as `ggml_vec_dot_bf16` (two chains, f64 total), several in tiles of 4 rows ×
+/// 2 tokens in tinyBLAS's order (one chain per row); `y = (yᵀ)ᵀ` as [`super::matmul()`] does. The weights are
+/// read in place, never decoded.
 fn matmul_bf16_bf16(
     isa: Isa,
     w: &WeightMatrix,
@@ -353,7 +354,7 @@ fn matmul_bf16_bf16(
             .for_each(|(ci, ys)| {
                 let r0 = ci * ROWS_PER_TASK;
                 for (k, v) in ys.iter_mut().enumerate() {
-                    *v = s.dot1x1_bf16(row(r0 + k), xb, cols).unwrap_or(f32::NAN);
+                    *v = s.vec_dot_bf16(row(r0 + k), xb, cols).unwrap_or(f32::NAN);
                 }
             });
         return;

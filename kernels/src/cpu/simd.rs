@@ -1221,25 +1221,37 @@ mod x86_512 {
         ]
     }
 
-    /// One BF16 row · one token, exactly as [`dot4x2_bf16`] computes each row (one chain), read as one stream
-    /// with a prefetch ahead (four rows at a time ran four streams per thread and stalled on loads).
+    /// One BF16 row · one token as ggml's `ggml_vec_dot_bf16` computes it under AVX-512 BF16 (the kernel
+    /// llama.cpp's CPU backend runs for one token: llamafile's tinyBLAS takes only batches of 2 or more): two
+    /// `vdpbf16ps` chains over alternate 32-element halves of each 64, each reduced with `_mm512_reduce_add_ps`,
+    /// the two sums and a tail of `n % 64` exact products added in f64, rounded once to f32. Read as one stream
+    /// with a prefetch ahead.
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
-    pub unsafe fn dot1x1_bf16(r: &[u8], x: &[u16], n: usize) -> f32 {
+    pub unsafe fn vec_dot_bf16(r: &[u8], x: &[u16], n: usize) -> f32 {
         let n = n.min(x.len()).min(r.len() / 2);
         let p = r.as_ptr() as *const u16;
-        let mut a = _mm512_setzero_ps();
+        let (mut c1, mut c2) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let mut i = 0;
-        // SAFETY: the loads cover [i, i + min(32, n - i)) with i < n <= both slices' lengths. The prefetch may
-        // point past the row (it is the next row in a matrix); a prefetch never faults.
-        while i < n {
+        // SAFETY: the loads cover [i, i + 64) with i + 64 <= n <= both slices' lengths. The prefetch may point
+        // past the row (it is the next row in a matrix); a prefetch never faults.
+        while i + 64 <= n {
             _mm_prefetch::<_MM_HINT_T0>(
                 (p as *const u8).wrapping_add(2 * i + super::x86::PREFETCH_BYTES) as *const i8,
             );
-            let m = (n - i).min(32);
-            a = _mm512_dpbf16_ps(a, load_bf16(p.add(i), m), load_bf16(x.as_ptr().add(i), m));
-            i += 32;
+            let xp = x.as_ptr().add(i);
+            c1 = _mm512_dpbf16_ps(c1, load_bf16(p.add(i), 32), load_bf16(xp, 32));
+            c2 = _mm512_dpbf16_ps(c2, load_bf16(p.add(i + 32), 32), load_bf16(xp.add(32), 32));
+            i += 64;
         }
-        _mm512_reduce_add_ps(a)
+        let mut sum = f64::from(_mm512_reduce_add_ps(c1));
+        sum += f64::from(_mm512_reduce_add_ps(c2));
+        for j in i..n {
+            let w = u16::from_le_bytes([r[2 * j], r[2 * j + 1]]);
+            sum += f64::from(
+                f32::from_bits(u32::from(w) << 16) * f32::from_bits(u32::from(x[j]) << 16),
+            );
+        }
+        sum as f32
     }
 }
 
@@ -1262,16 +1274,16 @@ impl Avx512 {
         }
     }
 
-    /// One BF16 row · one token's BF16 activations; `None` without AVX-512 BF16.
+    /// One BF16 row · one token's BF16 activations, in `ggml_vec_dot_bf16`'s order; `None` without AVX-512 BF16.
     #[inline]
-    pub fn dot1x1_bf16(self, r: &[u8], x: &[u16], n: usize) -> Option<f32> {
+    pub fn vec_dot_bf16(self, r: &[u8], x: &[u16], n: usize) -> Option<f32> {
         if !self.bf16 {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot4x2_bf16`.
         unsafe {
-            Some(x86_512::dot1x1_bf16(r, x, n))
+            Some(x86_512::vec_dot_bf16(r, x, n))
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

@@ -445,14 +445,9 @@ fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
     // The pre-decoded prefill path and the fused decode path sum the same integers in the same order.
     let mut rng = Rng(99);
     let (rows, cols, n) = (19, 128, 6);
-    // BF16 too where `vdpbf16ps` runs it (one chain per row either way); elsewhere q8 mode's BF16 is exact mode's.
-    let bf16 = Isa::detect().avx512().is_some_and(|s| s.has_bf16());
-    let dtypes: &[DType] = if bf16 {
-        &[DType::Mxfp4, DType::Q8_0, DType::BF16]
-    } else {
-        &[DType::Mxfp4, DType::Q8_0]
-    };
-    for &dtype in dtypes {
+    // (Not BF16: there llama.cpp itself sums one token in another order than a batch, and so does q8 mode;
+    // `q8_bf16_one_token_is_ggml_vec_dot_bf16` pins that order.)
+    for dtype in [DType::Mxfp4, DType::Q8_0] {
         let w = random_matrix(&mut rng, dtype, rows, cols);
         let m = WeightMatrix::new(dtype, &w, rows, cols).unwrap();
         let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
@@ -494,6 +489,74 @@ fn q8_batched_rows_equal_one_token_rows_bit_for_bit() {
                     bd.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 );
             }
+        }
+    }
+}
+
+/// `ggml_vec_dot_bf16` under AVX-512 BF16 (ggml-cpu/vec.cpp, llama.cpp 0c1e570), written from its source and the
+/// `vdpbf16ps` definition (Intel SDM: per f32 lane, the odd BF16 pair's product is added first, then the even
+/// one's, each rounded to nearest even; denormals flushed, which these inputs never reach): two 16-lane
+/// accumulators over alternate 32-element halves of each 64, each reduced as `_mm512_reduce_add_ps` does
+/// (halves of 8, 4, 2, 1 added), both sums and the `n % 64` tail products added in f64, rounded once.
+fn ggml_vec_dot_bf16_model(w: &[u16], x: &[u16]) -> f32 {
+    let f = |v: u16| f32::from_bits(u32::from(v) << 16);
+    let reduce = |mut a: Vec<f32>| {
+        while a.len() > 1 {
+            let h = a.len() / 2;
+            a = (0..h).map(|j| a[j] + a[j + h]).collect();
+        }
+        a[0]
+    };
+    let n = w.len();
+    let (mut c1, mut c2) = (vec![0f32; 16], vec![0f32; 16]);
+    let mut i = 0;
+    while i + 64 <= n {
+        for (c, o) in [(&mut c1, i), (&mut c2, i + 32)] {
+            for (j, cj) in c.iter_mut().enumerate() {
+                let (e, d) = (o + 2 * j, o + 2 * j + 1);
+                *cj += f(w[d]) * f(x[d]);
+                *cj += f(w[e]) * f(x[e]);
+            }
+        }
+        i += 64;
+    }
+    let mut sum = f64::from(reduce(c1));
+    sum += f64::from(reduce(c2));
+    for j in i..n {
+        sum += f64::from(f(w[j]) * f(x[j]));
+    }
+    sum as f32
+}
+
+/// q8 mode sums a one-token BF16 row as llama.cpp's CPU backend does for one token (`ggml_vec_dot_bf16`; its
+/// tinyBLAS takes batches of 2 or more only), bit for bit, at gpt-oss's widths and with a tail.
+#[test]
+fn q8_bf16_one_token_is_ggml_vec_dot_bf16() {
+    if !Isa::detect().avx512().is_some_and(|s| s.has_bf16()) {
+        eprintln!("skipped: no AVX-512 BF16 here (q8 mode's BF16 is exact mode's)");
+        return;
+    }
+    let mut rng = Rng(0xbf16_0001);
+    for cols in [2880usize, 4096, 64 * 3 + 40] {
+        let rows = 7;
+        let w = random_matrix(&mut rng, DType::BF16, rows, cols);
+        let m = WeightMatrix::new(DType::BF16, &w, rows, cols).unwrap();
+        // Mixed signs and magnitudes, so that the order of the sums shows in the last bits.
+        let x: Vec<f32> = (0..cols).map(|_| (rng.f32() - 0.5) * 8.0).collect();
+        let mut y = vec![0f32; rows];
+        matmul_prec(&m, &x, 1, &mut y, Precision::Q8Activations).unwrap();
+        let xb: Vec<u16> = x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+        for (r, &got) in y.iter().enumerate() {
+            let wr: Vec<u16> = w[r * cols * 2..(r + 1) * cols * 2]
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            let want = ggml_vec_dot_bf16_model(&wr, &xb);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "cols={cols} row {r}: {got} vs {want}"
+            );
         }
     }
 }
