@@ -419,7 +419,30 @@ pub fn matmul_with(
                     let row = |k: usize| &scratch[k * cols..(k + 1) * cols];
                     let xrow = |t: usize| &xs[t * cols..(t + 1) * cols];
                     let mut t = 0;
-                    // Two tokens against four rows at a time, then the leftovers one by one.
+                    // Four tokens against four rows at a time where AVX-512 gives the registers, then two,
+                    // then the leftovers one by one (each dot summed in the same order whichever tile runs it).
+                    if let (Some(s), Some(z)) = (simd, isa.avx512()) {
+                        while t + 4 <= nt {
+                            let xs4 = [xrow(t), xrow(t + 1), xrow(t + 2), xrow(t + 3)];
+                            let mut k = 0;
+                            while k + 4 <= nr {
+                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
+                                let d = z.dot4x4_f32(rows, xs4, cols);
+                                for (j, dj) in d.iter().enumerate() {
+                                    for (i, &v) in dj.iter().enumerate() {
+                                        yts[(k + i) * nt + t + j] = v;
+                                    }
+                                }
+                                k += 4;
+                            }
+                            for k in k..nr {
+                                for (j, xj) in xs4.iter().enumerate() {
+                                    yts[k * nt + t + j] = s.dot(row(k), xj);
+                                }
+                            }
+                            t += 4;
+                        }
+                    }
                     if let Some(s) = simd {
                         while t + 2 <= nt {
                             let mut k = 0;

@@ -97,6 +97,40 @@ fn matmul_agrees_with_scalar_twin_for_every_type() {
     }
 }
 
+/// Exact mode's prefill gives the same bits on AVX-512 (4 × 4 tiles) as on AVX2 (4 × 2 tiles): each dot is summed in
+/// one order whichever tile runs it, so the reference does not move with the CPU's vector width. Token counts
+/// that leave 1, 2 and 3 tokens after the 4-token tiles, rows that leave a partial group of 4, a column count
+/// with a tail.
+#[test]
+fn exact_prefill_tiles_give_the_same_bits_on_every_avx_path() {
+    let mut rng = Rng(0x4444_2222);
+    let (rows, cols) = (23, 2880 + 4);
+    let paths: Vec<Isa> = Isa::available()
+        .into_iter()
+        .filter(|i| i.avx2().is_some())
+        .collect();
+    for dtype in [DType::F32, DType::BF16, DType::Mxfp4] {
+        let cols = if dtype == DType::F32 { cols } else { 2880 };
+        let bytes = random_matrix(&mut rng, dtype, rows, cols);
+        let w = WeightMatrix::new(dtype, &bytes, rows, cols).unwrap();
+        for n in [2usize, 4, 5, 6, 7, 9, 70] {
+            let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
+            let mut first: Option<(Isa, Vec<u32>)> = None;
+            for &isa in &paths {
+                let mut y = vec![0f32; n * rows];
+                matmul_with(isa, &w, &x, n, &mut y).unwrap();
+                let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    None => first = Some((isa, bits)),
+                    Some((i0, b0)) => {
+                        assert!(b0 == &bits, "{dtype} n={n}: {isa:?} differs from {i0:?}")
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn selected_rows_are_the_rows_of_the_whole_matrix() {
     // Interleaved gate/up: even rows = gate, odd rows = up; a selection computes the same rows as the whole
