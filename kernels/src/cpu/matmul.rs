@@ -421,46 +421,15 @@ pub fn matmul_with(
                     let mut t = 0;
                     // Four tokens against four rows at a time where AVX-512 gives the registers, then two,
                     // then the leftovers one by one (each dot summed in the same order whichever tile runs it).
-                    if let (Some(s), Some(z)) = (simd, isa.avx512()) {
-                        while t + 4 <= nt {
-                            let xs4 = [xrow(t), xrow(t + 1), xrow(t + 2), xrow(t + 3)];
-                            let mut k = 0;
-                            while k + 4 <= nr {
-                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
-                                let d = z.dot4x4_f32(rows, xs4, cols);
-                                for (j, dj) in d.iter().enumerate() {
-                                    for (i, &v) in dj.iter().enumerate() {
-                                        yts[(k + i) * nt + t + j] = v;
-                                    }
-                                }
-                                k += 4;
-                            }
-                            for k in k..nr {
-                                for (j, xj) in xs4.iter().enumerate() {
-                                    yts[k * nt + t + j] = s.dot(row(k), xj);
-                                }
-                            }
-                            t += 4;
-                        }
-                    }
                     if let Some(s) = simd {
-                        while t + 2 <= nt {
-                            let mut k = 0;
-                            while k + 4 <= nr {
-                                let rows = [row(k), row(k + 1), row(k + 2), row(k + 3)];
-                                let d = s.dot4x2(rows, [xrow(t), xrow(t + 1)], cols);
-                                for j in 0..4 {
-                                    yts[(k + j) * nt + t] = d[0][j];
-                                    yts[(k + j) * nt + t + 1] = d[1][j];
-                                }
-                                k += 4;
-                            }
-                            for k in k..nr {
-                                yts[k * nt + t] = s.dot(row(k), xrow(t));
-                                yts[k * nt + t + 1] = s.dot(row(k), xrow(t + 1));
-                            }
-                            t += 2;
+                        if let Some(z) = isa.avx512() {
+                            t = token_tiles(s, t, nr, nt, &row, &xrow, yts, |r, x| {
+                                z.dot4x4_f32(r, x, cols)
+                            });
                         }
+                        t = token_tiles(s, t, nr, nt, &row, &xrow, yts, |r, x| {
+                            s.dot4x2(r, x, cols)
+                        });
                     }
                     for t in t..nt {
                         for k in 0..nr {
@@ -501,6 +470,42 @@ fn transpose_into(src: &[f32], a: usize, b: usize, dst: &mut [f32]) {
             dst[j * a + i] = src[i * b + j];
         }
     }
+}
+
+/// Tokens `t..nt` of a prefill task in groups of `T` against its `nr` decoded rows in groups of 4 (`tile`, which
+/// returns `out[j][k] = row k · token j`), the rows left over by single dots into `yts` (`[nr, nt]`); returns the
+/// first token no group took.
+#[allow(clippy::too_many_arguments)]
+fn token_tiles<'r, const T: usize>(
+    s: Avx2,
+    mut t: usize,
+    nr: usize,
+    nt: usize,
+    row: &impl Fn(usize) -> &'r [f32],
+    xrow: &impl Fn(usize) -> &'r [f32],
+    yts: &mut [f32],
+    tile: impl Fn([&'r [f32]; 4], [&'r [f32]; T]) -> [[f32; 4]; T],
+) -> usize {
+    while t + T <= nt {
+        let xs: [&[f32]; T] = std::array::from_fn(|j| xrow(t + j));
+        let mut k = 0;
+        while k + 4 <= nr {
+            let d = tile(std::array::from_fn(|i| row(k + i)), xs);
+            for (j, dj) in d.iter().enumerate() {
+                for (i, &v) in dj.iter().enumerate() {
+                    yts[(k + i) * nt + t + j] = v;
+                }
+            }
+            k += 4;
+        }
+        for k in k..nr {
+            for (j, xj) in xs.iter().enumerate() {
+                yts[k * nt + t + j] = s.dot(row(k), xj);
+            }
+        }
+        t += T;
+    }
+    t
 }
 
 /// Stored `(in, out)`: each task owns COLS_PER_TASK outputs, walks the stored rows once, decodes the span of

@@ -1191,6 +1191,8 @@ impl Avx2 {
 mod x86_512 {
     use std::arch::x86_64::*;
 
+    use ossify_formats::quant::bf16_to_fp32;
+
     /// 32 BF16 values at `p` (`n` ≤ 32 of them; the rest read as zero).
     #[inline(always)]
     unsafe fn load_bf16(p: *const u16, n: usize) -> __m512bh {
@@ -1294,9 +1296,7 @@ mod x86_512 {
         sum += f64::from(_mm512_reduce_add_ps(c2));
         for j in i..n {
             let w = u16::from_le_bytes([r[2 * j], r[2 * j + 1]]);
-            sum += f64::from(
-                f32::from_bits(u32::from(w) << 16) * f32::from_bits(u32::from(x[j]) << 16),
-            );
+            sum += f64::from(bf16_to_fp32(w) * bf16_to_fp32(x[j]));
         }
         sum as f32
     }
